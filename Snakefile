@@ -1,0 +1,25 @@
+# Compressing VGG16 on CIFAR-10 with the Separation Index.
+# (a) train VGG16 end to end, (b) retrain a classifier on its frozen features,
+# (c) cut the layers and channels that add no separation and retrain a small classifier.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/lr_search.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,170 @@
+"""The trainings of the study, each from files to files: (a) end-to-end, (b) frozen features.
+
+Every training writes the same four artefacts: `model.pt` (best epoch by validation
+accuracy), `history.csv`, `metrics.json` and `curves.png`. The test set is touched once per
+training, after it ends, to test the best model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import artifacts, reporting
+from .data import load_dataset
+from .model import (VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint,
+                    parameter_counts, vgg_arch)
+from .splits import load_split, load_summary
+from .training import DivergedError, FitResult, TrainSettings, evaluate, fit, pick_device, to_device_images
+
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class StudyData:
+    train: Pair
+    val: Pair
+    test: Pair
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+
+
+def load_study_data(data_npz: str | Path, split_npz: str | Path, summary_json: str | Path,
+                    device: torch.device) -> StudyData:
+    """Train / val / test subsets as uint8 (N, 3, 32, 32) tensors on `device`."""
+    ds = load_dataset(data_npz)
+    split = load_split(split_npz)
+    summary = load_summary(summary_json)
+
+    def pair(x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> Pair:
+        if idx is not None:
+            x, y = x[idx], y[idx]
+        return to_device_images(x, device), torch.as_tensor(y, dtype=torch.long, device=device)
+
+    return StudyData(
+        train=pair(ds.x_train, ds.y_train, split["train"]),
+        val=pair(ds.x_train, ds.y_train, split["val"]),
+        test=pair(ds.x_test, ds.y_test),
+        classes=list(ds.classes),
+        mean=list(summary["train_mean"]),
+        std=list(summary["train_std"]),
+    )
+
+
+def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, history: str | Path,
+                 metrics: str | Path, curves: str | Path, title: str,
+                 checkpoint: str | Path | None = None, config: dict | None = None,
+                 extra_metrics: dict | None = None, fail_on_divergence: bool = True,
+                 log: Callable[[str], None] = print) -> dict:
+    """Fit, restore the best epoch, test it once, write the artefacts; return the metrics."""
+    log(f"{title}: {len(data.train[0])} train / {len(data.val[0])} val images on "
+        f"{data.train[0].device}, {settings.epochs} epochs, lr {settings.lr:g}, "
+        f"step {settings.step_size}, parameters {parameter_counts(model)}")
+    result: FitResult = fit(model, data.train, data.val, settings, log=log)
+    with artifacts.atomic_path(history) as tmp:
+        result.history.to_csv(tmp, index=False)
+    reporting.plot_curves(result.history, curves, title=title, best_epoch=result.best_epoch)
+    if result.diverged and fail_on_divergence:
+        raise DivergedError(f"{title}: training loss became non-finite at epoch "
+                            f"{result.diverged_epoch} with lr {settings.lr:g}; "
+                            "choose a smaller learning rate")
+    model.load_state_dict(result.best_state)
+    test_loss, test_acc = (float("nan"), float("nan"))
+    if not result.diverged or result.best_epoch > 0:
+        test_loss, test_acc = evaluate(model, *data.test, batch_size=settings.eval_batch_size,
+                                       bf16=settings.bf16)
+    out = {
+        "title": title,
+        "best_epoch": result.best_epoch,
+        "val_acc": result.best_val_acc,
+        "val_loss": result.best_val_loss,
+        "test_acc": test_acc,
+        "test_loss": test_loss,
+        "diverged": result.diverged,
+        "diverged_epoch": result.diverged_epoch,
+        "epochs_run": len(result.history),
+        "train_seconds": result.seconds,
+        "parameters": parameter_counts(model),
+        "lr": settings.lr,
+        "step_size": settings.step_size,
+        **(extra_metrics or {}),
+        "settings": result.settings,
+        "provenance": artifacts.provenance(config, settings.seed),
+    }
+    if checkpoint is not None:
+        payload = checkpoint_payload(model.cpu(), metrics={k: v for k, v in out.items()
+                                                           if k not in ("provenance", "settings")},
+                                     provenance=out["provenance"], settings=result.settings)
+        artifacts.save_torch(checkpoint, _plain(payload))
+    artifacts.write_json(metrics, out)
+    log(f"{title}: best epoch {result.best_epoch}, val acc {100 * result.best_val_acc:.2f}%, "
+        f"test acc {100 * test_acc:.2f}%")
+    return out
+
+
+def _plain(obj):
+    """Drop Python objects weights_only loading would refuse (keep dict/list/str/num/tensor)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return obj
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+# ----------------------------------------------------------------------------------------
+# (a) end-to-end and (b) frozen features
+
+
+def train_e2e(*, data_npz, split_npz, summary_json, model_out, history, metrics, curves,
+              settings: TrainSettings, width: float, hidden, dropout: float,
+              config: dict | None = None, device: str | None = None,
+              log: Callable[[str], None] = print) -> dict:
+    """(a) VGG16 from random initial weights, every layer trained."""
+    dev = pick_device(device)
+    data = load_study_data(data_npz, split_npz, summary_json, dev)
+    torch.manual_seed(settings.seed)
+    model = build_model(vgg_arch(width, hidden, dropout, len(data.classes), data.mean, data.std))
+    return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
+                        checkpoint=model_out, config=config, title="end-to-end (a)", log=log,
+                        extra_metrics={"width": width, "classes": data.classes})
+
+
+def head_model(e2e_checkpoint: str | Path, hidden, dropout: float, seed: int) -> VGG:
+    """The e2e feature extractor with a new, freshly initialised classifier."""
+    ckpt = load_checkpoint(e2e_checkpoint)
+    arch = dict(ckpt["arch"])
+    old = arch["classifier"]
+    arch["classifier"] = classifier_spec(old["in_features"], hidden, dropout, old["num_classes"])
+    torch.manual_seed(seed)
+    model = build_model(arch)
+    feats = {k[len("features."):]: v for k, v in ckpt["state_dict"].items()
+             if k.startswith("features.")}
+    model.features.load_state_dict(feats)
+    norm = {k[len("normalize."):]: v for k, v in ckpt["state_dict"].items()
+            if k.startswith("normalize.")}
+    model.normalize.load_state_dict(norm)
+    return model
+
+
+def train_head(*, e2e_model, data_npz, split_npz, summary_json, model_out, history, metrics,
+               curves, settings: TrainSettings, hidden, dropout: float,
+               config: dict | None = None, device: str | None = None,
+               log: Callable[[str], None] = print) -> dict:
+    """(b) The e2e feature extractor frozen (BatchNorm in eval mode), a new classifier trained."""
+    if settings.train_only != "classifier":
+        raise ValueError("train_head trains the classifier only: settings.train_only must be 'classifier'")
+    dev = pick_device(device)
+    data = load_study_data(data_npz, split_npz, summary_json, dev)
+    model = head_model(e2e_model, hidden, dropout, settings.seed)
+    return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
+                        checkpoint=model_out, config=config, title="frozen features (b)", log=log,
+                        extra_metrics={"source_model": str(e2e_model), "classes": data.classes})

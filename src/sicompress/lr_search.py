@@ -1,0 +1,86 @@
+"""Learning-rate search: a grid of short runs over (initial lr, StepLR step), decided on
+validation accuracy only.
+
+Step sizes are given in epochs of the full schedule (`train.epochs`); a trial of
+`lr_search.epochs` epochs uses the step scaled by `lr_search.epochs / train.epochs`, so that
+each trial sees the same shape of schedule as the full run, compressed in time.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+import torch
+
+from . import artifacts, reporting
+from .experiment import load_study_data, run_training
+from .model import build_model, vgg_arch
+from .training import TrainSettings, pick_device, scaled_step
+
+
+def format_value(v: float) -> str:
+    """How an lr or step appears in paths: shortest round-trip text (0.05, 0.1, 1e-05, 30)."""
+    return f"{v:g}"
+
+
+def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr: float,
+              step_size: int, full_epochs: int, settings: TrainSettings, width: float, hidden,
+              dropout: float, config: dict | None = None, device: str | None = None,
+              log: Callable[[str], None] = print) -> dict:
+    """One grid point. A non-finite loss ends the trial and is recorded as diverged."""
+    trial_step = scaled_step(step_size, settings.epochs, full_epochs)
+    s = TrainSettings(**{**settings.__dict__, "lr": lr, "step_size": trial_step})
+    dev = pick_device(device)
+    data = load_study_data(data_npz, split_npz, summary_json, dev)
+    torch.manual_seed(s.seed)
+    model = build_model(vgg_arch(width, hidden, dropout, len(data.classes), data.mean, data.std))
+    return run_training(model, data, s, history=history, metrics=metrics, curves=curves,
+                        config=config, title=f"lr search: lr {lr:g}, step {step_size}",
+                        fail_on_divergence=False, log=log,
+                        extra_metrics={"grid_lr": lr, "grid_step": step_size,
+                                       "trial_step": trial_step, "full_epochs": full_epochs})
+
+
+def select_lr(*, trial_metrics: Iterable[str | Path], summary_csv, best_json, heatmap,
+              log: Callable[[str], None] = print) -> dict:
+    """Table of all trials; the best is the highest validation accuracy among the trials that
+    did not diverge, ties to the smaller lr, then the smaller step. Test accuracies are listed
+    for the report only; they never enter the decision.
+    """
+    rows = []
+    for path in trial_metrics:
+        m = artifacts.read_json(path)
+        rows.append({
+            "lr": m["grid_lr"], "step_size": m["grid_step"], "trial_step": m["trial_step"],
+            "val_acc": m["val_acc"], "val_loss": m["val_loss"], "best_epoch": m["best_epoch"],
+            "epochs_run": m["epochs_run"], "diverged": m["diverged"],
+            "test_acc": m["test_acc"], "seconds": m["train_seconds"], "metrics": str(path),
+        })
+    if not rows:
+        raise ValueError("lr search: no trials (lr_search.lrs or lr_search.step_sizes is empty)")
+    table = pd.DataFrame(rows).sort_values(["lr", "step_size"]).reset_index(drop=True)
+    ok = table[~table["diverged"] & table["val_acc"].map(lambda v: v is not None and math.isfinite(v))]
+    if ok.empty:
+        raise RuntimeError("lr search: every trial diverged; add smaller values to lr_search.lrs")
+    best = ok.sort_values(["val_acc", "lr", "step_size"], ascending=[False, True, True]).iloc[0]
+    table["chosen"] = (table["lr"] == best["lr"]) & (table["step_size"] == best["step_size"])
+    with artifacts.atomic_path(summary_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    out = {
+        "lr": float(best["lr"]),
+        "step_size": int(best["step_size"]),
+        "val_acc": float(best["val_acc"]),
+        "test_acc_of_trial": float(best["test_acc"]),
+        "decided_on": "validation accuracy of each trial's best epoch",
+        "n_trials": int(len(table)),
+        "n_diverged": int(table["diverged"].sum()),
+    }
+    artifacts.write_json(best_json, out)
+    reporting.plot_lr_heatmap(table, heatmap, chosen=(out["lr"], out["step_size"]))
+    log(f"lr search: chose lr {out['lr']:g}, step {out['step_size']} "
+        f"(val acc {100 * out['val_acc']:.2f}%) out of {len(table)} trials, "
+        f"{out['n_diverged']} diverged")
+    return out

@@ -1,0 +1,74 @@
+"""Figures of the study. Every function writes one PNG atomically and returns nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no screen
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import artifacts  # noqa: E402
+
+DPI = 120
+
+
+def _save(fig, path: str | Path) -> None:
+    with artifacts.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def plot_curves(history: pd.DataFrame, path: str | Path, *, title: str, best_epoch: int | None = None) -> None:
+    """Accuracy and loss of train and validation per epoch, two panels, best epoch marked."""
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    e = history["epoch"]
+    for ax, key, label in ((ax_acc, "acc", "accuracy (%)"), (ax_loss, "loss", "cross-entropy loss")):
+        scale = 100.0 if key == "acc" else 1.0
+        ax.plot(e, history[f"train_{key}"] * scale, label="train (augmented)", color="tab:blue")
+        ax.plot(e, history[f"val_{key}"] * scale, label="validation", color="tab:orange")
+        if best_epoch:
+            ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best epoch ({best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if best_epoch and best_epoch in set(e):
+        row = history[history["epoch"] == best_epoch].iloc[0]
+        ax_acc.plot([best_epoch], [row["val_acc"] * 100], "o", color="tab:red")
+        ax_acc.annotate(f"{row['val_acc'] * 100:.2f}%", (best_epoch, row["val_acc"] * 100),
+                        textcoords="offset points", xytext=(5, -12))
+    ax_acc.set_title("accuracy")
+    ax_loss.set_title("loss")
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_lr_heatmap(table: pd.DataFrame, path: str | Path, *, chosen: tuple[float, int] | None = None) -> None:
+    """Validation accuracy over lr (rows) x StepLR step (columns); diverged trials marked."""
+    lrs = sorted(table["lr"].unique())
+    steps = sorted(table["step_size"].unique())
+    grid = np.full((len(lrs), len(steps)), np.nan)
+    for _, r in table.iterrows():
+        i, j = lrs.index(r["lr"]), steps.index(r["step_size"])
+        grid[i, j] = np.nan if r["diverged"] else r["val_acc"] * 100
+    fig, ax = plt.subplots(figsize=(1.6 * len(steps) + 3, 0.8 * len(lrs) + 2))
+    im = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(steps)), [f"{s:g}" for s in steps])
+    ax.set_yticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+    ax.set_xlabel("StepLR step (epochs of the full schedule)")
+    ax.set_ylabel("initial learning rate")
+    for _, r in table.iterrows():
+        i, j = lrs.index(r["lr"]), steps.index(r["step_size"])
+        text = "diverged" if r["diverged"] else f"{r['val_acc'] * 100:.1f}%"
+        if chosen and (r["lr"], r["step_size"]) == chosen:
+            text += "\nchosen"
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+        ax.text(j, i, text, ha="center", va="center", color="white" if r["diverged"] else "black",
+                fontsize=9, bbox=dict(boxstyle="round", fc="white", alpha=0.6, lw=0))
+    fig.colorbar(im, ax=ax, label="validation accuracy (%)")
+    ax.set_title("learning-rate search: validation accuracy of each trial's best epoch")
+    _save(fig, path)

@@ -1,0 +1,270 @@
+"""The training engine: one function, `fit`, serves every training of the study.
+
+The images live as uint8 tensors on the training device; each batch is cropped, flipped and
+normalised there, so there are no DataLoader workers and no per-image Python. SGD with
+momentum, weight decay and StepLR, cross-entropy loss; the weights of the epoch with the best
+validation accuracy are kept. Randomness is drawn from a generator seeded by (seed, epoch), so
+the same seed gives the same history on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ----------------------------------------------------------------------------------------
+# Settings (defaults are the study's; units in comments)
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 200              # full passes over the training subset
+    lr: float = 0.05               # initial learning rate
+    step_size: int = 50            # StepLR step, in epochs
+    gamma: float = 0.1             # StepLR factor
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128          # images per SGD step
+    eval_batch_size: int = 1000    # images per forward pass when evaluating
+    augment: bool = True           # random 32x32 crop of the 4-px zero-padded image + h-flip
+    pad: int = 4                   # crop padding, pixels
+    seed: int = 0
+    bf16: bool = True              # bf16 autocast (CUDA only)
+    channels_last: bool = True     # memory format (CUDA only)
+    compile: bool = False          # torch.compile the model
+    train_only: str = "all"        # "all" or "classifier" (features frozen, BatchNorm in eval)
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.step_size < 1:
+            raise ValueError(f"step_size must be >= 1 epoch, got {self.step_size}")
+        if self.train_only not in ("all", "classifier"):
+            raise ValueError(f"train_only must be 'all' or 'classifier', got {self.train_only!r}")
+
+
+HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+
+
+@dataclass
+class FitResult:
+    history: pd.DataFrame
+    best_state: dict                  # state_dict of the best epoch (CPU tensors)
+    best_epoch: int                   # 1-based; 0 when no epoch finished
+    best_val_acc: float
+    best_val_loss: float
+    diverged: bool = False
+    diverged_epoch: int | None = None
+    seconds: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+
+class DivergedError(RuntimeError):
+    """The training loss became non-finite."""
+
+
+# ----------------------------------------------------------------------------------------
+# Device and data
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """`None`/"auto": CUDA when present, else CPU."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def to_device_images(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (N, 32, 32, 3) as stored -> uint8 (N, 3, 32, 32) on `device`."""
+    t = torch.as_tensor(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    if t.dtype != torch.uint8:
+        raise TypeError(f"images must be uint8, got {t.dtype}")
+    if t.ndim == 4 and t.shape[-1] == 3 and t.shape[1] != 3:
+        t = t.permute(0, 3, 1, 2)
+    return t.contiguous().to(device)  # (N, 3, H, W)
+
+
+def augment_batch(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Random crop of the zero-padded image and random horizontal flip, on x's device.
+
+    x: uint8 (B, C, H, W). Zero padding in pixel space (black border), as in the common
+    torchvision RandomCrop(32, padding=4) on PIL images.
+    """
+    b, c, h, w = x.shape
+    dev = x.device
+    padded = F.pad(x, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=dev)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=dev)
+    flip = torch.rand(b, generator=gen, device=dev) < 0.5
+    rows = oy[:, None] + torch.arange(h, device=dev)  # (B, H)
+    cols = ox[:, None] + torch.arange(w, device=dev)  # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)  # flipping = reading columns backwards
+    bi = torch.arange(b, device=dev)[:, None, None, None]
+    ci = torch.arange(c, device=dev)[None, :, None, None]
+    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
+
+
+def _autocast(device: torch.device, bf16: bool):
+    enabled = bf16 and device.type == "cuda"
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1000,
+             bf16: bool = True, channels_last: bool = False) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` in eval mode on un-augmented images."""
+    was_training = model.training
+    model.eval()
+    device = x.device
+    total_loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, bf16):
+            out = model(xb)
+        out = out.float()
+        total_loss += F.cross_entropy(out, yb, reduction="sum").item()
+        correct += (out.argmax(1) == yb).sum().item()
+    model.train(was_training)
+    n = max(1, len(x))
+    return total_loss / n, correct / n
+
+
+def _set_train_mode(model: nn.Module, train_only: str) -> None:
+    model.train()
+    if train_only == "classifier":
+        model.features.eval()  # frozen means no BatchNorm statistic moves either
+
+
+# ----------------------------------------------------------------------------------------
+# The engine
+
+
+def fit(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    settings: TrainSettings,
+    *,
+    log: Callable[[str], None] = print,
+    stop_on_divergence: bool = True,
+) -> FitResult:
+    """Train `model` in place and return the history and the best epoch's weights.
+
+    `train`/`val` are (uint8 images (N, 3, 32, 32), int64 labels (N,)) already on the training
+    device; the model is moved there. With `settings.train_only == "classifier"` the feature
+    extractor gets no gradient and stays in eval mode. A non-finite training loss stops the
+    run: the result says `diverged` (callers decide whether that is an error).
+    """
+    s = settings
+    x_tr, y_tr = train
+    x_va, y_va = val
+    device = x_tr.device
+    torch.manual_seed(s.seed)
+    model.to(device)
+    if s.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    if s.train_only == "classifier":
+        for p in model.features.parameters():
+            p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
+    step_model = torch.compile(model) if s.compile else model
+    cl = s.channels_last and device.type == "cuda"
+
+    rows: list[dict] = []
+    best = {"epoch": 0, "acc": -1.0, "loss": float("inf"), "state": None}
+    diverged_epoch = None
+    n = len(x_tr)
+    t_start = time.perf_counter()
+    for epoch in range(1, s.epochs + 1):
+        t0 = time.perf_counter()
+        # One generator per epoch, seeded by (seed, epoch): order and augmentation of an epoch
+        # do not depend on what ran before it.
+        gen = torch.Generator(device=device).manual_seed(s.seed * 100_003 + epoch)
+        torch.manual_seed(s.seed * 100_003 + epoch)  # dropout
+        _set_train_mode(model, s.train_only)
+        lr_now = opt.param_groups[0]["lr"]
+        perm = torch.randperm(n, generator=gen, device=device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for i in range(0, n, s.batch_size):
+            idx = perm[i:i + s.batch_size]
+            xb, yb = x_tr[idx], y_tr[idx]  # (B, 3, 32, 32) uint8, (B,)
+            if s.augment:
+                xb = augment_batch(xb, s.pad, gen)
+            if cl:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, s.bf16):
+                out = step_model(xb)
+                loss = F.cross_entropy(out.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (out.detach().argmax(1) == yb).sum()
+        train_loss = loss_sum.item() / n
+        train_acc = correct.item() / n
+        sched.step()
+        if not math.isfinite(train_loss):
+            diverged_epoch = epoch
+            rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
+                             val_loss=float("nan"), val_acc=float("nan"),
+                             seconds=time.perf_counter() - t0))
+            log(f"epoch {epoch}/{s.epochs}: training loss is {train_loss} at lr {s.lr:g}: diverged")
+            if stop_on_divergence:
+                break
+            continue
+        val_loss, val_acc = evaluate(model, x_va, y_va, batch_size=s.eval_batch_size,
+                                     bf16=s.bf16, channels_last=cl)
+        if val_acc > best["acc"]:
+            best.update(epoch=epoch, acc=val_acc, loss=val_loss,
+                        state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+        secs = time.perf_counter() - t0
+        rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
+                         val_loss=val_loss, val_acc=val_acc, seconds=secs))
+        log(f"epoch {epoch:>3}/{s.epochs}  lr {lr_now:.4g}  "
+            f"train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
+            f"val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
+            f"{secs:6.1f} s  best {100 * best['acc']:.2f}% (epoch {best['epoch']})")
+
+    if best["state"] is None:  # diverged in the first epoch: keep what there is
+        best["state"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        best["acc"], best["loss"] = float("nan"), float("nan")
+    return FitResult(
+        history=pd.DataFrame(rows, columns=HISTORY_COLUMNS),
+        best_state=best["state"],
+        best_epoch=best["epoch"],
+        best_val_acc=best["acc"],
+        best_val_loss=best["loss"],
+        diverged=diverged_epoch is not None,
+        diverged_epoch=diverged_epoch,
+        seconds=time.perf_counter() - t_start,
+        settings=asdict(s),
+    )
+
+
+def scaled_step(step_size: int, epochs: int, full_epochs: int) -> int:
+    """A step given in epochs of the full schedule, scaled to a shorter run (at least 1)."""
+    return max(1, int(round(step_size * epochs / full_epochs)))
+
+
+def settings_from_config(section: dict, seed: int, **overrides) -> TrainSettings:
+    """TrainSettings from a config section (e.g. config["train"]); keys it does not know are
+    ignored, `overrides` win."""
+    known = set(TrainSettings.__dataclass_fields__)
+    values = {k: v for k, v in section.items() if k in known}
+    values.update(seed=seed, **{k: v for k, v in overrides.items() if v is not None})
+    return TrainSettings(**values)

@@ -1,0 +1,98 @@
+import math
+
+import pandas as pd
+import torch
+
+from sicompress.experiment import head_model
+from sicompress.model import build_model, checkpoint_payload, vgg_arch
+from sicompress.training import TrainSettings, augment_batch, fit, scaled_step
+
+
+def toy_data(n_per_class=40, classes=4, seed=0):
+    """Class-dependent colour patterns plus noise, uint8 (N, 3, 32, 32)."""
+    g = torch.Generator().manual_seed(seed)
+    patterns = torch.rand(classes, 3, 4, 4, generator=g)
+    patterns = torch.nn.functional.interpolate(patterns, size=32, mode="bilinear")
+    y = torch.arange(classes).repeat_interleave(n_per_class)
+    x = patterns[y] + 0.15 * torch.randn(len(y), 3, 32, 32, generator=g)
+    return (x.clamp(0, 1) * 255).to(torch.uint8), y
+
+
+def tiny_model(classes=4):
+    return build_model(vgg_arch(0.0625, hidden=[32], dropout=0.0, num_classes=classes))
+
+
+def settings(**kw):
+    base = dict(epochs=4, lr=0.05, step_size=3, batch_size=32, eval_batch_size=256, seed=0)
+    return TrainSettings(**{**base, **kw})
+
+
+def test_loss_falls_and_beats_chance():
+    x, y = toy_data()
+    xv, yv = toy_data(10, seed=1)
+    torch.manual_seed(0)
+    res = fit(tiny_model(), (x, y), (xv, yv), settings(epochs=6), log=lambda m: None)
+    h = res.history
+    assert list(h.columns) == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+    assert res.best_val_acc > 0.5  # chance is 0.25
+    assert res.best_val_acc == h["val_acc"].max()
+    assert res.best_epoch == int(h.loc[h["val_acc"].idxmax(), "epoch"])
+    # StepLR at 3 epochs: 0.05 for epochs 1-3, 0.005 from epoch 4
+    assert math.isclose(h["lr"].iloc[0], 0.05) and math.isclose(h["lr"].iloc[3], 0.005)
+
+
+def test_same_seed_same_history():
+    x, y = toy_data()
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        res = fit(tiny_model(), (x, y), (x[:40], y[:40]), settings(epochs=2), log=lambda m: None)
+        runs.append(res.history.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
+def test_diverging_lr_is_recorded_not_raised():
+    x, y = toy_data()
+    res = fit(tiny_model(), (x, y), (x[:40], y[:40]), settings(lr=1e6, epochs=3),
+              log=lambda m: None)
+    assert res.diverged
+    assert res.diverged_epoch is not None
+    assert len(res.history) == res.diverged_epoch  # it stopped there
+
+
+def test_augment_is_crop_of_padded_and_flip():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    out = augment_batch(x, 4, g)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for i in range(len(x)):  # every output is one of the 81 x 2 crops of its own padded image
+        found = any(
+            torch.equal(out[i], c) or torch.equal(out[i], c.flip(2))
+            for c in (padded[i, :, a:a + 32, b:b + 32] for a in range(9) for b in range(9))
+        )
+        assert found
+
+
+def test_head_training_leaves_features_bit_identical(tmp_path):
+    x, y = toy_data()
+    e2e = tiny_model()
+    fit(e2e, (x, y), (x[:40], y[:40]), settings(epochs=1), log=lambda m: None)
+    path = tmp_path / "e2e.pt"
+    torch.save(checkpoint_payload(e2e), path)
+    head = head_model(path, hidden=[16], dropout=0.0, seed=1)
+    before = {k: v.clone() for k, v in head.features.state_dict().items()}
+    cls_before = {k: v.clone() for k, v in head.classifier.state_dict().items()}
+    res = fit(head, (x, y), (x[:40], y[:40]), settings(epochs=2, train_only="classifier"),
+              log=lambda m: None)
+    after = head.features.state_dict()
+    for k, v in before.items():  # weights and BatchNorm running statistics alike
+        assert torch.equal(v, after[k]), k
+    assert any(not torch.equal(v, head.classifier.state_dict()[k]) for k, v in cls_before.items())
+    assert res.best_epoch >= 1
+
+
+def test_scaled_step():
+    assert scaled_step(50, 20, 200) == 5
+    assert scaled_step(1, 5, 200) == 1

@@ -1,0 +1,44 @@
+wildcard_constraints:
+    lr=r"[0-9.eE+-]+",
+    step=r"[0-9]+",
+
+
+rule lr_trial:
+    input:
+        data=rules.prepare_data.output.data,
+        split=rules.split.output.split,
+        summary=rules.split.output.summary,
+    output:
+        history="results/lr_search/lr~{lr}/step~{step}/history.csv",
+        metrics="results/lr_search/lr~{lr}/step~{step}/metrics.json",
+        curves="results/lr_search/lr~{lr}/step~{step}/curves.png",
+    log:
+        "logs/lr_search/lr~{lr}/step~{step}.log",
+    params:
+        trial_epochs=config["lr_search"]["epochs"],
+        full_epochs=config["train"]["epochs"],
+        train=config["train"],
+        model=config["model"],
+        seed=config["seed"],
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/lr_trial.py"
+
+
+rule select_lr:
+    input:
+        metrics=get_trial_metrics(),
+    output:
+        summary="results/lr_search/summary.csv",
+        best="results/lr_search/best.json",
+        heatmap="results/lr_search/heatmap.png",
+    log:
+        "logs/lr_search/select_lr.log",
+    conda:
+        ENV
+    script:
+        "../scripts/select_lr.py"
