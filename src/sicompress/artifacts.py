@@ -78,7 +78,7 @@ def provenance(config: dict | None = None, seed: int | None = None) -> dict:
 
     return {
         "code_version": code_version(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "seed": seed,
         "config": config,
     }

@@ -113,7 +113,9 @@ def _plain(obj):
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+    if isinstance(obj, str):
+        return str(obj)  # also str subclasses such as torch's version string
+    if obj is None or isinstance(obj, (bool, int, float, torch.Tensor)):
         return obj
     if hasattr(obj, "item"):
         return obj.item()

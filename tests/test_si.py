@@ -1,0 +1,373 @@
+"""The Separation Index against scikit-learn and slow pure-Python references."""
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import LeaveOneOut, cross_val_predict
+from sklearn.neighbors import KNeighborsClassifier, NearestCentroid, NearestNeighbors
+from sklearn.preprocessing import StandardScaler
+
+from sicompress.model import build_model, vgg_arch
+from sicompress.si import (LAYER_COLUMNS, center_separation_index, layer_separation,
+                           nearest_neighbors, separation_index, separation_indices)
+
+# ----------------------------------------------------------------------------------------
+# References
+
+
+def sklearn_loo_neighbor(x):
+    """Index of each sample's nearest other sample, from sklearn (self dropped by index)."""
+    idx = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(x).kneighbors(
+        x, return_distance=False)  # (N, 2)
+    is_self = idx[:, 0] == np.arange(len(x))
+    return np.where(is_self, idx[:, 1], idx[:, 0])
+
+
+def sklearn_si(x, y):
+    return float(np.mean(y[sklearn_loo_neighbor(x)] == y))
+
+
+def sklearn_csi(x, y):
+    return float(np.mean(NearestCentroid().fit(x, y).predict(x) == y))
+
+
+def brute_neighbors(x, k):
+    """Pure Python: the k nearest others of each sample by (squared distance, index)."""
+    rows = x.tolist()
+    out = []
+    for i, a in enumerate(rows):
+        d = [(sum((p - q) ** 2 for p, q in zip(a, b)), j) for j, b in enumerate(rows) if j != i]
+        out.append([j for _, j in sorted(d)[:k]])
+    return out
+
+
+def random_data(seed, n, d, classes, scale=1.0):
+    """Gaussian class blobs (overlapping, so SI is neither 0 nor 1)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    centres = rng.normal(size=(classes, d))
+    x = (centres[y] + 1.5 * rng.normal(size=(n, d))) * scale
+    return x, y
+
+
+# ----------------------------------------------------------------------------------------
+# Agreement with scikit-learn
+
+
+@pytest.mark.parametrize("seed,n,d,classes", [(0, 50, 2, 2), (1, 120, 10, 3), (2, 200, 64, 5),
+                                              (3, 257, 7, 10)])
+def test_si_and_csi_match_sklearn_on_random_data(seed, n, d, classes):
+    x, y = random_data(seed, n, d, classes)
+    expected_nn = sklearn_loo_neighbor(x)
+    for dtype in (torch.float32, torch.float64):
+        nn = nearest_neighbors(x, 1, dtype=dtype, chunk_size=37)[:, 0].numpy()
+        np.testing.assert_array_equal(nn, expected_nn)
+        assert separation_index(x, y, dtype=dtype) == sklearn_si(x, y)
+    assert center_separation_index(x, y) == sklearn_csi(x, y)
+    assert 0.0 < sklearn_si(x, y) < 1.0  # a test that can tell wrong from right
+
+
+def test_si_is_leave_one_out_1nn_accuracy():
+    x, y = random_data(4, 60, 5, 3)
+    pred = cross_val_predict(KNeighborsClassifier(n_neighbors=1, algorithm="brute"), x, y,
+                             cv=LeaveOneOut())
+    assert separation_index(torch.from_numpy(x), torch.from_numpy(y)) == np.mean(pred == y)
+
+
+def test_csi_with_unbalanced_non_contiguous_labels():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(90, 6)) + 100.0
+    y = rng.choice([2, 5, 9], size=90, p=[0.6, 0.3, 0.1])
+    x[y == 5] += 0.3
+    csi = center_separation_index(x, y)
+    assert csi == sklearn_csi(x, y)
+    assert 0.0 < csi < 1.0
+
+
+def test_csi_ties_go_to_lowest_class():
+    # Sample 4 sits exactly between the means of class 0 (at -1) and class 1 (at +1).
+    x = np.array([[-1.0], [-1.0], [1.0], [1.0], [0.0], [0.0]])
+    y = np.array([0, 0, 1, 1, 1, 0])  # means: class 0 at -2/3, class 1 at +2/3
+    # 4 (class 1) and 5 (class 0) are at equal distance: both go to class 0.
+    assert center_separation_index(x, y) == 5 / 6
+
+
+def test_standardize_matches_sklearn_on_scaled_data():
+    x, y = random_data(6, 150, 8, 4)
+    x = x * np.array([1e-3, 1, 10, 1e3, 1, 1, 5, 1]) + 50.0
+    x[:, 6] = 7.0  # a constant feature must not give NaN
+    scaled = StandardScaler().fit_transform(x)
+    expected = sklearn_loo_neighbor(scaled)
+    nn = nearest_neighbors(x, 1, standardize=True)[:, 0].numpy()
+    np.testing.assert_array_equal(nn, expected)
+    assert separation_index(x, y, standardize=True) == sklearn_si(scaled, y)
+    assert separation_index(x, y, standardize=True) != separation_index(x, y)
+
+
+# ----------------------------------------------------------------------------------------
+# Real CIFAR-10 pixels
+
+
+def read_cifar_jpegs(archive, split="train", per_class=100):
+    """uint8 (N, 32, 32, 3) images and int labels: the first `per_class` files of each class."""
+    from PIL import Image
+
+    found = {}
+    with tarfile.open(archive, "r|gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 3 or parts[0] != split:
+                continue
+            files = found.setdefault(parts[1], {})
+            if len(files) < per_class:
+                files[parts[2]] = tar.extractfile(member).read()
+            if len(found) == 10 and all(len(f) == per_class for f in found.values()):
+                break
+    images, labels = [], []
+    for label, cls in enumerate(sorted(found)):
+        for name in sorted(found[cls]):
+            with Image.open(io.BytesIO(found[cls][name])) as im:
+                images.append(np.asarray(im.convert("RGB")))
+            labels.append(label)
+    return np.stack(images), np.array(labels)
+
+
+@pytest.fixture(scope="module")
+def cifar_pixels():
+    path = os.environ.get("CIFAR10_JPEG")
+    if not path:
+        pytest.skip("CIFAR10_JPEG is not set (path of the CIFAR-10 JPEG .tar.gz)")
+    if not Path(path).is_file():
+        pytest.skip(f"CIFAR10_JPEG={path} does not exist")
+    return read_cifar_jpegs(path)
+
+
+@pytest.mark.realdata
+def test_si_and_csi_match_sklearn_on_cifar_pixels(cifar_pixels):
+    images, y = cifar_pixels
+    assert images.shape == (1000, 32, 32, 3) and images.dtype == np.uint8
+    assert np.bincount(y).tolist() == [100] * 10
+    x = images.reshape(len(images), -1).astype(np.float64)  # (1000, 3072)
+    expected_nn = sklearn_loo_neighbor(x)
+    for dtype in (torch.float32, torch.float64):
+        nn = nearest_neighbors(images, 1, dtype=dtype, chunk_size=300)[:, 0].numpy()
+        np.testing.assert_array_equal(nn, expected_nn)
+        assert separation_index(images, y, dtype=dtype) == sklearn_si(x, y)
+    assert center_separation_index(images, y) == sklearn_csi(x, y)
+    scaled = StandardScaler().fit_transform(x)
+    assert separation_index(images, y, standardize=True) == sklearn_si(scaled, y)
+    assert 0.1 < sklearn_si(x, y) < 0.5  # raw pixels separate CIFAR-10 classes poorly
+
+
+# ----------------------------------------------------------------------------------------
+# Chunking, self exclusion, ties, precision
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 7, 36, 37, 1000])
+def test_chunked_equals_unchunked_and_brute_force(chunk):
+    x, _ = random_data(7, 37, 4, 3)
+    whole = nearest_neighbors(x, 4, chunk_size=37)
+    assert torch.equal(nearest_neighbors(x, 4, chunk_size=chunk), whole)
+    assert whole.tolist() == brute_neighbors(x, 4)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 8, 40])
+def test_self_excluded_in_every_chunk(chunk):
+    # Tight, well-separated classes: counting a sample as its own neighbour would show up
+    # as neighbour == self, and would not change SI (1), so check the indices directly.
+    x, y = random_data(8, 40, 3, 2, scale=1.0)
+    nn = nearest_neighbors(x, 3, chunk_size=chunk)
+    assert not (nn == torch.arange(40)[:, None]).any()
+    assert nn.tolist() == brute_neighbors(x, 3)
+
+
+def test_duplicate_is_a_neighbor_and_ties_go_to_lowest_index():
+    # Symmetric integer data: the mean is exactly 0, so every distance is exact.
+    pts = np.array([[1, 0], [0, 1], [0, 0], [-1, 0], [0, -1]], dtype=np.float64)
+    nn = nearest_neighbors(pts, 4)
+    assert nn[2].tolist() == [0, 1, 3, 4]  # the centre: four corners at distance 1
+    assert nn[0].tolist() == [2, 1, 4, 3]  # 1, then sqrt(2) twice (1 before 4), then 2
+
+    base = np.array([[3, 1], [-3, -1], [5, 5], [-5, -5]], dtype=np.float64)
+    x = np.concatenate([base[[0, 1, 2, 3]], base[[0, 1]], base[[0, 1]]])  # 4,6 = 0; 5,7 = 1
+    nn = nearest_neighbors(x, 2, dtype=torch.float64)
+    assert nn[0].tolist() == [4, 6]   # duplicates at distance 0, not itself
+    assert nn[4].tolist() == [0, 6]
+    assert nn[6].tolist() == [0, 4]
+    assert nn[7].tolist() == [1, 5]
+    # First neighbours 4, 5, 0, 1, 0, 1, 0, 1: samples 2, 3 and 6 differ in label.
+    assert separation_index(x, np.array([0, 1, 2, 3, 0, 1, 9, 1])) == 5 / 8
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_many_exact_ties_are_broken_by_lowest_index(dtype):
+    # 300 copies of one point and 300 of its mirror: topk alone picks arbitrary copies.
+    side = np.random.default_rng(9).permutation(np.repeat([1.0, -1.0], 300))  # (600,)
+    x = 2.0 * side[:, None] * np.ones((600, 3))
+    nn = nearest_neighbors(x, 5, dtype=dtype, chunk_size=64).numpy()
+    for i in range(600):
+        same = np.flatnonzero(side == side[i])
+        assert nn[i].tolist() == same[same != i][:5].tolist()
+
+
+def test_float32_centred_equals_float64_far_from_origin():
+    x, y = random_data(10, 300, 50, 4)
+    x = x + 1000.0
+    nn32 = nearest_neighbors(x, 3)
+    nn64 = nearest_neighbors(x, 3, dtype=torch.float64)
+    assert torch.equal(nn32, nn64)
+    assert nn64[:, 0].numpy().tolist() == sklearn_loo_neighbor(x).tolist()
+    assert separation_index(x, y) == separation_index(x, y, dtype=torch.float64)
+    # Without centring float32 would be wrong here, so the test above can fail.
+    t = torch.from_numpy(x).float()
+    sq = t.square().sum(1)
+    naive = (sq[:, None] + sq[None, :] - 2 * t @ t.T).fill_diagonal_(float("inf"))
+    assert not torch.equal(naive.argmin(1), nn64[:, 0])
+
+
+def test_tf32_settings_are_restored():
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
+        nearest_neighbors(np.random.default_rng(0).normal(size=(10, 3)), 1)
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved[0]
+        torch.set_float32_matmul_precision(saved[1])
+
+
+# ----------------------------------------------------------------------------------------
+# High-order and soft SI
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_high_order_and_soft_si_against_brute_force(order):
+    x, y = random_data(11, 45, 3, 3)
+    neighbors = brute_neighbors(x, order)
+    high = np.mean([all(y[j] == y[i] for j in nb) for i, nb in enumerate(neighbors)])
+    soft = np.mean([np.mean([y[j] == y[i] for j in nb]) for i, nb in enumerate(neighbors)])
+    assert separation_index(x, y, order) == pytest.approx(high, abs=1e-12)
+    assert separation_index(x, y, order, soft=True) == pytest.approx(soft, abs=1e-12)
+    values = separation_indices(x, y, order, chunk_size=4)
+    assert values["si_high"] == pytest.approx(high, abs=1e-12)
+    assert values["si_soft"] == pytest.approx(soft, abs=1e-12)
+    assert values["si"] == sklearn_si(x, y)
+    if order > 1:
+        assert high < soft  # distinct numbers, so swapping them would fail
+
+
+def test_invalid_inputs_raise():
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    y = np.arange(10) % 2
+    with pytest.raises(ValueError, match="labels"):
+        separation_index(x, y[:9])
+    with pytest.raises(ValueError, match="at least 2"):
+        separation_index(x[:1], y[:1])
+    for bad in (0, -1, 10, 11):
+        with pytest.raises(ValueError, match="order|k "):
+            separation_index(x, y, order=bad)
+    bad_x = x.copy()
+    bad_x[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        separation_index(bad_x, y)
+    bad_x[3, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        center_separation_index(bad_x, y)
+    with pytest.raises(ValueError, match="chunk_size"):
+        nearest_neighbors(x, 1, chunk_size=0)
+
+
+# ----------------------------------------------------------------------------------------
+# Per-layer SI of a VGG
+
+
+EXPECTED_LAYERS = [
+    ("input", "input", 3, 32), ("conv1_1", "conv", 4, 32), ("conv1_2", "conv", 4, 32),
+    ("pool1", "pool", 4, 16), ("conv2_1", "conv", 8, 16), ("conv2_2", "conv", 8, 16),
+    ("pool2", "pool", 8, 8), ("conv3_1", "conv", 16, 8), ("conv3_2", "conv", 16, 8),
+    ("conv3_3", "conv", 16, 8), ("pool3", "pool", 16, 4), ("conv4_1", "conv", 32, 4),
+    ("conv4_2", "conv", 32, 4), ("conv4_3", "conv", 32, 4), ("pool4", "pool", 32, 2),
+    ("conv5_1", "conv", 32, 2), ("conv5_2", "conv", 32, 2), ("conv5_3", "conv", 32, 2),
+    ("pool5", "pool", 32, 1),
+]
+
+
+def test_layer_separation_on_tiny_vgg():
+    torch.manual_seed(0)
+    model = build_model(vgg_arch(width=0.0625, hidden=[16]))
+    # Non-trivial BatchNorm statistics, so train-mode and eval-mode outputs differ.
+    model.train()
+    with torch.no_grad():
+        model(torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8))
+    rng = np.random.default_rng(12)
+    labels = rng.integers(0, 4, 42)
+    images = (rng.integers(0, 200, (42, 32, 32, 3)) + 12 * labels[:, None, None, None])
+    images = images.astype(np.uint8)  # (N, H, W, C) as on disk
+
+    table = layer_separation(model, images, labels, order=3, batch_size=16)
+    assert model.training  # mode restored
+    assert list(table.columns) == LAYER_COLUMNS
+    assert len(table) == 19
+    assert table["layer_index"].tolist() == list(range(19))
+    got = list(zip(table["layer"], table["kind"], table["channels"], table["height"]))
+    assert got == EXPECTED_LAYERS
+    assert (table["height"] == table["width"]).all()
+    assert (table["features"] == table["channels"] * table["height"] ** 2).all()
+    for col in ("si", "center_si", "si_high", "si_soft"):
+        assert table[col].between(0.0, 1.0).all()
+    assert (table["si_high"] <= table["si_soft"]).all()
+    assert (table["order"] == 3).all() and (table["seconds"] >= 0).all()
+
+    # Tensor input (N, 3, 32, 32) gives the same table; eval mode stays eval.
+    model.eval()
+    as_tensor = layer_separation(model, torch.from_numpy(images).permute(0, 3, 1, 2),
+                                 labels, order=3, batch_size=16)
+    assert not model.training
+    cols = ["si", "center_si", "si_high", "si_soft", "features"]
+    assert as_tensor[cols].equals(table[cols])
+
+
+def test_layer_separation_equals_plain_forward():
+    # float64 model: in float32 a random deep layer has near-ties that rounding differences
+    # of 1e-8 between two ways of running the same convolution can flip.
+    torch.manual_seed(1)
+    model = build_model(vgg_arch(width=0.0625, hidden=[16])).double()
+    model.train()
+    with torch.no_grad():
+        model(torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8))
+    rng = np.random.default_rng(13)
+    labels = rng.integers(0, 3, 30)
+    images = torch.from_numpy(rng.integers(0, 256, (30, 3, 32, 32)).astype(np.uint8))
+    table = layer_separation(model, images, labels, order=2, batch_size=7,
+                             dtype=torch.float64)
+    assert model.training
+
+    # Reference: eval mode (train-mode BatchNorm would give other numbers), whole batch.
+    model.eval()
+    with torch.no_grad():
+        h = model.normalize(images)
+        reference = [h]
+        for module in model.features:
+            h = module(h)
+            reference.append(h)
+    for row, acts in zip(table.itertuples(), reference):
+        values = separation_indices(acts, labels, 2, dtype=torch.float64)
+        assert (row.si, row.si_high, row.si_soft) == (
+            values["si"], values["si_high"], values["si_soft"]), row.layer
+        assert row.center_si == center_separation_index(acts, labels), row.layer
+    assert table["si"].nunique() > 1
+
+
+def test_layer_separation_rejects_bad_images():
+    model = build_model(vgg_arch(width=0.0625, hidden=[16]))
+    with pytest.raises(ValueError, match="uint8"):
+        layer_separation(model, np.zeros((4, 32, 32, 3), dtype=np.float32), np.arange(4))
+    with pytest.raises(ValueError, match="order"):
+        layer_separation(model, np.zeros((4, 32, 32, 3), dtype=np.uint8), np.arange(4), order=4)
