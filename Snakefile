@@ -17,6 +17,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/lr_search.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/separation.smk"
 
 
 rule all:

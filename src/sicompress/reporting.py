@@ -72,3 +72,32 @@ def plot_lr_heatmap(table: pd.DataFrame, path: str | Path, *, chosen: tuple[floa
     fig.colorbar(im, ax=ax, label="validation accuracy (%)")
     ax.set_title("learning-rate search: validation accuracy of each trial's best epoch")
     _save(fig, path)
+
+
+def plot_layer_si(table: pd.DataFrame, path: str | Path, *, title: str) -> None:
+    """Center SI and SI per layer (input first), on the SI subsets of train and test data."""
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    styles = {("center_si", "train"): dict(color="tab:blue", ls="-", marker="o"),
+              ("center_si", "test"): dict(color="tab:blue", ls="--", marker="s", mfc="white"),
+              ("si", "train"): dict(color="tab:orange", ls="-", marker="o"),
+              ("si", "test"): dict(color="tab:orange", ls="--", marker="s", mfc="white")}
+    names = {"center_si": "Center SI", "si": "SI (1-NN)"}
+    layers = None
+    for (metric, split), style in styles.items():
+        part = table[table["split"] == split].sort_values("layer_index")
+        if part.empty:
+            continue
+        layers = list(part["layer"])
+        ax.plot(range(len(part)), part[metric], label=f"{names[metric]}, {split}", ms=4, **style)
+    if layers:
+        ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right")
+        for i, layer in enumerate(layers):
+            if layer.startswith("pool"):
+                ax.axvline(i, color="gray", lw=0.5, alpha=0.5)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("separation index")
+    ax.set_xlabel("layer (output after ReLU for convs)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower right", ncol=2)
+    ax.set_title(title)
+    _save(fig, path)

@@ -172,7 +172,7 @@ def _hits(dist: torch.Tensor, y: torch.Tensor, rows: slice) -> torch.Tensor:
 # Greedy loop shared by both implementations
 
 
-def _greedy(x, max_features, patience, tolerance, best_candidate) -> tuple[list, list, str]:
+def _greedy(x, max_features, patience, tolerance, chunk, best_candidate) -> tuple[list, list, str]:
     """Add the best candidate until `max_features`, exhaustion or `patience` runs out.
 
     best_candidate(selected, D, candidates) -> (position in candidates, hit count) of the
@@ -184,6 +184,7 @@ def _greedy(x, max_features, patience, tolerance, best_candidate) -> tuple[list,
     remaining = list(range(n_features))
     best, stale, stopped = float("-inf"), 0, "exhausted"
     d = _empty_distances(n, x.device)
+    rows_step = max(1, chunk // n)
     while remaining:
         if len(order) >= max_features:
             stopped = "max_features"
@@ -192,7 +193,8 @@ def _greedy(x, max_features, patience, tolerance, best_candidate) -> tuple[list,
         chosen = remaining.pop(k)
         order.append(chosen)
         si.append(count / n)
-        d += _dense_contribution(x, [chosen])[0]  # D grows in the order of addition
+        for r in range(0, n, rows_step):  # D grows in the order of addition
+            d[r:r + rows_step] += _dense_contribution(x, [chosen], slice(r, r + rows_step))[0]
         # Patience: a step is a gain when it beats the best SI so far by more than tolerance.
         stale = 0 if si[-1] > best + tolerance else stale + 1
         best = max(best, si[-1])
@@ -237,27 +239,33 @@ def forward_select_naive(
     x, y = _prepare(features, labels, unit, dev)
     n_features, _, n = x.shape
     max_features = _check_options(n_features, max_features, patience, tolerance, batch_size, memory_budget)
-    cache: dict[int, torch.Tensor] = {}
-    use_cache = n_features * n * n * 8 <= memory_budget
+    chunk = _chunk_entries(dev, memory_budget)
+    rows_step = max(1, chunk // n)
+    cache = [None] * n_features if n_features * n * n * 8 <= memory_budget else None
+    empty = _empty_distances(n, dev)
 
-    def contribution(f: int) -> torch.Tensor:
-        if not use_cache:
-            return _dense_contribution(x, [f])[0]
-        if f not in cache:
+    def contribution(f: int, rows: slice) -> torch.Tensor:
+        if cache is None:
+            return _dense_contribution(x, [f], rows)[0]
+        if cache[f] is None:
             cache[f] = _dense_contribution(x, [f])[0]
-        return cache[f]  # (N, N)
+        return cache[f][rows]  # (R, N)
 
     def best_candidate(selected, _d, candidates):
         counts = []
         for c in candidates:
-            dist = _empty_distances(n, dev)
-            for f in [*selected, c]:
-                dist += contribution(f)
-            counts.append(int(_hits(dist[None], y, slice(None))[0]))
+            hits = 0
+            for r in range(0, n, rows_step):  # row blocks only to stay in cache
+                rows = slice(r, r + rows_step)
+                dist = empty[rows].clone()
+                for f in [*selected, c]:
+                    dist += contribution(f, rows)
+                hits += int(_hits(dist[None], y, rows)[0])
+            counts.append(hits)
         k = max(range(len(candidates)), key=lambda i: (counts[i], -i))
         return k, counts[k]
 
-    order, si, stopped = _greedy(x, max_features, patience, tolerance, best_candidate)
+    order, si, stopped = _greedy(x, max_features, patience, tolerance, chunk, best_candidate)
     return Selection(order, si, unit, n, n_features, stopped, time.perf_counter() - t0)
 
 
@@ -432,5 +440,5 @@ def forward_select(
                 best = max(best, (low[k], -k))
         return -best[1], best[0]
 
-    order, si, stopped = _greedy(x, max_features, patience, tolerance, best_candidate)
+    order, si, stopped = _greedy(x, max_features, patience, tolerance, chunk, best_candidate)
     return Selection(order, si, unit, n, n_features, stopped, time.perf_counter() - t0)

@@ -457,3 +457,39 @@ def layer_separation(
     finally:
         model.train(was_training)
     return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+
+
+# ----------------------------------------------------------------------------------------
+# Workflow entry point: the layer table of a saved model on the SI subsets
+
+
+def write_layer_table(*, model_path, data_npz, split_npz, out_csv, order: int = DEFAULT_ORDER,
+                      batch_size: int = DEFAULT_BATCH_SIZE, device: str | None = None,
+                      log=print) -> pd.DataFrame:
+    """`layer_separation` of a checkpoint on `si_train` and `si_test` (column `split`)."""
+    from .artifacts import atomic_path
+    from .data import load_dataset
+    from .model import load_model
+    from .splits import load_split
+    from .training import pick_device
+
+    dev = pick_device(device)
+    model = load_model(model_path, map_location=dev)
+    ds = load_dataset(data_npz)
+    split = load_split(split_npz)
+    subsets = {"train": (ds.x_train, ds.y_train, split["si_train"]),
+               "test": (ds.x_test, ds.y_test, split["si_test"])}
+    tables = []
+    for name, (x, y, idx) in subsets.items():
+        t0 = time.perf_counter()
+        table = layer_separation(model, x[idx], y[idx], order=order, batch_size=batch_size)
+        table.insert(0, "split", name)
+        tables.append(table)
+        log(f"{model_path}: SI of {len(table)} layers on si_{name} ({len(idx)} images) in "
+            f"{time.perf_counter() - t0:.1f} s; SI {table['si'].iloc[0]:.3f} (input) -> "
+            f"{table['si'].iloc[-1]:.3f} ({table['layer'].iloc[-1]}), Center SI "
+            f"{table['center_si'].iloc[0]:.3f} -> {table['center_si'].iloc[-1]:.3f}")
+    out = pd.concat(tables, ignore_index=True)
+    with atomic_path(out_csv) as tmp:
+        out.to_csv(tmp, index=False)
+    return out

@@ -30,4 +30,5 @@ def get_final_outputs():
     outputs = [rules.select_lr.output.heatmap]
     for rule_ in (rules.train_e2e, rules.train_head):
         outputs += [rule_.output.model, rule_.output.metrics, rule_.output.curves]
+    outputs += expand(rules.plot_layer_si.output.plot, model=["e2e", "head"])
     return outputs

@@ -1,0 +1,36 @@
+wildcard_constraints:
+    model="e2e|head|compressed",
+
+
+rule layer_si:
+    input:
+        model="results/{model}/model.pt",
+        data=rules.prepare_data.output.data,
+        split=rules.split.output.split,
+    output:
+        table="results/{model}/layer_si.csv",
+    log:
+        "logs/{model}/layer_si.log",
+    params:
+        order=config["si"]["order"],
+        batch_size=config["si"]["batch_size"],
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/layer_si.py"
+
+
+rule plot_layer_si:
+    input:
+        table=rules.layer_si.output.table,
+    output:
+        plot="results/{model}/layer_si.png",
+    log:
+        "logs/{model}/plot_layer_si.log",
+    conda:
+        ENV
+    script:
+        "../scripts/plot_layer_si.py"
