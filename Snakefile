@@ -2,12 +2,15 @@
 # (a) train VGG16 end to end, (b) retrain a classifier on its frozen features,
 # (c) cut the layers and channels that add no separation and retrain a small classifier.
 
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml beside this file, so that --directory elsewhere still finds it
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

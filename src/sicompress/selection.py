@@ -9,14 +9,24 @@ A feature is one channel (its H*W values together, ``unit="channel"``) or one va
 flattened activation (``unit="element"``). Two implementations return the same order:
 
 - `forward_select_naive` is the reference: for every candidate at every step it rebuilds the
-  N x N squared distances of (selected + candidate) from the per-feature contributions.
-- `forward_select` keeps the squared distances D of the selected set (they add over features)
-  and, per step, sorts each row of D once. Adding a candidate c changes D into D + Dc with
-  Dc >= 0, so for sample q the new nearest neighbour can only be a point j with
-  D[q, j] <= t[q] = min over a few probes r of (D[q, r] + Dc[q, r]): any other point has
-  D + Dc >= D > t. That set is a prefix of the sorted row (found by a binary search), usually
-  short, so Dc is evaluated only on those pairs, for a batch of candidates at once. Where the
-  prefixes are long (the first steps) the candidate is evaluated densely instead.
+  N x N squared distances of (selected + candidate) from the per-feature contributions and
+  takes every sample's nearest other by argmin.
+- `forward_select` keeps D, the squared distances on the selected set (they add over
+  features), so a candidate c only adds its own contribution Dc >= 0. The first step (D = 0)
+  evaluates every candidate's Dc in full. After that, per step:
+  1. probe: the `probe` smallest entries of each row of D (one top-k per step) are evaluated
+     for every candidate. t = min over the probes r of D[q, r] + Dc[q, r] is an exact new
+     distance, and since D + Dc >= D a point j can be the new nearest neighbour of q only
+     if D[q, j] <= t. When t is below every non-probed D[q, j], the neighbour is among the
+     probes and sample q is settled for c (most are).
+  2. bound: settled samples give each candidate a lower bound on its hit count, adding its
+     unsettled samples an upper bound. Only candidates whose upper bound can still beat the
+     best exact count are finished, most promising first.
+  3. finish: the rows of D that an unsettled sample needs are sorted once; for each
+     unsettled (c, q) the points with D[q, j] <= t are a prefix of the sorted row (binary
+     search), usually short, and D + Dc is evaluated on that prefix only.
+  Candidates and pairs are processed in batches whose temporaries fit `memory_budget` (on
+  CPU, cache-sized blocks).
 
 Exactness. SI values are ratios of integer counts, so ties between candidates are common and
 a neighbour flipped by rounding would change the order. Both implementations therefore build
@@ -27,7 +37,8 @@ operations (whose result does not depend on the shape of the tensor they run on)
 the sum of the contributions in the order the features were added. The fast path reads D from
 the kept matrix and adds the candidate's contribution once, which is exactly the last
 addition the naive path does, so both see bit-identical distances; neighbour choice and the
-candidate choice then compare exact floats and integer counts.
+candidate choice then compare exact floats and integer counts. Bounds and pruning are exact
+too: they discard only points and candidates that provably cannot win.
 """
 
 from __future__ import annotations
@@ -109,7 +120,7 @@ def _check_options(n_features: int, max_features, patience, tolerance, batch_siz
         raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
     if not (np.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
-    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     if not memory_budget > 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
@@ -418,8 +429,6 @@ def forward_select(
         m = _count_le(svals, srow, t[todo][b, q])   # prefix that can hold the new neighbour
         c = torch.tensor(candidates, device=dev)[todo][b]
         pairs = torch.zeros(len(todo), dtype=torch.int64, device=dev).index_add_(0, b, m).tolist()
-        ends = torch.cumsum(torch.bincount(b, minlength=len(todo)), 0).tolist()
-        starts = [0] + ends[:-1]
         i = 0
         while i < len(todo):
             group, size = [], 0  # positions in todo, about `chunk` pairs in all
@@ -430,7 +439,9 @@ def forward_select(
                 i += 1
             if not group:
                 break
-            segs = torch.cat([torch.arange(starts[g], ends[g], device=dev) for g in group])
+            in_group = torch.zeros(len(todo), dtype=torch.bool, device=dev)
+            in_group[group] = True
+            segs = in_group[b].nonzero().squeeze(1)
             hit = _prefix_hits(x, y, svals, sidx, srow[segs], q[segs], c[segs], m[segs], chunk)
             extra = torch.zeros(len(todo), dtype=torch.int64, device=dev).index_add_(0, b[segs], hit.long())
             extra = extra.tolist()

@@ -53,6 +53,8 @@ class TrainSettings:
             raise ValueError(f"train_only must be 'all' or 'classifier', got {self.train_only!r}")
 
 
+PROGRESS_EVERY_S = 60.0  # a progress line at least this often within a long epoch, seconds
+
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
 
@@ -200,7 +202,12 @@ def fit(
         perm = torch.randperm(n, generator=gen, device=device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
+        t_note = t0
         for i in range(0, n, s.batch_size):
+            if time.perf_counter() - t_note > PROGRESS_EVERY_S:  # long (CPU) epochs
+                t_note = time.perf_counter()
+                log(f"epoch {epoch}/{s.epochs}: {i}/{n} images, "
+                    f"{i / (t_note - t0):.0f} images/s")
             idx = perm[i:i + s.batch_size]
             xb, yb = x_tr[idx], y_tr[idx]  # (B, 3, 32, 32) uint8, (B,)
             if s.augment:

@@ -1,0 +1,201 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.neighbors import KNeighborsClassifier
+
+import sicompress.selection as selection
+from sicompress.selection import Selection, forward_select, forward_select_naive
+
+
+def relu_features(n=90, channels=10, hw=2, classes=4, seed=0, quantise=False):
+    """ReLU of Gaussians with class-dependent channel means; quantised -> small integers,
+    so exact ties between distances (and between candidates' SI) are everywhere."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    means = torch.randn(classes, channels, 1, 1, generator=g)
+    x = torch.relu(means[y] + torch.randn(n, channels, hw, hw, generator=g) - 0.3)  # (N, C, hw, hw)
+    if quantise:
+        x = torch.round(1.5 * x)
+    return x, y
+
+
+def brute_si(x: np.ndarray, y: np.ndarray) -> float:
+    """LOO 1-NN accuracy by the obvious loop; argmin takes the lowest index on ties."""
+    x = x.reshape(len(x), -1).astype(np.float64)
+    hits = 0
+    for q in range(len(x)):
+        dist = ((x - x[q]) ** 2).sum(axis=1)
+        dist[q] = np.inf
+        hits += y[int(np.argmin(dist))] == y[q]
+    return hits / len(x)
+
+
+def sklearn_si(x: np.ndarray, y: np.ndarray) -> float:
+    """LOO 1-NN accuracy with scikit-learn (kneighbors() without X leaves each point out)."""
+    x = x.reshape(len(x), -1)
+    nn = KNeighborsClassifier(n_neighbors=1).fit(x, y).kneighbors(return_distance=False)[:, 0]
+    return float(np.mean(y[nn] == y))
+
+
+def columns(x: torch.Tensor, unit: str, feats) -> np.ndarray:
+    """The values of features `feats` as (N, k, L)."""
+    n = x.shape[0]
+    flat = x.reshape(n, x.shape[1], -1) if unit == "channel" else x.reshape(n, -1, 1)
+    return flat[:, list(feats)].numpy()
+
+
+# ----------------------------------------------------------------------------------------
+# Fast == naive reference
+
+
+@pytest.mark.parametrize("quantise", [False, True])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_equals_naive_channels(seed, quantise):
+    x, y = relu_features(seed=seed, quantise=quantise)
+    ref = forward_select_naive(x, y)
+    for kw in ({}, {"probe": 1}, {"probe": 2, "memory_budget": 20_000, "batch_size": 2}):
+        got = forward_select(x, y, **kw)
+        assert got.order == ref.order, kw
+        assert got.si == ref.si, kw
+    assert sorted(ref.order) == list(range(10))
+
+
+@pytest.mark.parametrize("quantise", [False, True])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_fast_equals_naive_elements(seed, quantise):
+    x, y = relu_features(n=70, channels=5, seed=seed, quantise=quantise)  # 20 elements
+    ref = forward_select_naive(x, y, unit="element", max_features=12)
+    got = forward_select(x, y, unit="element", max_features=12, probe=2)
+    assert len(ref.order) == 12
+    assert (got.order, got.si) == (ref.order, ref.si)
+    # an element is a channel of length 1
+    flat = forward_select(x.reshape(len(x), -1), y, unit="channel", max_features=12)
+    assert (flat.order, flat.si) == (got.order, got.si)
+
+
+def test_bounded_path_is_exercised(monkeypatch):
+    """The sorted-prefix evaluation runs (so the agreement above is not only the dense path)."""
+    calls = []
+    real = selection._prefix_hits
+
+    def spy(*args, **kw):
+        calls.append(len(args[-2]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(selection, "_prefix_hits", spy)
+    x, y = relu_features(seed=5, quantise=True)
+    got = forward_select(x, y, probe=1, max_features=6)
+    assert calls and sum(calls) > 0
+    assert got.order == forward_select_naive(x, y, max_features=6).order
+
+
+# ----------------------------------------------------------------------------------------
+# Independent checks of the SI curve and of the greedy choice
+
+
+@pytest.mark.parametrize("unit", ["channel", "element"])
+def test_si_curve_matches_sklearn(unit):
+    g = torch.Generator().manual_seed(6)
+    y = torch.arange(80) % 4
+    x = torch.randn(4, 6, 1, 1, generator=g)[y] + torch.randn(80, 6, 2, 2, generator=g)  # no ties
+    sel = forward_select(x, y, unit=unit, max_features=8)
+    for i in range(len(sel.order)):
+        assert sel.si[i] == pytest.approx(sklearn_si(columns(x, unit, sel.order[: i + 1]), y.numpy()), abs=1e-12)
+
+
+def test_each_step_is_the_best_candidate_with_ties():
+    """On integer data (exact distances) every choice is the brute-force best, lowest index
+    first among equal SI, and si[i] is the brute-force SI of order[:i+1]."""
+    x, y = relu_features(n=50, channels=7, seed=7, quantise=True)
+    x[:, 5], x[:, 6] = x[:, 1], x[:, 3]  # duplicates tie with their originals
+    sel = forward_select(x, y, probe=1)
+    ties = 0
+    for i, chosen in enumerate(sel.order):
+        rest = [c for c in range(7) if c not in sel.order[:i]]
+        scores = [brute_si(columns(x, "channel", sel.order[:i] + [c]), y.numpy()) for c in rest]
+        assert chosen == rest[int(np.argmax(scores))]
+        assert sel.si[i] == scores[int(np.argmax(scores))]
+        ties += scores.count(max(scores)) > 1
+    assert ties > 0  # the data does exercise the tie rule
+
+
+def test_picks_informative_channels_first():
+    g = torch.Generator().manual_seed(8)
+    n, channels, informative = 200, 24, [5, 11, 17]
+    y = torch.arange(n) % 5
+    x = torch.randn(n, channels, 2, 2, generator=g)
+    levels = torch.stack([torch.randperm(5, generator=g) for _ in informative], dim=1)  # (5, 3)
+    x[:, informative] += levels[y][..., None, None].float()  # each alone separates them in part
+    sel = forward_select(torch.relu(x), y, max_features=5)
+    assert sorted(sel.order[:3]) == informative
+    assert sel.si[2] > 0.95 and sel.si[0] < 0.8
+
+
+# ----------------------------------------------------------------------------------------
+# Stopping rules and inputs
+
+
+def test_max_features_and_patience():
+    x, y = relu_features(n=60, channels=12, seed=9)
+    full = forward_select(x, y)
+    assert len(full.order) == 12 and full.stopped == "exhausted"
+    assert isinstance(full, Selection) and full.unit == "channel" and full.n_samples == 60
+    few = forward_select(x, y, max_features=4)
+    assert few.order == full.order[:4] and few.si == full.si[:4] and few.stopped == "max_features"
+    assert forward_select(x, y, max_features=99).order == full.order
+
+    # patience p: stop after p consecutive steps that do not beat the best SI so far
+    for p in (1, 2):
+        stale, best, expected = 0, -1.0, None
+        for i, s in enumerate(full.si):
+            stale, best = (0, s) if s > best else (stale + 1, best)
+            if stale == p:
+                expected = i + 1
+                break
+        stop = forward_select(x, y, patience=p)
+        assert expected is not None and expected < 12
+        assert stop.order == full.order[:expected] and stop.stopped == "patience"
+        assert stop.best_size == int(np.argmax(stop.si)) + 1
+    # a large tolerance counts only the first step as a gain
+    assert len(forward_select(x, y, patience=2, tolerance=1.0).order) == 3
+    assert forward_select_naive(x, y, patience=2).order == forward_select(x, y, patience=2).order
+
+
+def test_numpy_input_and_any_labels():
+    x, y = relu_features(n=40, channels=5, seed=10)
+    names = np.array(["cat", "dog", "eel", "fox"])[y.numpy()]
+    a = forward_select(x.numpy(), names)
+    assert (a.order, a.si) == (forward_select(x, y).order, forward_select(x, y).si)
+
+
+@pytest.mark.parametrize("fn", [forward_select, forward_select_naive])
+def test_bad_inputs(fn):
+    x, y = relu_features(n=20, channels=3)
+    with pytest.raises(ValueError, match="unit"):
+        fn(x, y, unit="pixel")
+    with pytest.raises(ValueError, match="shape"):
+        fn(x[:, 0, 0, 0], y)
+    with pytest.raises(ValueError, match="channel"):
+        fn(x[..., None], y)
+    with pytest.raises(ValueError, match="N=20 samples but labels have 19"):
+        fn(x, y[:19])
+    with pytest.raises(ValueError, match="labels must be 1-D"):
+        fn(x, y[:, None])
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        fn(x[:1], y[:1])
+    with pytest.raises(ValueError, match="NaN"):
+        fn(torch.where(x > 0.5, float("nan"), x), y)
+    with pytest.raises(ValueError, match="max_features"):
+        fn(x, y, max_features=0)
+    with pytest.raises(ValueError, match="patience"):
+        fn(x, y, patience=0)
+    with pytest.raises(ValueError, match="tolerance"):
+        fn(x, y, tolerance=-0.1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_equals_cpu():
+    x, y = relu_features(n=300, channels=16, seed=11, quantise=True)
+    cpu = forward_select_naive(x, y, device="cpu")
+    gpu = forward_select(x, y, device="cuda")
+    assert (gpu.order, gpu.si) == (cpu.order, cpu.si)

@@ -1,0 +1,128 @@
+"""The real `snakemake` command on the tiny synthetic configuration, and a dry run of the study."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from sicompress.model import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "tests" / "smoke.yaml"
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(*args, workdir: Path, check: bool = True) -> subprocess.CompletedProcess:
+    exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    proc = subprocess.run([exe, "--directory", str(workdir), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count}."""
+    table = dry_run_output.split("Job stats:")[-1]
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M) if m.group(1) != "total"}
+
+
+def test_dry_run_of_the_study_lists_every_stage(tmp_path):
+    out = snakemake("-n", workdir=tmp_path).stdout
+    counts = job_counts(out)
+    grid = 4 * 2  # lr_search.lrs x lr_search.step_sizes in config.yaml
+    assert counts["prepare_data"] == 1 and counts["split"] == 1
+    assert counts["lr_trial"] == grid
+    assert counts["select_lr"] == counts["train_e2e"] == counts["train_head"] == 1
+    assert counts["layer_si"] == 2 and counts["plot_layer_si"] == 2
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=workdir)
+    return workdir
+
+
+def test_smoke_workflow_writes_every_output(smoke_run):
+    r = smoke_run / "results"
+    expected = [
+        "data/cifar10.npz", "split/split.npz", "split/summary.json",
+        "lr_search/summary.csv", "lr_search/best.json", "lr_search/heatmap.png",
+    ]
+    for lr in ("0.05", "0.01"):
+        for name in ("history.csv", "metrics.json", "curves.png"):
+            expected.append(f"lr_search/lr~{lr}/step~4/{name}")
+    for model in ("e2e", "head"):
+        for name in ("model.pt", "history.csv", "metrics.json", "curves.png", "layer_si.csv", "layer_si.png"):
+            expected.append(f"{model}/{name}")
+    missing = [p for p in expected if not (r / p).is_file() or (r / p).stat().st_size == 0]
+    assert not missing, missing
+    for p in expected:
+        if p.endswith(".png"):
+            assert (r / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
+    for log in ("data/prepare_data.log", "split/split.log", "e2e/train.log", "head/train.log",
+                "e2e/layer_si.log", "lr_search/select_lr.log"):
+        assert (smoke_run / "logs" / log).stat().st_size > 0, log
+    # nothing half-written left behind
+    assert not list(r.rglob("*.tmp*"))
+
+
+def test_smoke_split_and_search(smoke_run):
+    r = smoke_run / "results"
+    summary = json.loads((r / "split/summary.json").read_text())
+    assert summary["totals"]["val"] == 100 and summary["totals"]["train"] == 900
+    table = pd.read_csv(r / "lr_search/summary.csv")
+    assert len(table) == 2 and table["chosen"].sum() == 1
+    best = json.loads((r / "lr_search/best.json").read_text())
+    chosen = table[table["chosen"]].iloc[0]
+    assert best["lr"] == chosen["lr"] and best["step_size"] == chosen["step_size"]
+    assert chosen["val_acc"] == table["val_acc"].max()  # decided on validation accuracy
+    trial = json.loads((r / "lr_search/lr~0.05/step~4/metrics.json").read_text())
+    assert trial["trial_step"] == 1  # step 4 of 6 epochs scaled to a 2-epoch trial: round(4 * 2 / 6)
+    assert len(pd.read_csv(r / "lr_search/lr~0.05/step~4/history.csv")) == 2
+
+
+def test_smoke_trainings(smoke_run):
+    r = smoke_run / "results"
+    best = json.loads((r / "lr_search/best.json").read_text())
+    e2e = json.loads((r / "e2e/metrics.json").read_text())
+    head = json.loads((r / "head/metrics.json").read_text())
+    hist = pd.read_csv(r / "e2e/history.csv")
+    assert list(hist.columns) == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert len(hist) == 6 and e2e["lr"] == best["lr"]
+    assert e2e["best_epoch"] == int(hist.loc[hist["val_acc"].idxmax(), "epoch"])
+    assert e2e["val_acc"] == hist["val_acc"].max()
+    for m in (e2e, head):
+        assert 0 <= m["test_acc"] <= 1 and m["test_loss"] > 0
+        assert m["provenance"]["seed"] == 0 and m["provenance"]["code_version"]
+        assert m["provenance"]["config"]["data"]["source"] == "synthetic"
+    assert len(pd.read_csv(r / "head/history.csv")) == 2
+
+    # checkpoints: plain data, rebuilt by load_model; head shares e2e's extractor exactly
+    raw = torch.load(r / "e2e/model.pt", weights_only=True)
+    assert raw["arch"]["features"][0]["name"] == "conv1_1"
+    m_e2e, m_head = load_model(r / "e2e/model.pt"), load_model(r / "head/model.pt")
+    assert not m_e2e.training and not m_head.training
+    for (k, a), (_, b) in zip(m_e2e.features.state_dict().items(), m_head.features.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert e2e["parameters"]["total"] == sum(p.numel() for p in m_e2e.parameters())
+
+
+def test_smoke_layer_si(smoke_run):
+    r = smoke_run / "results"
+    for model in ("e2e", "head"):
+        t = pd.read_csv(r / f"{model}/layer_si.csv")
+        assert sorted(t["split"].unique()) == ["test", "train"]
+        assert (t.groupby("split").size() == 19).all()
+        assert t["si"].between(0, 1).all() and t["center_si"].between(0, 1).all()
+    e2e, head = (pd.read_csv(r / f"{m}/layer_si.csv") for m in ("e2e", "head"))
+    # same frozen extractor, so the same separation at every layer
+    pd.testing.assert_series_equal(e2e["si"], head["si"])
