@@ -98,6 +98,6 @@ def plot_layer_si(table: pd.DataFrame, path: str | Path, *, title: str) -> None:
     ax.set_ylabel("separation index")
     ax.set_xlabel("layer (output after ReLU for convs)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower right", ncol=2)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, frameon=False)
     ax.set_title(title)
     _save(fig, path)
