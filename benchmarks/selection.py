@@ -52,11 +52,14 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when present)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each; the fastest is reported")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-naive", action="store_true", help="time the fast path only")
     p.add_argument("--naive-memory", type=float, default=8.0,
                    help="GiB the naive reference may use to cache per-channel distances")
     a = p.parse_args(argv)
 
+    if a.threads:
+        torch.set_num_threads(a.threads)
     device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     x, y = relu_activations(a.n, a.channels, a.hw, a.seed)
     print(f"N={a.n} channels={a.channels} hw={a.hw}x{a.hw} steps={a.steps or a.channels} "

@@ -73,20 +73,25 @@ def test_fast_equals_naive_elements(seed, quantise):
     assert (flat.order, flat.si) == (got.order, got.si)
 
 
-def test_bounded_path_is_exercised(monkeypatch):
-    """The sorted-prefix evaluation runs (so the agreement above is not only the dense path)."""
-    calls = []
-    real = selection._prefix_hits
+@pytest.mark.parametrize("pair_cost", [0, 10**9])  # gathered prefixes only / whole rows only
+def test_both_finishing_paths_agree_and_run(monkeypatch, pair_cost):
+    """The finishing paths run (so the agreement above is not only the dense first step)."""
+    calls = {"_prefix_hits": 0, "_row_hits": 0}
+    for name in calls:
+        real = getattr(selection, name)
 
-    def spy(*args, **kw):
-        calls.append(len(args[-2]))
-        return real(*args, **kw)
+        def spy(*args, _real=real, _name=name, **kw):
+            calls[_name] += 1
+            return _real(*args, **kw)
 
-    monkeypatch.setattr(selection, "_prefix_hits", spy)
+        monkeypatch.setattr(selection, name, spy)
+    monkeypatch.setattr(selection, "PAIR_COST", pair_cost)
     x, y = relu_features(seed=5, quantise=True)
     got = forward_select(x, y, probe=1, max_features=6)
-    assert calls and sum(calls) > 0
-    assert got.order == forward_select_naive(x, y, max_features=6).order
+    ref = forward_select_naive(x, y, max_features=6)
+    assert (got.order, got.si) == (ref.order, ref.si)
+    used = "_prefix_hits" if pair_cost == 0 else "_row_hits"
+    assert calls[used] > 0 and sum(calls.values()) == calls[used]
 
 
 # ----------------------------------------------------------------------------------------
@@ -100,7 +105,8 @@ def test_si_curve_matches_sklearn(unit):
     x = torch.randn(4, 6, 1, 1, generator=g)[y] + torch.randn(80, 6, 2, 2, generator=g)  # no ties
     sel = forward_select(x, y, unit=unit, max_features=8)
     for i in range(len(sel.order)):
-        assert sel.si[i] == pytest.approx(sklearn_si(columns(x, unit, sel.order[: i + 1]), y.numpy()), abs=1e-12)
+        expected = sklearn_si(columns(x, unit, sel.order[: i + 1]), y.numpy())
+        assert sel.si[i] == pytest.approx(expected, abs=1e-12)
 
 
 def test_each_step_is_the_best_candidate_with_ties():
@@ -187,6 +193,8 @@ def test_bad_inputs(fn):
         fn(torch.where(x > 0.5, float("nan"), x), y)
     with pytest.raises(ValueError, match="max_features"):
         fn(x, y, max_features=0)
+    with pytest.raises(ValueError, match="max_features"):
+        fn(x, y, max_features=2.5)
     with pytest.raises(ValueError, match="patience"):
         fn(x, y, patience=0)
     with pytest.raises(ValueError, match="tolerance"):

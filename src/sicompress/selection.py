@@ -24,7 +24,9 @@ flattened activation (``unit="element"``). Two implementations return the same o
      best exact count are finished, most promising first.
   3. finish: the rows of D that an unsettled sample needs are sorted once; for each
      unsettled (c, q) the points with D[q, j] <= t are a prefix of the sorted row (binary
-     search), usually short, and D + Dc is evaluated on that prefix only.
+     search), usually short, and D + Dc is evaluated on that prefix only. In the early
+     steps, where prefixes are long, a candidate's unsettled rows are evaluated whole
+     instead (cheaper than gathering).
   Candidates and pairs are processed in batches whose temporaries fit `memory_budget` (on
   CPU, cache-sized blocks).
 
@@ -56,6 +58,7 @@ MEMORY_BUDGET = 1 << 30   # bytes of temporaries for a batch of candidates (beyo
 CPU_CHUNK = 1 << 17       # entries per temporary on CPU: small enough to stay in cache
 ENTRY_BYTES = 96          # bytes of temporaries per evaluated (candidate, q, j) entry
 PROBE = 16                # nearest entries of each row of D probed per sample and candidate
+PAIR_COST = 12            # a gathered pair costs about this many entries of a dense row (CPU)
 UNITS = ("channel", "element")
 
 
@@ -111,16 +114,20 @@ def _prepare(features, labels, unit: str, device) -> tuple[torch.Tensor, torch.T
     return x.permute(1, 2, 0).contiguous(), torch.as_tensor(codes, dtype=torch.int64, device=device)
 
 
+def _positive_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+
+
 def _check_options(n_features: int, max_features, patience, tolerance, batch_size, memory_budget) -> int:
     if max_features is None:
         max_features = n_features
-    if isinstance(max_features, bool) or int(max_features) != max_features or max_features < 1:
+    if not _positive_int(max_features):
         raise ValueError(f"max_features must be a positive integer or None, got {max_features!r}")
-    if patience is not None and (isinstance(patience, bool) or int(patience) != patience or patience < 1):
+    if patience is not None and not _positive_int(patience):
         raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
     if not (np.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
+    if batch_size is not None and not _positive_int(batch_size):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     if not memory_budget > 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
@@ -341,6 +348,18 @@ def _count_le(svals: torch.Tensor, srow: torch.Tensor, t: torch.Tensor) -> torch
     return lo
 
 
+def _row_hits(x, y, d, c: int, rows: torch.Tensor, chunk: int) -> int:
+    """Hits among samples `rows` for candidate c, with D + Dc on their whole rows."""
+    n = d.shape[0]
+    hits = 0
+    step = max(1, chunk // n)
+    for r in range(0, len(rows), step):
+        q = rows[r:r + step]
+        dist = d[q] + _sq_contribution(lambda l: x[c, l, q, None] - x[c, l, None, :], x.shape[1])  # (R, N)
+        hits += int((y[dist.argmin(dim=1)] == y[q]).sum())
+    return hits
+
+
 def _prefix_hits(x, y, svals, sidx, srow, q, c, m, chunk: int) -> torch.Tensor:
     """Whether the new nearest neighbour of sample q[s] under candidate c[s] shares its label,
     evaluating D + Dc on the first m[s] entries of its sorted row svals[srow[s]]: (S,) bool.
@@ -400,7 +419,7 @@ def forward_select(
     x, y = _prepare(features, labels, unit, dev)
     n_features, _, n = x.shape
     max_features = _check_options(n_features, max_features, patience, tolerance, batch_size, memory_budget)
-    if isinstance(probe, bool) or int(probe) != probe or probe < 1:
+    if not _positive_int(probe):
         raise ValueError(f"probe must be a positive integer, got {probe!r}")
     chunk = _chunk_entries(dev, memory_budget)
     max_batch = batch_size or n_features
@@ -429,16 +448,28 @@ def forward_select(
         m = _count_le(svals, srow, t[todo][b, q])   # prefix that can hold the new neighbour
         c = torch.tensor(candidates, device=dev)[todo][b]
         pairs = torch.zeros(len(todo), dtype=torch.int64, device=dev).index_add_(0, b, m).tolist()
+        n_open = torch.bincount(b, minlength=len(todo)).tolist()
+
+        def finish(g: int, extra: int):
+            nonlocal best
+            k = todo[g]
+            low[k] = high[k] = low[k] + extra
+            best = max(best, (low[k], -k))
+
         i = 0
         while i < len(todo):
             group, size = [], 0  # positions in todo, about `chunk` pairs in all
             while i < len(todo) and len(group) < max_batch and (not group or size + pairs[i] <= chunk):
-                if (high[todo[i]], -todo[i]) > best:
-                    group.append(i)
-                    size += pairs[i]
-                i += 1
+                g, i = i, i + 1
+                if (high[todo[g]], -todo[g]) <= best:
+                    continue  # cannot win any more
+                if pairs[g] * PAIR_COST > n_open[g] * n:  # long prefixes: whole rows are cheaper
+                    finish(g, _row_hits(x, y, d, candidates[todo[g]], q[b == g], chunk))
+                    continue
+                group.append(g)
+                size += pairs[g]
             if not group:
-                break
+                continue
             in_group = torch.zeros(len(todo), dtype=torch.bool, device=dev)
             in_group[group] = True
             segs = in_group[b].nonzero().squeeze(1)
@@ -446,9 +477,7 @@ def forward_select(
             extra = torch.zeros(len(todo), dtype=torch.int64, device=dev).index_add_(0, b[segs], hit.long())
             extra = extra.tolist()
             for g in group:
-                k = todo[g]
-                low[k] = high[k] = low[k] + extra[g]
-                best = max(best, (low[k], -k))
+                finish(g, extra[g])
         return -best[1], best[0]
 
     order, si, stopped = _greedy(x, max_features, patience, tolerance, chunk, best_candidate)

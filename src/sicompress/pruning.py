@@ -1,0 +1,247 @@
+"""The compressed model of part (c): a prefix of the e2e extractor, the features chosen by SI,
+and a fresh classifier sized for what is left.
+
+Given the e2e model, the cut layer (the last layer kept) and the features selected there:
+
+- unit "channel": the layers up to and including the cut are kept; the last conv of that
+  prefix keeps only the selected output channels (its conv weight and bias, and its
+  BatchNorm weight, bias, running mean and running variance are sliced); a pool after that
+  conv stays, since a 2x2 max-pool works channel by channel (slicing commutes with it).
+  The classifier takes k x H x W inputs.
+- unit "element": the prefix is kept unchanged (no conv can shrink, since a kept value may
+  sit in any channel) and the classifier reads only the selected values of the flattened
+  C x H x W output (`Classifier.input_index`).
+
+Kept features are stored in ascending index order, not in the order the selection added them:
+the compressed extractor's output then equals the e2e output at the cut restricted to
+`sorted(selected)`, in that order, and the model does not depend on the order of the
+selection (the classifier is new anyway). The selection order is recorded in
+`arch["compression"]["selected"]`.
+
+The returned model's `arch` describes it fully, so `model.load_model` rebuilds it from a
+checkpoint written with `model.checkpoint_payload`. Training it (classifier only) is the
+training module's job.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .model import VGG, build_model, classifier_spec, load_checkpoint, output_shape
+
+UNITS = ("channel", "element")
+
+# State of one conv block (Conv3x3 + BatchNorm + ReLU) that runs along the output channels.
+CHANNEL_KEYS = ("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean",
+                "bn.running_var")
+SHARED_KEYS = ("bn.num_batches_tracked",)  # a counter, not per channel: copied as is
+
+Source = str | Path | dict | VGG
+
+
+# ----------------------------------------------------------------------------------------
+# Inputs
+
+
+def _arch_and_state(source: Source) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(arch, state_dict) of a checkpoint path, a checkpoint dict or a model."""
+    if isinstance(source, VGG):
+        return copy.deepcopy(source.arch), {k: v.detach().cpu() for k, v in source.state_dict().items()}
+    if isinstance(source, (str, Path)):
+        source = load_checkpoint(source)
+    if isinstance(source, dict) and "arch" in source and "state_dict" in source:
+        return copy.deepcopy(source["arch"]), source["state_dict"]
+    raise ValueError("source must be a checkpoint path, a checkpoint dict with 'arch' and "
+                     f"'state_dict', or a VGG model; got {type(source).__name__}")
+
+
+def cut_position(arch: dict, cut_layer: str) -> int:
+    """Position of `cut_layer` in arch["features"] (0-based; layer_index in SI tables is +1)."""
+    names = [layer["name"] for layer in arch["features"]]
+    if cut_layer not in names:
+        raise ValueError(f"cut layer {cut_layer!r} is not a layer of the feature extractor {names}")
+    return names.index(cut_layer)
+
+
+def _last_conv(prefix: list[dict], cut_layer: str) -> int:
+    convs = [i for i, layer in enumerate(prefix) if layer["kind"] == "conv"]
+    if not convs:
+        raise ValueError(f"no conv layer up to {cut_layer!r}: no channels to select from")
+    return convs[-1]
+
+
+def _check_selected(selected: Sequence[int], n_candidates: int, unit: str) -> list[int]:
+    """Selected feature indices as plain ints, validated: non-empty, unique, in range."""
+    if isinstance(selected, torch.Tensor):
+        selected = selected.tolist()
+    out = []
+    for s in selected:
+        if isinstance(s, bool) or int(s) != s:
+            raise ValueError(f"selected {unit}s must be integers, got {s!r}")
+        out.append(int(s))
+    if not out:
+        raise ValueError(f"select at least one {unit}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"selected {unit}s repeat an index: {out}")
+    bad = [s for s in out if not 0 <= s < n_candidates]
+    if bad:
+        raise ValueError(f"selected {unit}s {bad} are out of range: the cut layer has "
+                         f"{n_candidates} {unit}s")
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Architecture and weights
+
+
+def compressed_arch(arch: dict, cut_layer: str, unit: str, selected: Sequence[int], hidden,
+                    dropout: float, num_classes: int | None = None) -> dict:
+    """The arch of the compressed model (plain data; see the module notes).
+
+    arch: the source (e2e) arch. selected: channel indices of the cut layer's output (unit
+    "channel") or indices into its flattened C*H*W output (unit "element", the order
+    `torch.flatten` and `selection.forward_select` use), in selection order.
+    num_classes: default the source classifier's.
+    """
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    pos = cut_position(arch, cut_layer)
+    features = copy.deepcopy(arch["features"][:pos + 1])
+    input_shape = arch.get("input_shape", [3, 32, 32])
+    c, h, w = output_shape(features, input_shape)
+    if num_classes is None:
+        num_classes = arch["classifier"]["num_classes"]
+
+    if unit == "channel":
+        selected = _check_selected(selected, c, unit)
+        kept = sorted(selected)
+        features[_last_conv(features, cut_layer)]["out"] = len(kept)
+        classifier = classifier_spec(len(kept) * h * w, hidden, dropout, num_classes)
+    else:
+        selected = _check_selected(selected, c * h * w, unit)
+        kept = sorted(selected)
+        classifier = classifier_spec(c * h * w, hidden, dropout, num_classes, input_index=kept)
+
+    out = copy.deepcopy(arch)
+    out["features"] = features
+    out["classifier"] = classifier
+    out["compression"] = {
+        "cut_layer": cut_layer,
+        "unit": unit,
+        "selected": selected,          # in the order the selection added them
+        "kept": kept,                  # ascending: the order the model holds them in
+        "candidates": c if unit == "channel" else c * h * w,
+        "source_output_shape": [c, h, w],
+    }
+    return out
+
+
+def compressed_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str, unit: str,
+                     selected: Sequence[int]) -> dict[str, torch.Tensor]:
+    """normalize.* and features.* weights of the compressed model, from the source `state`.
+
+    Every layer before the cut's last conv is copied; with unit "channel" that conv's
+    per-channel tensors (CHANNEL_KEYS) are sliced to the kept channels, ascending.
+    """
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    pos = cut_position(arch, cut_layer)
+    prefix = arch["features"][:pos + 1]
+    names = {layer["name"] for layer in prefix}
+    out = {k: v.clone() for k, v in state.items()
+           if k.startswith("normalize.")
+           or (k.startswith("features.") and k.split(".")[1] in names)}
+    if unit == "element":
+        return out
+
+    c, _, _ = output_shape(prefix, arch.get("input_shape", [3, 32, 32]))
+    kept = torch.tensor(sorted(_check_selected(selected, c, unit)), dtype=torch.long)
+    name = prefix[_last_conv(prefix, cut_layer)]["name"]
+    block = f"features.{name}."
+    keys = {k[len(block):] for k in out if k.startswith(block)}
+    if keys != set(CHANNEL_KEYS) | set(SHARED_KEYS):
+        raise ValueError(f"conv block {name!r} has state {sorted(keys)}, expected "
+                         f"{sorted(CHANNEL_KEYS + SHARED_KEYS)}")
+    for key in CHANNEL_KEYS:
+        out[block + key] = out[block + key].index_select(0, kept)  # (k, ...)
+    return out
+
+
+def build_compressed(source: Source, cut_layer: str, unit: str, selected: Sequence[int], *,
+                     hidden, dropout: float, seed: int, num_classes: int | None = None) -> VGG:
+    """The compressed model of part (c), in eval mode, with a classifier initialised by `seed`.
+
+    source: the e2e checkpoint path (or a checkpoint dict, or a VGG). The normalisation and
+    the kept extractor weights come from it; the classifier is new.
+    """
+    arch, state = _arch_and_state(source)
+    new_arch = compressed_arch(arch, cut_layer, unit, selected, hidden, dropout, num_classes)
+    kept_state = compressed_state(arch, state, cut_layer, unit, selected)
+    torch.manual_seed(seed)
+    model = build_model(new_arch)
+    full = model.state_dict()
+    missing = [k for k in full if not k.startswith("classifier.") and k not in kept_state]
+    if missing:
+        raise ValueError(f"source weights lack {missing}")
+    full.update(kept_state)
+    model.load_state_dict(full, strict=True)  # shapes are checked here
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------
+# Cost and activations
+
+
+def macs_per_image(arch: dict) -> dict[str, Any]:
+    """Multiply-accumulates of one forward pass of one image, from the arch alone.
+
+    Conv 3x3 with padding 1: 3*3*C_in*C_out*H*W (H, W its output size, equal to its input
+    size); its bias, BatchNorm, ReLU, the max-pools, the normalisation and the index
+    selection of the classifier input count 0 (they are additions, comparisons or copies,
+    not multiply-accumulates, and small beside the convs). Linear: in*out (bias not counted).
+    -> {"features": int, "classifier": int, "total": int, "layers": {name: int}} where
+    "layers" holds every feature layer (convs and pools) and the classifier's Linears.
+    """
+    c, h, w = arch.get("input_shape", [3, 32, 32])
+    layers: dict[str, int] = {}
+    for layer in arch["features"]:
+        if layer["kind"] == "conv":
+            layers[layer["name"]] = 3 * 3 * layer["in"] * layer["out"] * h * w
+            c = layer["out"]
+        elif layer["kind"] == "pool":
+            layers[layer["name"]] = 0
+            h, w = h // 2, w // 2
+        else:
+            raise ValueError(f"unknown layer kind {layer['kind']!r} in {layer}")
+    features = sum(layers.values())
+
+    spec = arch["classifier"]
+    index = spec.get("input_index")
+    n_in = len(index) if index is not None else spec["in_features"]
+    classifier = 0
+    sizes = list(spec["hidden"]) + [spec["num_classes"]]
+    names = [f"fc{i}" for i in range(1, len(spec["hidden"]) + 1)] + ["out"]
+    for name, n_out in zip(names, sizes):
+        layers[f"classifier.{name}"] = n_in * n_out
+        classifier += n_in * n_out
+        n_in = n_out
+    return {"features": features, "classifier": classifier, "total": features + classifier,
+            "layers": layers}
+
+
+def layer_output(model: VGG, images: torch.Tensor, layer: str) -> torch.Tensor:
+    """The activation after feature layer `layer` (a conv block's output after its ReLU),
+    in eval mode and without gradient; images (N, 3, 32, 32) uint8 or [0, 1] float.
+    The model's previous mode is restored."""
+    pos = cut_position(model.arch, layer)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model.features[:pos + 1](model.normalize(images))  # (N, C, H, W)
+    finally:
+        model.train(was_training)
