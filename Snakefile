@@ -16,11 +16,16 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/lr_search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/separation.smk"
+include: "workflow/rules/compress.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from sicompress.decisions import choose_cut, choose_k
 from sicompress.model import load_model
+from sicompress.pruning import layer_output
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "tests" / "smoke.yaml"
@@ -41,13 +44,16 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     assert counts["prepare_data"] == 1 and counts["split"] == 1
     assert counts["lr_trial"] == grid
     assert counts["select_lr"] == counts["train_e2e"] == counts["train_head"] == 1
-    assert counts["layer_si"] == 2 and counts["plot_layer_si"] == 2
+    assert counts["layer_si"] == 3 and counts["plot_layer_si"] == 3  # e2e, head, compressed
+    for rule in ("cut_layers", "select_features", "train_compressed", "report"):
+        assert counts[rule] == 1, rule
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("smoke")
     snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=workdir)
+    snakemake("--configfile", str(SMOKE), "--report", "results/report/report.html", workdir=workdir)
     return workdir
 
 
@@ -60,16 +66,24 @@ def test_smoke_workflow_writes_every_output(smoke_run):
     for lr in ("0.05", "0.01"):
         for name in ("history.csv", "metrics.json", "curves.png"):
             expected.append(f"lr_search/lr~{lr}/step~4/{name}")
-    for model in ("e2e", "head"):
+    for model in ("e2e", "head", "compressed"):
         for name in ("model.pt", "history.csv", "metrics.json", "curves.png", "layer_si.csv", "layer_si.png"):
             expected.append(f"{model}/{name}")
+    expected += ["compress/cut.json", "compress/cut.png", "compress/feature_ranking.csv",
+                 "compress/selected.json", "compress/feature_si.png",
+                 "report/report.md", "report/summary.csv", "report/report.html"]
+    expected += [f"benchmarks/{job}.tsv" for job in (
+        "prepare_data", "split", "lr_trial/lr~0.05_step~4", "lr_trial/lr~0.01_step~4", "select_lr",
+        "train_e2e", "train_head", "layer_si/e2e", "layer_si/head", "layer_si/compressed",
+        "cut_layers", "select_features", "train_compressed")]
     missing = [p for p in expected if not (r / p).is_file() or (r / p).stat().st_size == 0]
     assert not missing, missing
     for p in expected:
         if p.endswith(".png"):
             assert (r / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
     for log in ("data/prepare_data.log", "split/split.log", "e2e/train.log", "head/train.log",
-                "e2e/layer_si.log", "lr_search/select_lr.log"):
+                "e2e/layer_si.log", "lr_search/select_lr.log", "compress/cut_layers.log",
+                "compress/select_features.log", "compressed/train.log", "report/report.log"):
         assert (smoke_run / "logs" / log).stat().st_size > 0, log
     # nothing half-written left behind
     assert not list(r.rglob("*.tmp*"))
@@ -118,11 +132,54 @@ def test_smoke_trainings(smoke_run):
 
 def test_smoke_layer_si(smoke_run):
     r = smoke_run / "results"
-    for model in ("e2e", "head"):
+    for model in ("e2e", "head", "compressed"):
         t = pd.read_csv(r / f"{model}/layer_si.csv")
         assert sorted(t["split"].unique()) == ["test", "train"]
-        assert (t.groupby("split").size() == 19).all()
+        cut = json.loads((r / "compress/cut.json").read_text())
+        rows = 19 if model != "compressed" else cut["layer_index"] + 1  # input + kept prefix
+        assert (t.groupby("split").size() == rows).all()
         assert t["si"].between(0, 1).all() and t["center_si"].between(0, 1).all()
     e2e, head = (pd.read_csv(r / f"{m}/layer_si.csv") for m in ("e2e", "head"))
     # same frozen extractor, so the same separation at every layer
     pd.testing.assert_series_equal(e2e["si"], head["si"])
+
+
+def test_smoke_compression(smoke_run):
+    r = smoke_run / "results"
+    e2e_si = pd.read_csv(r / "e2e/layer_si.csv")
+    cut = json.loads((r / "compress/cut.json").read_text())
+    assert cut == {**choose_cut(e2e_si[e2e_si["split"] == "train"], "si", 0.01),
+                   "split": "train", "source": "results/e2e/layer_si.csv", "n_layers": 18}
+    ranking = pd.read_csv(r / "compress/feature_ranking.csv")
+    sel = json.loads((r / "compress/selected.json").read_text())
+    assert sel["cut_layer"] == cut["layer"] and sel["unit"] == "channel"
+    assert sel["k"] == choose_k(ranking["si"], 0.01)["k"]
+    assert sel["selected"] == ranking["feature"].tolist()[:sel["k"]]
+    assert len(ranking) == sel["n_candidates"] == sel["shape"][0]  # ranked to the end
+
+    e2e, comp = load_model(r / "e2e/model.pt"), load_model(r / "compressed/model.pt")
+    assert not comp.training and comp.arch["compression"]["kept"] == sorted(sel["selected"])
+    images = torch.from_numpy(np.load(r / "data/cifar10.npz")["x_test"][:16]).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        got = comp.features(comp.normalize(images))
+    torch.testing.assert_close(got, layer_output(e2e, images, cut["layer"])[:, sel["kept"]])
+    metrics = json.loads((r / "compressed/metrics.json").read_text())
+    assert metrics["compression"]["k"] == sel["k"]
+    assert metrics["parameters"]["total"] == sum(p.numel() for p in comp.parameters())
+    assert metrics["parameters"]["features"] < json.loads((r / "e2e/metrics.json").read_text())["parameters"]["features"]
+
+
+def test_smoke_report(smoke_run):
+    r = smoke_run / "results"
+    summary = pd.read_csv(r / "report/summary.csv")
+    assert summary["model"].tolist() == ["e2e", "head", "compressed"]
+    for model in ("e2e", "head", "compressed"):
+        m = json.loads((r / f"{model}/metrics.json").read_text())
+        row = summary[summary["model"] == model].iloc[0]
+        assert row["test_acc"] == pytest.approx(m["test_acc"])
+        assert row["params_total"] == m["parameters"]["total"]
+    md = (r / "report/report.md").read_text()
+    for needle in ("cut", "Assumptions", "compressed", "lr_trial"):
+        assert needle in md, needle
+    html = (r / "report/report.html").read_text(errors="replace")
+    assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:2000].lower()

@@ -19,7 +19,8 @@ from .data import load_dataset
 from .model import (VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint,
                     parameter_counts, vgg_arch)
 from .splits import load_split, load_summary
-from .training import DivergedError, FitResult, TrainSettings, evaluate, fit, pick_device, to_device_images
+from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, pick_device,
+                       scaled_step, settings_from_config, to_device_images)
 
 Pair = tuple[torch.Tensor, torch.Tensor]
 
@@ -120,6 +121,19 @@ def _plain(obj):
     if hasattr(obj, "item"):
         return obj.item()
     return str(obj)
+
+
+def classifier_settings(section: dict, best: dict, train: dict, seed: int) -> TrainSettings:
+    """Settings of a classifier-only training (head, compressed) from its config section.
+
+    section: config["head"] or config["compress"] (epochs, lr, step_size); best: the search's
+    best.json; train: config["train"]. lr null: the search's lr; step_size null: the search's
+    step, given in epochs of the full schedule, scaled to section["epochs"].
+    """
+    epochs = section["epochs"]
+    step = section.get("step_size") or scaled_step(best["step_size"], epochs, train["epochs"])
+    return settings_from_config(train, seed, epochs=epochs, lr=section.get("lr") or best["lr"],
+                                step_size=step, train_only="classifier")
 
 
 # ----------------------------------------------------------------------------------------

@@ -101,3 +101,59 @@ def plot_layer_si(table: pd.DataFrame, path: str | Path, *, title: str) -> None:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, frameon=False)
     ax.set_title(title)
     _save(fig, path)
+
+
+def plot_cut(table: pd.DataFrame, path: str | Path, *, cut: dict) -> None:
+    """The layer curve the cut was decided on (train rows), the threshold and the cut marked."""
+    metric = cut["metric"]
+    names = {"si": "SI (1-NN)", "center_si": "Center SI", "si_high": "high-order SI",
+             "si_soft": "soft SI"}
+    part = table.sort_values("layer_index")
+    layers = list(part["layer"])
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    ax.plot(range(len(part)), part[metric], color="tab:orange", marker="o", ms=4,
+            label=f"{names.get(metric, metric)}, si_train")
+    threshold = cut["best_value"] - cut["tolerance"]
+    ax.axhline(threshold, color="gray", ls=":", label=f"best - tolerance = {threshold:.3f}")
+    i_cut = layers.index(cut["layer"])
+    ax.axvspan(i_cut + 0.5, len(layers) - 0.5, color="tab:red", alpha=0.08, label="layers cut")
+    ax.plot([i_cut], [cut["value"]], marker="*", ms=16, color="tab:red", ls="none",
+            label=f"cut after {cut['layer']} ({cut['value']:.3f})")
+    i_best = layers.index(cut["best_layer"])
+    ax.plot([i_best], [cut["best_value"]], marker="D", ms=8, mfc="none", color="black", ls="none",
+            label=f"best: {cut['best_layer']} ({cut['best_value']:.3f})")
+    ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel(names.get(metric, metric))
+    ax.set_xlabel("layer of the e2e model")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, frameon=False)
+    ax.set_title(f"layer cut: shortest prefix within {cut['tolerance']:g} of the best layer")
+    _save(fig, path)
+
+
+def plot_feature_si(ranking: pd.DataFrame, path: str | Path, *, selected: dict) -> None:
+    """SI (and Center SI) against the number of selected features, k and the all-features SI marked."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    steps = ranking["step"]
+    ax.plot(steps, ranking["si"], color="tab:orange", label="SI of the first n features")
+    ax.plot(steps, ranking["center_si"], color="tab:blue", alpha=0.8,
+            label="Center SI of the first n features")
+    ax.axhline(selected["si_all"], color="tab:orange", ls="--",
+               label=f"SI of all {selected['n_candidates']} {selected['unit']}s "
+                     f"({selected['si_all']:.3f})")
+    ax.axhline(selected["center_si_all"], color="tab:blue", ls="--", alpha=0.8,
+               label=f"Center SI of all ({selected['center_si_all']:.3f})")
+    k = selected["k"]
+    ax.axvline(k, color="tab:red", ls=":")
+    ax.plot([k], [selected["si_at_k"]], marker="*", ms=16, color="tab:red", ls="none",
+            label=f"chosen k = {k} (SI {selected['si_at_k']:.3f})")
+    if len(steps) > 60:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"number of selected {selected['unit']}s (forward selection order)")
+    ax.set_ylabel("separation index (si_train)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
+    ax.set_title(f"feature selection at {selected['cut_layer']}")
+    _save(fig, path)

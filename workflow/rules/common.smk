@@ -3,6 +3,8 @@ import os
 from sicompress.lr_search import format_value
 
 ENV = "../../envs/sicompress.yaml"
+BENCHMARKS = "results/benchmarks"  # wall time and memory of every job (Snakemake benchmark files)
+MODELS = ["e2e", "head", "compressed"]
 
 
 def get_data_path():
@@ -17,18 +19,38 @@ def get_data_path():
     return path
 
 
-def get_trial_metrics():
-    """metrics.json of every (lr, step) point of the search grid."""
+def grid(pattern):
+    """`pattern` expanded over every (lr, step) point of the search grid."""
     return expand(
-        rules.lr_trial.output.metrics,
+        pattern,
         lr=[format_value(v) for v in config["lr_search"]["lrs"]],
         step=[format_value(v) for v in config["lr_search"]["step_sizes"]],
     )
 
 
+def get_trial_metrics():
+    """metrics.json of every trial of the search."""
+    return grid(rules.lr_trial.output.metrics)
+
+
+def get_benchmarks():
+    """The benchmark file of every job the report covers, in workflow order."""
+    before = ["prepare_data", "split"]
+    after = ["select_lr", "train_e2e", "train_head"]
+    compress = ["cut_layers", "select_features", "train_compressed"]
+    return (
+        [f"{BENCHMARKS}/{r}.tsv" for r in before]
+        + grid(f"{BENCHMARKS}/lr_trial/lr~{{lr}}_step~{{step}}.tsv")
+        + [f"{BENCHMARKS}/{r}.tsv" for r in after]
+        + expand(f"{BENCHMARKS}/{{rule}}/{{model}}.tsv", rule=["layer_si", "plot_layer_si"], model=MODELS)
+        + [f"{BENCHMARKS}/{r}.tsv" for r in compress]
+    )
+
+
 def get_final_outputs():
     outputs = [rules.select_lr.output.heatmap]
-    for rule_ in (rules.train_e2e, rules.train_head):
+    for rule_ in (rules.train_e2e, rules.train_head, rules.train_compressed):
         outputs += [rule_.output.model, rule_.output.metrics, rule_.output.curves]
-    outputs += expand(rules.plot_layer_si.output.plot, model=["e2e", "head"])
+    outputs += expand(rules.plot_layer_si.output.plot, model=MODELS)
+    outputs += [rules.report.output.md, rules.report.output.summary]
     return outputs

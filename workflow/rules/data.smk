@@ -3,6 +3,8 @@ rule prepare_data:
         data="results/data/cifar10.npz",
     log:
         "logs/data/prepare_data.log",
+    benchmark:
+        f"{BENCHMARKS}/prepare_data.tsv"
     params:
         source=config["data"]["source"],
         path=get_data_path(),
@@ -21,6 +23,8 @@ rule split:
         summary="results/split/summary.json",
     log:
         "logs/split/split.log",
+    benchmark:
+        f"{BENCHMARKS}/split.tsv"
     params:
         val_fraction=config["data"]["val_fraction"],
         si_fraction=config["data"]["si_fraction"],

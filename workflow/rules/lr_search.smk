@@ -11,9 +11,17 @@ rule lr_trial:
     output:
         history="results/lr_search/lr~{lr}/step~{step}/history.csv",
         metrics="results/lr_search/lr~{lr}/step~{step}/metrics.json",
-        curves="results/lr_search/lr~{lr}/step~{step}/curves.png",
+        curves=report(
+            "results/lr_search/lr~{lr}/step~{step}/curves.png",
+            caption="../report/trial_curves.rst",
+            category="1. Learning-rate search",
+            subcategory="trial curves",
+            labels={"lr": "{lr}", "step": "{step}"},
+        ),
     log:
         "logs/lr_search/lr~{lr}/step~{step}.log",
+    benchmark:
+        f"{BENCHMARKS}/lr_trial/lr~{{lr}}_step~{{step}}.tsv"
     params:
         trial_epochs=config["lr_search"]["epochs"],
         full_epochs=config["train"]["epochs"],
@@ -35,9 +43,15 @@ rule select_lr:
     output:
         summary="results/lr_search/summary.csv",
         best="results/lr_search/best.json",
-        heatmap="results/lr_search/heatmap.png",
+        heatmap=report(
+            "results/lr_search/heatmap.png",
+            caption="../report/heatmap.rst",
+            category="1. Learning-rate search",
+        ),
     log:
         "logs/lr_search/select_lr.log",
+    benchmark:
+        f"{BENCHMARKS}/select_lr.tsv"
     conda:
         ENV
     script:

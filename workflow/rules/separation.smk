@@ -11,6 +11,8 @@ rule layer_si:
         table="results/{model}/layer_si.csv",
     log:
         "logs/{model}/layer_si.log",
+    benchmark:
+        f"{BENCHMARKS}/layer_si/{{model}}.tsv"
     params:
         order=config["si"]["order"],
         batch_size=config["si"]["batch_size"],
@@ -27,9 +29,16 @@ rule plot_layer_si:
     input:
         table=rules.layer_si.output.table,
     output:
-        plot="results/{model}/layer_si.png",
+        plot=report(
+            "results/{model}/layer_si.png",
+            caption="../report/layer_si.rst",
+            category="3. Separation per layer",
+            subcategory="{model}",
+        ),
     log:
         "logs/{model}/plot_layer_si.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_layer_si/{{model}}.tsv"
     conda:
         ENV
     script:

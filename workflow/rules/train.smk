@@ -8,9 +8,16 @@ rule train_e2e:
         model="results/e2e/model.pt",
         history="results/e2e/history.csv",
         metrics="results/e2e/metrics.json",
-        curves="results/e2e/curves.png",
+        curves=report(
+            "results/e2e/curves.png",
+            caption="../report/curves.rst",
+            category="2. Training curves",
+            subcategory="(a) end-to-end",
+        ),
     log:
         "logs/e2e/train.log",
+    benchmark:
+        f"{BENCHMARKS}/train_e2e.tsv"
     params:
         train=config["train"],
         model=config["model"],
@@ -35,13 +42,19 @@ rule train_head:
         model="results/head/model.pt",
         history="results/head/history.csv",
         metrics="results/head/metrics.json",
-        curves="results/head/curves.png",
+        curves=report(
+            "results/head/curves.png",
+            caption="../report/curves.rst",
+            category="2. Training curves",
+            subcategory="(b) frozen features",
+        ),
     log:
         "logs/head/train.log",
+    benchmark:
+        f"{BENCHMARKS}/train_head.tsv"
     params:
         train=config["train"],
         head=config["head"],
-        full_epochs=config["train"]["epochs"],
         seed=config["seed"],
     threads: 4
     resources:

@@ -1,0 +1,212 @@
+"""Part (c) from files to files: cut the layers, select the features, train the compressed model.
+
+Every decision rests on the `si_train` subset of the split (training images only):
+
+1. `cut_layers`: from the e2e layer SI table (train rows), the shortest prefix of the feature
+   extractor whose SI (or Center SI) is within a tolerance of the best layer's
+   (`decisions.choose_cut`).
+2. `select_features`: forward selection by SI (`selection.forward_select`) on the cut
+   layer's output of the e2e model for `si_train`, then k, the fewest features within a
+   tolerance of the best SI on the curve (`decisions.choose_k`).
+3. `train_compressed`: the kept prefix with only the selected channels (or, with unit
+   "element", a fixed index selection before the classifier), a new classifier for k x H x W
+   inputs, trained alone on frozen features with the engine every training uses.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import artifacts, reporting
+from .data import load_dataset
+from .decisions import choose_cut, choose_k
+from .experiment import load_study_data, run_training
+from .model import load_model
+from .pruning import UNITS, build_compressed, layer_output, macs_per_image
+from .selection import forward_select
+from .si import center_separation_index, separation_index
+from .splits import load_split
+from .training import TrainSettings, pick_device
+
+RANKING_COLUMNS = ["step", "feature", "si", "center_si"]
+
+
+# ----------------------------------------------------------------------------------------
+# 1. The layer cut
+
+
+def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
+               tolerance: float = 0.01, log: Callable[[str], None] = print) -> dict:
+    """The cut decision from a layer SI table, on its train rows only; writes cut.json (+ plot)."""
+    table = pd.read_csv(layer_si_csv)
+    if "split" not in table.columns:
+        raise ValueError(f"{layer_si_csv}: no 'split' column; expected a table of layer_si")
+    train = table[table["split"] == "train"]
+    if train.empty:
+        raise ValueError(f"{layer_si_csv}: no train rows (split == 'train')")
+    cut = choose_cut(train, metric=metric, tolerance=tolerance)
+    cut.update(split="train", source=str(layer_si_csv),
+               n_layers=int((train["layer_index"] >= 1).sum()))
+    artifacts.write_json(out_json, cut)
+    if out_plot is not None:
+        reporting.plot_cut(train, out_plot, cut=cut)
+    log(f"cut after {cut['layer']} (layer {cut['layer_index']} of {cut['n_layers']}): "
+        f"{metric} {cut['value']:.4f}, best {cut['best_value']:.4f} at {cut['best_layer']}, "
+        f"tolerance {tolerance:g}")
+    return cut
+
+
+# ----------------------------------------------------------------------------------------
+# 2. Feature selection at the cut
+
+
+def _grouped(features, unit: str) -> torch.Tensor:
+    """(N, F, L) float64 view of the candidates: F features of L values each."""
+    x = torch.as_tensor(features)
+    n = x.shape[0]
+    if unit == "channel":
+        if x.ndim < 2:
+            raise ValueError(f"unit 'channel' needs features (N, C, ...), got shape {tuple(x.shape)}")
+        return x.reshape(n, x.shape[1], -1).to(torch.float64)
+    return x.reshape(n, -1, 1).to(torch.float64)
+
+
+def center_si_curve(features, labels, order, unit: str = "channel") -> list[float]:
+    """Center SI of every prefix of `order`: out[i] = CSI of the features order[:i + 1].
+
+    Squared distances to the class means add over features, so each step adds one
+    feature's (N, classes) contribution (float64, differences taken directly) and takes the
+    nearest mean, ties to the lowest class index, as `si.center_separation_index` does.
+    """
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    x = _grouped(features, unit)  # (N, F, L)
+    _, codes = np.unique(np.asarray(labels), return_inverse=True)
+    y = torch.as_tensor(codes, dtype=torch.long)
+    n_classes = int(y.max()) + 1
+    counts = torch.bincount(y, minlength=n_classes).to(torch.float64)
+    means = torch.zeros((n_classes,) + x.shape[1:], dtype=torch.float64)
+    means.index_add_(0, y, x)
+    means /= counts[:, None, None]  # (classes, F, L)
+    dist = torch.zeros((x.shape[0], n_classes), dtype=torch.float64)
+    out = []
+    for f in order:
+        dist += (x[:, None, f, :] - means[None, :, f, :]).square().sum(-1)  # (N, classes)
+        out.append(float((dist.argmin(1) == y).double().mean()))
+    return out
+
+
+def si_train_activations(model_path, data_npz, split_npz, layer: str, *, batch_size: int = 500,
+                         device: str | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """The output of `layer` of a saved model for the `si_train` images: ((N, C, H, W), labels)."""
+    dev = pick_device(device)
+    model = load_model(model_path, map_location=dev)
+    ds = load_dataset(data_npz)
+    idx = load_split(split_npz)["si_train"]
+    images = torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2)
+    parts = [layer_output(model, images[a:a + batch_size].to(dev), layer).float()
+             for a in range(0, len(images), batch_size)]
+    return torch.cat(parts), ds.y_train[idx]
+
+
+def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, selected_json,
+                    plot=None, unit: str = "channel", tolerance: float = 0.01,
+                    patience: int | None = None, max_features: int | None = None,
+                    batch_size: int = 500, device: str | None = None,
+                    log: Callable[[str], None] = print) -> dict:
+    """Rank the cut layer's features by forward selection on si_train and choose k."""
+    if unit not in UNITS:
+        raise ValueError(f"compress.feature_unit must be one of {UNITS}, got {unit!r}")
+    layer = artifacts.read_json(cut_json)["layer"]
+    acts, labels = si_train_activations(model_path, data_npz, split_npz, layer,
+                                        batch_size=batch_size, device=device)
+    n, c, h, w = acts.shape
+    n_candidates = c if unit == "channel" else c * h * w
+    log(f"{layer} output of si_train: {n} images x {c} channels x {h}x{w}; ranking "
+        f"{n_candidates if max_features is None else min(max_features, n_candidates)} of "
+        f"{n_candidates} {unit}s by forward selection")
+    si_all = separation_index(acts, labels)
+    csi_all = center_separation_index(acts, labels)
+    log(f"all {n_candidates} {unit}s: SI {si_all:.4f}, Center SI {csi_all:.4f}")
+
+    t0 = time.perf_counter()
+    sel = forward_select(acts, labels, unit=unit, max_features=max_features, patience=patience,
+                         tolerance=tolerance, device=device)
+    log(f"ranked {len(sel.order)} {unit}s in {sel.seconds:.1f} s (stopped: {sel.stopped}); "
+        f"SI after 1, {len(sel.order)}: {sel.si[0]:.4f}, {sel.si[-1]:.4f}")
+    csi = center_si_curve(acts, labels, sel.order, unit)
+    ranking = pd.DataFrame({"step": np.arange(1, len(sel.order) + 1), "feature": sel.order,
+                            "si": sel.si, "center_si": csi}, columns=RANKING_COLUMNS)
+    with artifacts.atomic_path(ranking_csv) as tmp:
+        ranking.to_csv(tmp, index=False)
+
+    choice = choose_k(sel.si, tolerance)
+    k = choice["k"]
+    chosen = [int(f) for f in sel.order[:k]]
+    out = {
+        "unit": unit,
+        "cut_layer": layer,
+        "shape": [c, h, w],
+        "n_candidates": n_candidates,
+        "n_samples": n,
+        "selected": chosen,
+        "kept": sorted(chosen),
+        "k": k,
+        "si_at_k": choice["si_at_k"],
+        "center_si_at_k": csi[k - 1],
+        "best_si": choice["best_si"],
+        "best_k": choice["best_k"],
+        "si_all": si_all,
+        "center_si_all": csi_all,
+        "tolerance": choice["tolerance"],
+        "patience": patience,
+        "max_features": max_features,
+        "steps": len(sel.order),
+        "stopped": sel.stopped,
+        "seconds": time.perf_counter() - t0,
+    }
+    artifacts.write_json(selected_json, out)
+    if plot is not None:
+        reporting.plot_feature_si(ranking, plot, selected=out)
+    log(f"k = {k} of {n_candidates} {unit}s: SI {out['si_at_k']:.4f} (best {out['best_si']:.4f} "
+        f"at {out['best_k']}, all {si_all:.4f}), Center SI {out['center_si_at_k']:.4f}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# 3. The compressed model
+
+
+def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
+                     history, metrics, curves, settings: TrainSettings, hidden, dropout: float,
+                     config: dict | None = None, device: str | None = None,
+                     log: Callable[[str], None] = print) -> dict:
+    """(c) The cut, pruned e2e extractor frozen, a new classifier for k x H x W inputs trained."""
+    if settings.train_only != "classifier":
+        raise ValueError("train_compressed trains the classifier only: "
+                         "settings.train_only must be 'classifier'")
+    sel = artifacts.read_json(selected_json)
+    model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], sel["selected"],
+                             hidden=hidden, dropout=dropout, seed=settings.seed)
+    source = load_model(e2e_model)
+    before, after = macs_per_image(source.arch), macs_per_image(model.arch)
+    log(f"compressed model: cut after {sel['cut_layer']}, {sel['k']} of {sel['n_candidates']} "
+        f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
+    dev = pick_device(device)
+    data = load_study_data(data_npz, split_npz, summary_json, dev)
+    extra = {
+        "compression": {"cut_layer": sel["cut_layer"], "unit": sel["unit"], "k": sel["k"],
+                        "n_candidates": sel["n_candidates"]},
+        "macs": {k: after[k] for k in ("features", "classifier", "total")},
+        "source_model": str(e2e_model),
+        "classes": data.classes,
+    }
+    return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
+                        checkpoint=model_out, config=config, title="compressed (c)", log=log,
+                        extra_metrics=extra)

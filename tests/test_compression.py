@@ -1,0 +1,117 @@
+"""Part (c) from files to files: the cut decision, the feature ranking and the Center SI curve."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sicompress import compression
+from sicompress.data import prepare_data
+from sicompress.decisions import choose_k
+from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
+from sicompress.pruning import build_compressed, layer_output
+from sicompress.selection import forward_select
+from sicompress.si import center_separation_index, separation_index
+from sicompress.splits import write_split
+
+
+@pytest.mark.parametrize("unit", ["channel", "element"])
+def test_center_si_curve_equals_the_direct_value_on_every_prefix(unit):
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(120, 6, 2, 2, generator=g) + torch.arange(6.0)[None, :, None, None]
+    y = np.repeat(np.array([7, 2, 5]), 40)  # labels need not be 0..C-1
+    n_features = 6 if unit == "channel" else 24
+    order = torch.randperm(n_features, generator=g).tolist()
+    curve = compression.center_si_curve(x, y, order, unit)
+    flat = x.reshape(120, 6, 4) if unit == "channel" else x.reshape(120, 24, 1)
+    for i in range(n_features):
+        direct = center_separation_index(flat[:, order[:i + 1]].reshape(120, -1), y)
+        assert curve[i] == direct, (i, curve[i], direct)
+
+
+def _layer_table() -> pd.DataFrame:
+    layers = ["input", "conv1_1", "pool1", "conv2_1", "pool2"]
+    train = [0.30, 0.40, 0.62, 0.70, 0.705]
+    test = [0.30, 0.40, 0.90, 0.95, 0.99]  # higher, and must be ignored
+    rows = []
+    for split, values in (("test", test), ("train", train)):
+        for i, (name, v) in enumerate(zip(layers, values)):
+            rows.append({"split": split, "layer_index": i, "layer": name,
+                         "kind": "input" if i == 0 else name[:4], "si": v, "center_si": v / 2})
+    return pd.DataFrame(rows)
+
+
+def test_cut_layers_decides_on_train_rows_only(tmp_path):
+    csv = tmp_path / "layer_si.csv"
+    _layer_table().to_csv(csv, index=False)
+    cut = compression.cut_layers(layer_si_csv=csv, out_json=tmp_path / "cut.json",
+                                 out_plot=tmp_path / "cut.png", metric="si", tolerance=0.01,
+                                 log=lambda m: None)
+    assert json.loads((tmp_path / "cut.json").read_text()) == cut
+    assert (cut["layer"], cut["best_layer"], cut["split"]) == ("conv2_1", "pool2", "train")
+    assert cut["value"] == 0.70 and cut["n_layers"] == 4
+    assert (tmp_path / "cut.png").read_bytes()[:4] == b"\x89PNG"
+    cut = compression.cut_layers(layer_si_csv=csv, out_json=tmp_path / "cut2.json",
+                                 metric="center_si", tolerance=0.2, log=lambda m: None)
+    assert cut["layer"] == "conv1_1"  # 0.20 >= 0.3525 - 0.2
+
+
+def test_cut_layers_names_a_table_without_train_rows(tmp_path):
+    csv = tmp_path / "layer_si.csv"
+    t = _layer_table()
+    t[t["split"] == "test"].to_csv(csv, index=False)
+    with pytest.raises(ValueError, match="no train rows"):
+        compression.cut_layers(layer_si_csv=csv, out_json=tmp_path / "cut.json", log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A synthetic data set, its split and an (untrained) tiny VGG checkpoint."""
+    d = tmp_path_factory.mktemp("study")
+    prepare_data("synthetic", None, d / "data.npz", log=lambda m: None,
+                 synthetic={"train_per_class": 30, "test_per_class": 5, "noise": 0.1})
+    write_split(d / "data.npz", d / "split.npz", d / "summary.json", val_fraction=0.1,
+                si_fraction=0.5, si_test_fraction=0.2, seed=0, log=lambda m: None)
+    torch.manual_seed(0)
+    model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
+    torch.save(checkpoint_payload(model), d / "model.pt")
+    return d
+
+
+@pytest.mark.parametrize("unit,layer", [("channel", "pool2"), ("element", "pool4")])
+def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer):
+    (tmp_path / "cut.json").write_text(json.dumps({"layer": layer}))
+    out = compression.select_features(
+        model_path=study / "model.pt", data_npz=study / "data.npz", split_npz=study / "split.npz",
+        cut_json=tmp_path / "cut.json", ranking_csv=tmp_path / "ranking.csv",
+        selected_json=tmp_path / "selected.json", plot=tmp_path / "feature_si.png", unit=unit,
+        tolerance=0.02, log=lambda m: None)
+    acts, labels = compression.si_train_activations(study / "model.pt", study / "data.npz",
+                                                    study / "split.npz", layer)
+    assert len(labels) == 150  # si_fraction 0.5 of 300 training images
+    ref = forward_select(acts, labels, unit=unit)
+    ranking = pd.read_csv(tmp_path / "ranking.csv")
+    assert list(ranking.columns) == ["step", "feature", "si", "center_si"]
+    assert ranking["feature"].tolist() == ref.order and ranking["si"].tolist() == ref.si
+    assert ranking["center_si"].tolist() == compression.center_si_curve(acts, labels, ref.order, unit)
+    k = choose_k(ref.si, 0.02)["k"]
+    assert out == json.loads((tmp_path / "selected.json").read_text())
+    assert out["k"] == k and out["selected"] == ref.order[:k] and out["kept"] == sorted(ref.order[:k])
+    assert out["si_all"] == separation_index(acts, labels)
+    assert out["n_candidates"] == (acts.shape[1] if unit == "channel" else acts[0].numel())
+    assert out["cut_layer"] == layer and out["shape"] == list(acts.shape[1:])
+
+    # the compressed extractor computes exactly the kept part of the cut layer's output
+    model = build_compressed(study / "model.pt", layer, unit, out["selected"], hidden=[8],
+                             dropout=0.0, seed=0)
+    images = torch.from_numpy(np.load(study / "data.npz")["x_train"][:20]).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        got = model.features(model.normalize(images))
+    full = layer_output(load_model(study / "model.pt"), images, layer)
+    if unit == "channel":
+        torch.testing.assert_close(got, full[:, out["kept"]])
+    else:
+        torch.testing.assert_close(got, full)
+

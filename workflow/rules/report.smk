@@ -1,0 +1,37 @@
+# The report: every figure and table of the study in one Markdown file, and a summary table.
+
+
+rule report:
+    input:
+        split_summary=rules.split.output.summary,
+        lr_summary=rules.select_lr.output.summary,
+        lr_best=rules.select_lr.output.best,
+        lr_heatmap=rules.select_lr.output.heatmap,
+        trial_curves=grid(rules.lr_trial.output.curves),
+        metrics=expand("results/{model}/metrics.json", model=MODELS),
+        history=expand("results/{model}/history.csv", model=MODELS),
+        curves=expand("results/{model}/curves.png", model=MODELS),
+        models=expand("results/{model}/model.pt", model=MODELS),
+        layer_si=expand("results/{model}/layer_si.csv", model=MODELS),
+        layer_si_plot=expand("results/{model}/layer_si.png", model=MODELS),
+        cut=rules.cut_layers.output.cut,
+        cut_plot=rules.cut_layers.output.plot,
+        selected=rules.select_features.output.selected,
+        ranking=rules.select_features.output.ranking,
+        feature_si_plot=rules.select_features.output.plot,
+        benchmarks=get_benchmarks(),
+    output:
+        md="results/report/report.md",
+        summary=report(
+            "results/report/summary.csv",
+            caption="../report/summary.rst",
+            category="5. Summary",
+        ),
+    log:
+        "logs/report/report.log",
+    params:
+        models=MODELS,
+    conda:
+        ENV
+    script:
+        "../scripts/report.py"

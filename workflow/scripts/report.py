@@ -1,0 +1,25 @@
+"""Rule report: results/report/report.md and summary.csv from every artefact of the study."""
+
+from sicompress.logs import step_log
+from sicompress.report import ModelArtefacts, ReportInputs, write_report
+
+
+def main(smk):
+    with step_log(smk.log[0]) as log:
+        i = smk.input
+        models = [ModelArtefacts(name=name, metrics=i.metrics[n], history=i.history[n],
+                                 curves=i.curves[n], model=i.models[n], layer_si=i.layer_si[n],
+                                 layer_si_plot=i.layer_si_plot[n])
+                  for n, name in enumerate(smk.params.models)]
+        inputs = ReportInputs(config=dict(smk.config), split_summary=i.split_summary,
+                              lr_summary=i.lr_summary, lr_best=i.lr_best,
+                              lr_heatmap=i.lr_heatmap, trial_curves=list(i.trial_curves),
+                              models=models, cut=i.cut, cut_plot=i.cut_plot,
+                              selected=i.selected, ranking=i.ranking,
+                              feature_si_plot=i.feature_si_plot, benchmarks=list(i.benchmarks))
+        write_report(inputs, out_md=smk.output.md, out_csv=smk.output.summary)
+        log(f"report written to {smk.output.md} and {smk.output.summary}")
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821
