@@ -6,6 +6,8 @@ import os
 
 from snakemake.utils import min_version, validate
 
+from sicompress.config import check_config
+
 min_version("9.0")
 
 
@@ -13,7 +15,8 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+check_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults
 
 
 report: "workflow/report/workflow.rst"

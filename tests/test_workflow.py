@@ -183,3 +183,45 @@ def test_smoke_report(smoke_run):
         assert needle in md, needle
     html = (r / "report/report.html").read_text(errors="replace")
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:2000].lower()
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: ten\nlr_search:\n  lrs: []\n")
+    proc = snakemake("--cores", "1", "--configfile", str(SMOKE), str(bad), workdir=tmp_path / "run",
+                     check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "train.epochs: 'ten' is not an integer" in out
+    assert "lr_search.lrs: must not be empty" in out
+    assert not (tmp_path / "run" / "results").exists()  # no job started
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake("--lint", workdir=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Congratulations" in out, out[-3000:]
+
+
+def dry_run_jobs(workdir: Path, *extra_config: Path) -> dict[str, int]:
+    configs = [str(SMOKE), *map(str, extra_config)]
+    out = snakemake("-n", "--cores", "2", "--configfile", *configs, workdir=workdir).stdout
+    return {} if "Nothing to be done" in out else job_counts(out)
+
+
+def test_partial_reruns(smoke_run, tmp_path):
+    assert dry_run_jobs(smoke_run) == {}  # a finished run is up to date
+
+    tolerance = tmp_path / "tolerance.yaml"
+    tolerance.write_text("compress:\n  feature_tolerance: 0.05\n")
+    jobs = dry_run_jobs(smoke_run, tolerance)
+    assert set(jobs) == {"select_features", "train_compressed", "layer_si", "plot_layer_si",
+                         "report", "all"}, jobs
+    assert jobs["layer_si"] == 1  # only the compressed model's
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("lr_search:\n  lrs: [0.05, 0.02]\n")
+    jobs = dry_run_jobs(smoke_run, grid)
+    assert jobs["lr_trial"] == 1  # only the new grid point
+    assert {"select_lr", "train_e2e", "train_head", "train_compressed"} <= set(jobs)
+    assert "prepare_data" not in jobs and "split" not in jobs
