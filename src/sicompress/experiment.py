@@ -23,6 +23,7 @@ from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, p
                        scaled_step, settings_from_config, to_device_images)
 
 Pair = tuple[torch.Tensor, torch.Tensor]
+RESUME_FILE = "resume.pt"  # the resumable state of a running training, beside its metrics.json
 
 
 @dataclass
@@ -61,12 +62,17 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
                  metrics: str | Path, curves: str | Path, title: str,
                  checkpoint: str | Path | None = None, config: dict | None = None,
                  extra_metrics: dict | None = None, fail_on_divergence: bool = True,
-                 log: Callable[[str], None] = print) -> dict:
-    """Fit, restore the best epoch, test it once, write the artefacts; return the metrics."""
+                 resume: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Fit, restore the best epoch, test it once, write the artefacts; return the metrics.
+
+    resume: keep a resumable state, `resume.pt` beside `metrics`, at the end of every epoch,
+    continue from it when it is there, and remove it once every artefact is written.
+    """
+    state_file = Path(metrics).with_name(RESUME_FILE) if resume else None
     log(f"{title}: {len(data.train[0])} train / {len(data.val[0])} val images on "
         f"{data.train[0].device}, {settings.epochs} epochs, lr {settings.lr:g}, "
         f"step {settings.step_size}, parameters {parameter_counts(model)}")
-    result: FitResult = fit(model, data.train, data.val, settings, log=log)
+    result: FitResult = fit(model, data.train, data.val, settings, log=log, resume=state_file)
     with artifacts.atomic_path(history) as tmp:
         result.history.to_csv(tmp, index=False)
     reporting.plot_curves(result.history, curves, title=title, best_epoch=result.best_epoch)
@@ -103,6 +109,8 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
                                      provenance=out["provenance"], settings=result.settings)
         artifacts.save_torch(checkpoint, _plain(payload))
     artifacts.write_json(metrics, out)
+    if state_file is not None:
+        state_file.unlink(missing_ok=True)
     log(f"{title}: best epoch {result.best_epoch}, val acc {100 * result.best_val_acc:.2f}%, "
         f"test acc {100 * test_acc:.2f}%")
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -161,6 +162,7 @@ def fit(
     *,
     log: Callable[[str], None] = print,
     stop_on_divergence: bool = True,
+    resume: str | Path | None = None,
 ) -> FitResult:
     """Train `model` in place and return the history and the best epoch's weights.
 
@@ -168,6 +170,13 @@ def fit(
     device; the model is moved there. With `settings.train_only == "classifier"` the feature
     extractor gets no gradient and stays in eval mode. A non-finite training loss stops the
     run: the result says `diverged` (callers decide whether that is an error).
+
+    resume: a file for the resumable state. At the end of every epoch the model, optimizer,
+    scheduler, RNG states, best-so-far and history are written there atomically; a later
+    call with the same file, settings and data continues after the last finished epoch and,
+    on CPU, ends with the same history and weights as an uninterrupted run. A state written
+    by other settings or data is ignored (and said so). Removing the file is the caller's
+    job, once its outputs are written.
     """
     s = settings
     x_tr, y_tr = train
@@ -191,7 +200,25 @@ def fit(
     diverged_epoch = None
     n = len(x_tr)
     t_start = time.perf_counter()
-    for epoch in range(1, s.epochs + 1):
+    identity = {"settings": asdict(s), "data": _fingerprint(x_tr, y_tr, x_va, y_va),
+                "initial_model": _fingerprint(*model.state_dict().values())}
+    start = 1
+    saved = load_resume_state(resume, identity, log) if resume is not None else None
+    if saved is not None:
+        try:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            log(f"resume: {resume} does not fit this model ({e}); starting from epoch 1")
+        else:
+            sched.load_state_dict(saved["scheduler"])
+            _set_rng_states(saved["rng"], device)
+            rows, best = list(saved["history"]), dict(saved["best"])
+            start = int(saved["epoch"]) + 1
+            t_start -= float(saved["seconds"])
+            log(f"resume: continuing after epoch {saved['epoch']} of {s.epochs} from {resume} "
+                f"(best so far {100 * best['acc']:.2f}% at epoch {best['epoch']})")
+    for epoch in range(start, s.epochs + 1):
         t0 = time.perf_counter()
         # One generator per epoch, seeded by (seed, epoch): order and augmentation of an epoch
         # do not depend on what ran before it.
@@ -246,6 +273,9 @@ def fit(
             f"train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
             f"val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
             f"{secs:6.1f} s  best {100 * best['acc']:.2f}% (epoch {best['epoch']})")
+        if resume is not None:
+            _save_resume_state(resume, identity, epoch, model, opt, sched, device, rows, best,
+                               time.perf_counter() - t_start)
 
     if best["state"] is None:  # diverged in the first epoch: keep what there is
         best["state"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -261,6 +291,68 @@ def fit(
         seconds=time.perf_counter() - t_start,
         settings=asdict(s),
     )
+
+
+# ----------------------------------------------------------------------------------------
+# Resumable state
+
+
+def _fingerprint(*tensors: torch.Tensor) -> list[float]:
+    """Shape and float64 sums of some tensors: tells two data sets, or two initial models,
+    apart well enough to never resume a state written for another."""
+    out: list[float] = []
+    for t in tensors:
+        w = torch.arange(1, t.numel() + 1, device=t.device, dtype=torch.float64)
+        flat = t.detach().reshape(-1).to(torch.float64)
+        out += [float(t.numel()), flat.sum().item(), (flat * w).sum().item() / max(1, t.numel())]
+    return out
+
+
+def _rng_states(device: torch.device) -> dict:
+    states = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def _set_rng_states(states: dict, device: torch.device) -> None:
+    torch.set_rng_state(states["torch"])
+    if device.type == "cuda" and "cuda" in states:
+        torch.cuda.set_rng_state(states["cuda"], device)
+
+
+def _save_resume_state(path, identity: dict, epoch: int, model: nn.Module, opt, sched,
+                       device: torch.device, rows: list[dict], best: dict, seconds: float) -> None:
+    from .artifacts import save_torch
+
+    save_torch(path, {
+        **identity,
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng": _rng_states(device),
+        "history": rows,
+        "best": best,
+        "seconds": seconds,
+    })
+
+
+def load_resume_state(path, identity: dict, log: Callable[[str], None] = print) -> dict | None:
+    """The resumable state in `path` when it exists and was written by the same settings and
+    data (`identity`); otherwise None, with a log line saying why."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign file: start afresh, never fail on it
+        log(f"resume: cannot read {path} ({type(e).__name__}: {e}); starting from epoch 1")
+        return None
+    if not isinstance(state, dict) or any(state.get(k) != v for k, v in identity.items()):
+        log(f"resume: {path} was written by other settings or data; starting from epoch 1")
+        return None
+    return state
 
 
 def scaled_step(step_size: int, epochs: int, full_epochs: int) -> int:

@@ -1,0 +1,98 @@
+"""A training killed at any moment continues from its last finished epoch, to the same end."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from sicompress.data import prepare_data
+from sicompress.splits import write_split
+from sicompress.training import load_resume_state
+
+EPOCHS = 30
+
+TRAIN = textwrap.dedent(f"""
+    import sys, torch
+    torch.set_num_threads(1)
+    from sicompress.experiment import train_e2e
+    from sicompress.training import TrainSettings
+    data, out = sys.argv[1], sys.argv[2]
+    train_e2e(data_npz=f"{{data}}/data.npz", split_npz=f"{{data}}/split.npz",
+              summary_json=f"{{data}}/summary.json", model_out=f"{{out}}/model.pt",
+              history=f"{{out}}/history.csv", metrics=f"{{out}}/metrics.json",
+              curves=f"{{out}}/curves.png", width=0.0625, hidden=[16], dropout=0.3,
+              settings=TrainSettings(epochs={EPOCHS}, lr=0.02, step_size=10, batch_size=64, seed=3),
+              log=lambda m: print(m, flush=True))
+""")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    prepare_data("synthetic", None, d / "data.npz", log=lambda m: None,
+                 synthetic={"train_per_class": 40, "test_per_class": 5, "noise": 0.1})
+    write_split(d / "data.npz", d / "split.npz", d / "summary.json", val_fraction=0.1,
+                si_fraction=0.1, si_test_fraction=0.2, seed=0, log=lambda m: None)
+    return d
+
+
+def train(data, out, **kw):
+    out.mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", TRAIN, str(data), str(out)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+def test_killed_training_resumes_to_the_same_end(data, tmp_path):
+    whole = train(data, tmp_path / "whole")
+    log_whole = whole.communicate(timeout=600)[0]
+    assert whole.returncode == 0, log_whole
+
+    out = tmp_path / "killed"
+    proc = train(data, out)
+    seen = []
+    for line in proc.stdout:  # kill as soon as the third epoch has ended
+        seen.append(line)
+        if line.lstrip().startswith(f"epoch   3/{EPOCHS}"):
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    assert (out / "resume.pt").exists() and not (out / "metrics.json").exists()
+    assert not list(out.glob("*.tmp*"))  # atomic writes: nothing half-written in place
+
+    again = train(data, out)
+    log_again = again.communicate(timeout=600)[0]
+    assert again.returncode == 0, log_again
+    assert "resume: continuing after epoch" in log_again
+    assert f"epoch   1/{EPOCHS}" not in log_again  # the finished epochs were not run again
+    assert not (out / "resume.pt").exists()  # removed once the outputs are written
+
+    cols = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc"]
+    a = pd.read_csv(tmp_path / "whole/history.csv")[cols]
+    b = pd.read_csv(out / "history.csv")[cols]
+    pd.testing.assert_frame_equal(a, b)
+    wa = torch.load(tmp_path / "whole/model.pt", weights_only=True)["state_dict"]
+    wb = torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_foreign_or_truncated_state_is_not_resumed(tmp_path):
+    path = tmp_path / "resume.pt"
+    logs = []
+    assert load_resume_state(path, {"settings": {}}, logs.append) is None  # absent: silent
+    assert logs == []
+    torch.save({"settings": {"lr": 0.1}, "epoch": 3}, path)
+    assert load_resume_state(path, {"settings": {"lr": 0.05}}, logs.append) is None
+    assert "other settings" in logs[-1]
+    assert load_resume_state(path, {"settings": {"lr": 0.1}}, logs.append)["epoch"] == 3
+    path.write_bytes(path.read_bytes()[:20])  # truncated, as by a full disk
+    assert load_resume_state(path, {"settings": {"lr": 0.1}}, logs.append) is None
+    assert "cannot read" in logs[-1]
