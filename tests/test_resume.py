@@ -96,3 +96,17 @@ def test_foreign_or_truncated_state_is_not_resumed(tmp_path):
     path.write_bytes(path.read_bytes()[:20])  # truncated, as by a full disk
     assert load_resume_state(path, {"settings": {"lr": 0.1}}, logs.append) is None
     assert "cannot read" in logs[-1]
+
+
+def test_diverging_e2e_fails_naming_lr_and_epoch(data, tmp_path):
+    from sicompress.experiment import train_e2e
+    from sicompress.training import DivergedError, TrainSettings
+
+    with pytest.raises(DivergedError, match=r"non-finite at epoch 1 with lr 1e\+06"):
+        train_e2e(data_npz=data / "data.npz", split_npz=data / "split.npz",
+                  summary_json=data / "summary.json", model_out=tmp_path / "model.pt",
+                  history=tmp_path / "history.csv", metrics=tmp_path / "metrics.json",
+                  curves=tmp_path / "curves.png", width=0.0625, hidden=[16], dropout=0.0,
+                  settings=TrainSettings(epochs=3, lr=1e6, step_size=2, batch_size=64),
+                  log=lambda m: None)
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.json").exists()

@@ -225,3 +225,24 @@ def test_partial_reruns(smoke_run, tmp_path):
     assert jobs["lr_trial"] == 1  # only the new grid point
     assert {"select_lr", "train_e2e", "train_head", "train_compressed"} <= set(jobs)
     assert "prepare_data" not in jobs and "split" not in jobs
+
+
+def test_bad_image_stops_prepare_data_naming_the_file(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            folder = tmp_path / "images" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (32, 32), (i, 0, 0)).save(folder / f"{i}.png")
+    Image.new("RGB", (28, 28)).save(tmp_path / "images/train/dog/small.png")
+    cfg = tmp_path / "folder.yaml"
+    cfg.write_text(f"data:\n  source: folder\n  path: {tmp_path / 'images'}\n")
+    proc = snakemake("results/data/cifar10.npz", "--cores", "1", "--configfile", str(SMOKE), str(cfg),
+                     workdir=tmp_path / "run", check=False)
+    assert proc.returncode != 0
+    assert "train/dog/small.png is 28x28 RGB, expected 32x32 RGB" in proc.stdout + proc.stderr
+    log = (tmp_path / "run/logs/data/prepare_data.log").read_text()
+    assert "ERROR: DataError" in log and "small.png" in log
+    assert not (tmp_path / "run/results/data/cifar10.npz").exists()

@@ -225,10 +225,32 @@ def load_model(path: str | Path, map_location="cpu") -> VGG:
     ckpt = load_checkpoint(path, map_location)
     try:
         model = build_model(ckpt["arch"])
-        model.load_state_dict(ckpt["state_dict"])
     except Exception as e:
-        raise CheckpointError(f"checkpoint {path} does not match its architecture: {e}") from e
+        raise CheckpointError(f"checkpoint {path} has an invalid architecture: "
+                              f"{type(e).__name__}: {e}") from e
+    problem = _state_mismatch(model.state_dict(), ckpt["state_dict"])
+    if problem:
+        raise CheckpointError(f"checkpoint {path} does not match its architecture: {problem}")
+    model.load_state_dict(ckpt["state_dict"])
     return model.to(map_location).eval()
+
+
+def _state_mismatch(expected: dict, found: dict) -> str:
+    """One short line on how `found` differs from `expected` ('' when they fit)."""
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    shapes = [k for k in expected if k in found and tuple(found[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} tensors differ in shape (first: {k} is "
+                     f"{list(found[k].shape)} in the file, {list(expected[k].shape)} in the "
+                     "architecture)")
+    if missing:
+        parts.append(f"{len(missing)} tensors missing (first: {missing[0]})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected tensors (first: {extra[0]})")
+    return "; ".join(parts)
 
 
 def checkpoint_payload(model: VGG, **extra: Any) -> dict:
