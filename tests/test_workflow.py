@@ -48,6 +48,18 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     for rule in ("cut_layers", "select_features", "train_compressed", "report"):
         assert counts[rule] == 1, rule
 
+    # the rules that train or compute SI hold the GPU; the light ones do not
+    gpu_rules = {"lr_trial", "train_e2e", "train_head", "layer_si", "select_features", "train_compressed"}
+    seen = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        if not m or m.group(1) == "all":
+            continue
+        holds_gpu = re.search(r"resources:.*\bgpu=1\b", block) is not None
+        assert holds_gpu == (m.group(1) in gpu_rules), m.group(1)
+        seen.add(m.group(1))
+    assert seen == set(counts) - {"all"}
+
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
