@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from sicompress import compression
-from sicompress.data import prepare_data
 from sicompress.decisions import choose_k
 from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
 from sicompress.pruning import build_compressed, layer_output
 from sicompress.selection import forward_select
 from sicompress.si import center_separation_index, separation_index
-from sicompress.splits import write_split
+
+from conftest import synthetic_study
 
 
 @pytest.mark.parametrize("unit", ["channel", "element"])
@@ -69,11 +69,7 @@ def test_cut_layers_names_a_table_without_train_rows(tmp_path):
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A synthetic data set, its split and an (untrained) tiny VGG checkpoint."""
-    d = tmp_path_factory.mktemp("study")
-    prepare_data("synthetic", None, d / "data.npz", log=lambda m: None,
-                 synthetic={"train_per_class": 30, "test_per_class": 5, "noise": 0.1})
-    write_split(d / "data.npz", d / "split.npz", d / "summary.json", val_fraction=0.1,
-                si_fraction=0.5, si_test_fraction=0.2, seed=0, log=lambda m: None)
+    d = synthetic_study(tmp_path_factory.mktemp("study"), train_per_class=30, si_fraction=0.5)
     torch.manual_seed(0)
     model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
     torch.save(checkpoint_payload(model), d / "model.pt")

@@ -5,15 +5,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pandas as pd
 import pytest
 import torch
 
-from sicompress.data import prepare_data
-from sicompress.splits import write_split
 from sicompress.training import load_resume_state
+
+from conftest import synthetic_study
 
 EPOCHS = 30
 
@@ -34,12 +33,7 @@ TRAIN = textwrap.dedent(f"""
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    prepare_data("synthetic", None, d / "data.npz", log=lambda m: None,
-                 synthetic={"train_per_class": 40, "test_per_class": 5, "noise": 0.1})
-    write_split(d / "data.npz", d / "split.npz", d / "summary.json", val_fraction=0.1,
-                si_fraction=0.1, si_test_fraction=0.2, seed=0, log=lambda m: None)
-    return d
+    return synthetic_study(tmp_path_factory.mktemp("data"), train_per_class=40, si_fraction=0.1)
 
 
 def train(data, out, **kw):

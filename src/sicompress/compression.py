@@ -16,7 +16,6 @@ Every decision rests on the `si_train` subset of the split (training images only
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -27,7 +26,7 @@ from . import artifacts, reporting
 from .data import load_dataset
 from .decisions import choose_cut, choose_k
 from .experiment import load_study_data, run_training
-from .model import load_model
+from .model import load_checkpoint, load_model
 from .pruning import UNITS, build_compressed, layer_output, macs_per_image
 from .selection import forward_select
 from .si import center_separation_index, separation_index
@@ -194,8 +193,8 @@ def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_j
     sel = artifacts.read_json(selected_json)
     model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], sel["selected"],
                              hidden=hidden, dropout=dropout, seed=settings.seed)
-    source = load_model(e2e_model)
-    before, after = macs_per_image(source.arch), macs_per_image(model.arch)
+    before = macs_per_image(load_checkpoint(e2e_model)["arch"])
+    after = macs_per_image(model.arch)
     log(f"compressed model: cut after {sel['cut_layer']}, {sel['k']} of {sel['n_candidates']} "
         f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
     dev = pick_device(device)

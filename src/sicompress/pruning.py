@@ -206,12 +206,11 @@ def macs_per_image(arch: dict) -> dict[str, Any]:
     -> {"features": int, "classifier": int, "total": int, "layers": {name: int}} where
     "layers" holds every feature layer (convs and pools) and the classifier's Linears.
     """
-    c, h, w = arch.get("input_shape", [3, 32, 32])
+    _, h, w = arch.get("input_shape", [3, 32, 32])
     layers: dict[str, int] = {}
     for layer in arch["features"]:
         if layer["kind"] == "conv":
             layers[layer["name"]] = 3 * 3 * layer["in"] * layer["out"] * h * w
-            c = layer["out"]
         elif layer["kind"] == "pool":
             layers[layer["name"]] = 0
             h, w = h // 2, w // 2

@@ -526,7 +526,7 @@ def _compression(doc: _Doc, inputs: ReportInputs, table: pd.DataFrame) -> None:
     doc.heading("Size, cost and accuracy before and after", level=3)
     if unit == "element":
         doc.para(ELEMENT_NOTE)
-    e2e, comp, head_row = by_model.get("e2e"), by_model.get("compressed"), by_model.get("head")
+    e2e, comp = by_model.get("e2e"), by_model.get("compressed")
     if e2e is not None and comp is not None:
         rows = [[part, _int(e2e[f"params_{part}"]), _int(comp[f"params_{part}"]),
                  _reduction(e2e[f"params_{part}"], comp[f"params_{part}"])]

@@ -302,9 +302,13 @@ def _fingerprint(*tensors: torch.Tensor) -> list[float]:
     apart well enough to never resume a state written for another."""
     out: list[float] = []
     for t in tensors:
-        w = torch.arange(1, t.numel() + 1, device=t.device, dtype=torch.float64)
-        flat = t.detach().reshape(-1).to(torch.float64)
-        out += [float(t.numel()), flat.sum().item(), (flat * w).sum().item() / max(1, t.numel())]
+        if t.numel() == 0:
+            out += [0.0, 0.0, 0.0]
+            continue
+        # a sum per row (per image), accumulated in float64 without a float64 copy of t
+        rows = t.detach().reshape(t.shape[0] if t.ndim else 1, -1).sum(1, dtype=torch.float64)
+        w = torch.arange(1, len(rows) + 1, device=rows.device, dtype=torch.float64)
+        out += [float(t.numel()), rows.sum().item(), (rows * w).sum().item() / len(rows)]
     return out
 
 
