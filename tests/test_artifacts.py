@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from sicompress.artifacts import atomic_path, write_json
+from sicompress.artifacts import atomic_path, read_json, write_json
 
 
 def test_written_file_has_the_usual_mode(tmp_path):
@@ -26,3 +26,23 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             raise RuntimeError("killed")
     assert path.read_text().strip().endswith("}") and '"v": 1' in path.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["b.json"]
+
+
+def test_temporaries_of_a_killed_writer_are_cleared_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from sicompress.artifacts import _HOST
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = tmp_path / f".c.json.{_HOST}.{int(gone.stdout)}.abc123.tmp.json"
+    live = tmp_path / f".c.json.{_HOST}.{os.getpid()}.def456.tmp.json"  # a writer still at it
+    other_host = tmp_path / f".c.json.elsewhere.{int(gone.stdout)}.x.tmp.json"  # cannot tell
+    other_file = tmp_path / f".d.json.{_HOST}.{int(gone.stdout)}.y.tmp.json"
+    for p in (dead, live, other_host, other_file):
+        p.write_text("half")
+    write_json(tmp_path / "c.json", {"x": 1})
+    assert not dead.exists()
+    assert live.exists() and other_host.exists() and other_file.exists()
+    assert read_json(tmp_path / "c.json") == {"x": 1}

@@ -269,13 +269,13 @@ def fit(
         secs = time.perf_counter() - t0
         rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
                          val_loss=val_loss, val_acc=val_acc, seconds=secs))
+        if resume is not None:  # saved before the line is logged: a logged epoch is never lost
+            _save_resume_state(resume, identity, epoch, model, opt, sched, device, rows, best,
+                               time.perf_counter() - t_start)
         log(f"epoch {epoch:>3}/{s.epochs}  lr {lr_now:.4g}  "
             f"train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
             f"val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
             f"{secs:6.1f} s  best {100 * best['acc']:.2f}% (epoch {best['epoch']})")
-        if resume is not None:
-            _save_resume_state(resume, identity, epoch, model, opt, sched, device, rows, best,
-                               time.perf_counter() - t_start)
 
     if best["state"] is None:  # diverged in the first epoch: keep what there is
         best["state"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
