@@ -24,7 +24,7 @@ from sicompress.report import ModelArtefacts, ReportInputs, summary_table, write
 WIDTH = 0.0625  # conv channels 4, 4 | 8, 8 | 16, 16, 16 | 32 ...; pool3 output 16 x 4 x 4
 CUT = "pool3"
 SELECTED = {"channel": [3, 1, 5], "element": [5, 100, 17, 200]}
-TEST_ACC = {"e2e": 0.9012, "head": 0.8843, "compressed": 0.8711}
+TEST_ACC = {"search": 0.4402, "e2e": 0.9012, "head": 0.8843, "compressed": 0.8711}
 BENCHMARKS = {  # path below results/benchmarks -> (seconds, max_rss)
     "train_e2e.tsv": (3725.5, 2048.25),
     "layer_si/e2e.tsv": (61.0, "NA"),
@@ -128,7 +128,7 @@ def make_inputs(root: Path, png: Path, models, *, unit: str, source: str,
     trial_curves = [image(lr_dir / f"lr~{lr}" / "step~6" / "curves.png") for lr in ("0.05", "0.02")]
 
     e2e, head, compressed = models
-    nets = {"e2e": e2e, "head": head, "compressed": compressed[unit]}
+    nets = {"search": e2e, "e2e": e2e, "head": head, "compressed": compressed[unit]}
     arts = []
     for name, net in nets.items():
         d = res / name
@@ -138,6 +138,9 @@ def make_inputs(root: Path, png: Path, models, *, unit: str, source: str,
                    "val_loss": 0.4, "test_acc": TEST_ACC[name], "test_loss": 0.41,
                    "epochs_run": 4, "train_seconds": 12.5, "parameters": parameter_counts(net),
                    "lr": 0.02, "step_size": 2, "settings": {}, "provenance": {}}
+        if name == "search":
+            metrics.update(grid_lr=0.02, grid_step=6, trial_step=1, full_epochs=10,
+                           chosen_from_search={"lr": 0.02, "step_size": 6})
         if name == "compressed":
             metrics["compression"] = {"cut_layer": CUT, "unit": unit, "k": len(SELECTED[unit])}
             metrics["source_model"] = "results/e2e/model.pt"
@@ -202,9 +205,9 @@ def test_report(tmp_path, png, models, unit, source, path, jpeg):
     # summary.csv: one row per model, numbers from the models and metrics
     table = pd.read_csv(out_csv)
     assert list(table.columns) == report.SUMMARY_COLUMNS
-    assert list(table["model"]) == ["e2e", "head", "compressed"]
+    assert list(table["model"]) == ["search", "e2e", "head", "compressed"]
     e2e, head, compressed = models
-    nets = {"e2e": e2e, "head": head, "compressed": compressed[unit]}
+    nets = {"search": e2e, "e2e": e2e, "head": head, "compressed": compressed[unit]}
     for _, row in table.iterrows():
         net = nets[row["model"]]
         params, macs = parameter_counts(net), macs_per_image(net.arch)
@@ -215,9 +218,9 @@ def test_report(tmp_path, png, models, unit, source, path, jpeg):
         assert row["test_acc_change_vs_e2e"] == pytest.approx(TEST_ACC[row["model"]] - TEST_ACC["e2e"])
         assert row["test_acc_change_vs_head"] == pytest.approx(TEST_ACC[row["model"]] - TEST_ACC["head"])
         assert row["best_epoch"] == 3 and row["epochs_run"] == 4
-    comp = table.iloc[2]
-    assert comp["params_total"] < table.iloc[0]["params_total"]
-    assert comp["macs_features"] < table.iloc[0]["macs_features"]
+    comp, full = table.iloc[3], table.iloc[1]
+    assert comp["params_total"] < full["params_total"]
+    assert comp["macs_features"] < full["macs_features"]
     pd.testing.assert_frame_equal(table, summary_table(inputs), check_dtype=False)
 
     # markdown: percentages and percentage points
@@ -237,13 +240,13 @@ def test_report(tmp_path, png, models, unit, source, path, jpeg):
     for i, _ in titles:
         assert lines[i + 2].startswith("| ") and set(lines[i + 3]) <= set("|-: ")
     text = "\n".join(t for _, t in titles)
-    for expected in ("Summary of the three models", "Learning-rate search",
+    for expected in ("Summary of the trained models", "Learning-rate search",
                      "SI and Center SI per layer", "steps of the forward selection",
                      "Parameters before (e2e) and after", "Multiply-accumulates per image",
                      "Test accuracy before (e2e, head) and after", "Wall time per job"):
         assert expected in text, expected
-    assert text.count("SI and Center SI per layer") == 3
-    assert len(titles) == 1 + 1 + 3 + 1 + 3 + 1
+    assert text.count("SI and Center SI per layer") == 4  # search, e2e, head, compressed
+    assert len(titles) == 1 + 1 + 4 + 1 + 3 + 1
 
     # every figure: a relative link that resolves, then an italic caption line
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
@@ -265,6 +268,9 @@ def test_report(tmp_path, png, models, unit, source, path, jpeg):
     assert "decided on validation accuracy only" in md
     assert "decided on si_train rows only" in md
     assert "**0.02**" in md and "**6**" in md
+    chosen = md[md.index("## " + report.MODEL_TITLES["search"]):md.index("## " + report.MODEL_TITLES["e2e"])]
+    assert "lr 0.02, step 6 of the full schedule, 1 in the trial" in chosen
+    assert "Test accuracy of the best model: **44.02%**" in chosen
     assert "differs from the decisions above" not in md
 
     # unit- and source-specific sentences

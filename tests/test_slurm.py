@@ -33,7 +33,7 @@ MEM_MB = 1000  # memory bound of every job on the test cluster (SICOMPRESS_SLURM
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "scancel", "srun")
 # jobs of the smoke run by rule (tests/smoke.yaml: a grid of 2 learning rates x 1 step)
 EXPECTED_JOBS = {"prepare_data": 1, "split": 1, "lr_trial": 2, "select_lr": 1, "train_e2e": 1,
-                 "train_head": 1, "layer_si": 3, "plot_layer_si": 3, "cut_layers": 1,
+                 "train_head": 1, "layer_si": 4, "plot_layer_si": 4, "cut_layers": 1,
                  "select_features": 1, "train_compressed": 1, "report": 1}
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 

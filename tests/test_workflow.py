@@ -44,7 +44,8 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     assert counts["prepare_data"] == 1 and counts["split"] == 1
     assert counts["lr_trial"] == grid
     assert counts["select_lr"] == counts["train_e2e"] == counts["train_head"] == 1
-    assert counts["layer_si"] == 3 and counts["plot_layer_si"] == 3  # e2e, head, compressed
+    # the search's chosen trial, e2e, head, compressed
+    assert counts["layer_si"] == 4 and counts["plot_layer_si"] == 4
     for rule in ("cut_layers", "select_features", "train_compressed", "report"):
         assert counts[rule] == 1, rule
 
@@ -76,9 +77,9 @@ def test_smoke_workflow_writes_every_output(smoke_run):
         "lr_search/summary.csv", "lr_search/best.json", "lr_search/heatmap.png",
     ]
     for lr in ("0.05", "0.01"):
-        for name in ("history.csv", "metrics.json", "curves.png"):
+        for name in ("model.pt", "history.csv", "metrics.json", "curves.png"):
             expected.append(f"lr_search/lr~{lr}/step~4/{name}")
-    for model in ("e2e", "head", "compressed"):
+    for model in ("search", "e2e", "head", "compressed"):
         for name in ("model.pt", "history.csv", "metrics.json", "curves.png", "layer_si.csv", "layer_si.png"):
             expected.append(f"{model}/{name}")
     expected += ["compress/cut.json", "compress/cut.png", "compress/feature_ranking.csv",
@@ -86,7 +87,8 @@ def test_smoke_workflow_writes_every_output(smoke_run):
                  "report/report.md", "report/summary.csv", "report/report.html"]
     expected += [f"benchmarks/{job}.tsv" for job in (
         "prepare_data", "split", "lr_trial/lr~0.05_step~4", "lr_trial/lr~0.01_step~4", "select_lr",
-        "train_e2e", "train_head", "layer_si/e2e", "layer_si/head", "layer_si/compressed",
+        "train_e2e", "train_head", "layer_si/search", "layer_si/e2e", "layer_si/head",
+        "layer_si/compressed",
         "cut_layers", "select_features", "train_compressed")]
     missing = [p for p in expected if not (r / p).is_file() or (r / p).stat().st_size == 0]
     assert not missing, missing
@@ -114,6 +116,13 @@ def test_smoke_split_and_search(smoke_run):
     trial = json.loads((r / "lr_search/lr~0.05/step~4/metrics.json").read_text())
     assert trial["trial_step"] == 1  # step 4 of 6 epochs scaled to a 2-epoch trial: round(4 * 2 / 6)
     assert len(pd.read_csv(r / "lr_search/lr~0.05/step~4/history.csv")) == 2
+    # the chosen trial's best model, copied to results/search for the per-layer SI and report
+    trial_dir = r / f"lr_search/lr~{best['lr']:g}/step~{best['step_size']}"
+    for name in ("model.pt", "history.csv", "curves.png"):
+        assert (r / "search" / name).read_bytes() == (trial_dir / name).read_bytes(), name
+    searched = json.loads((r / "search/metrics.json").read_text())
+    assert searched["test_acc"] == best["test_acc_of_trial"]
+    assert load_model(r / "search/model.pt").arch == load_model(trial_dir / "model.pt").arch
 
 
 def test_smoke_trainings(smoke_run):
@@ -144,7 +153,7 @@ def test_smoke_trainings(smoke_run):
 
 def test_smoke_layer_si(smoke_run):
     r = smoke_run / "results"
-    for model in ("e2e", "head", "compressed"):
+    for model in ("search", "e2e", "head", "compressed"):
         t = pd.read_csv(r / f"{model}/layer_si.csv")
         assert sorted(t["split"].unique()) == ["test", "train"]
         cut = json.loads((r / "compress/cut.json").read_text())
@@ -184,8 +193,8 @@ def test_smoke_compression(smoke_run):
 def test_smoke_report(smoke_run):
     r = smoke_run / "results"
     summary = pd.read_csv(r / "report/summary.csv")
-    assert summary["model"].tolist() == ["e2e", "head", "compressed"]
-    for model in ("e2e", "head", "compressed"):
+    assert summary["model"].tolist() == ["search", "e2e", "head", "compressed"]
+    for model in ("search", "e2e", "head", "compressed"):
         m = json.loads((r / f"{model}/metrics.json").read_text())
         row = summary[summary["model"] == model].iloc[0]
         assert row["test_acc"] == pytest.approx(m["test_acc"])

@@ -4,11 +4,16 @@ validation accuracy only.
 Step sizes are given in epochs of the full schedule (`train.epochs`); a trial of
 `lr_search.epochs` epochs uses the step scaled by `lr_search.epochs / train.epochs`, so that
 each trial sees the same shape of schedule as the full run, compressed in time.
+
+Every trial keeps its best epoch's model; the chosen trial's model, history, metrics and
+curves are copied to one folder (results/search/), so that the search's best model is tested,
+measured layer by layer and reported like every other training.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -27,7 +32,7 @@ def format_value(v: float) -> str:
 
 
 def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr: float,
-              step_size: int, full_epochs: int, settings: TrainSettings, width: float, hidden,
+              step_size: int, checkpoint=None, full_epochs: int, settings: TrainSettings, width: float, hidden,
               dropout: float, config: dict | None = None, device: str | None = None,
               log: Callable[[str], None] = print) -> dict:
     """One grid point. A non-finite loss ends the trial and is recorded as diverged."""
@@ -38,17 +43,22 @@ def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr
     torch.manual_seed(s.seed)
     model = build_model(vgg_arch(width, hidden, dropout, len(data.classes), data.mean, data.std))
     return run_training(model, data, s, history=history, metrics=metrics, curves=curves,
-                        config=config, title=f"lr search: lr {lr:g}, step {step_size}",
+                        checkpoint=checkpoint, config=config, title=f"lr search: lr {lr:g}, step {step_size}",
                         fail_on_divergence=False, log=log,
                         extra_metrics={"grid_lr": lr, "grid_step": step_size,
                                        "trial_step": trial_step, "full_epochs": full_epochs})
 
 
 def select_lr(*, trial_metrics: Iterable[str | Path], summary_csv, best_json, heatmap,
+              chosen_out: dict[str, str | Path] | None = None,
               log: Callable[[str], None] = print) -> dict:
     """Table of all trials; the best is the highest validation accuracy among the trials that
     did not diverge, ties to the smaller lr, then the smaller step. Test accuracies are listed
     for the report only; they never enter the decision.
+
+    chosen_out: where to copy the chosen trial's artefacts, by name: any of "model",
+    "history", "metrics", "curves" (model.pt, history.csv, metrics.json, curves.png in the
+    trial's folder, beside its metrics.json).
     """
     rows = []
     for path in trial_metrics:
@@ -79,8 +89,34 @@ def select_lr(*, trial_metrics: Iterable[str | Path], summary_csv, best_json, he
         "n_diverged": int(table["diverged"].sum()),
     }
     artifacts.write_json(best_json, out)
+    if chosen_out:
+        _copy_chosen(Path(best["metrics"]).parent, chosen_out, out)
     reporting.plot_lr_heatmap(table, heatmap, chosen=(out["lr"], out["step_size"]))
     log(f"lr search: chose lr {out['lr']:g}, step {out['step_size']} "
         f"(val acc {100 * out['val_acc']:.2f}%) out of {len(table)} trials, "
         f"{out['n_diverged']} diverged")
     return out
+
+
+CHOSEN_FILES = {"model": "model.pt", "history": "history.csv", "metrics": "metrics.json",
+                "curves": "curves.png"}
+
+
+def _copy_chosen(trial_dir: Path, chosen_out: dict[str, str | Path], best: dict) -> None:
+    unknown = set(chosen_out) - set(CHOSEN_FILES)
+    if unknown:
+        raise ValueError(f"select_lr: unknown chosen_out key(s) {sorted(unknown)}; "
+                         f"expected some of {sorted(CHOSEN_FILES)}")
+    for key, dest in chosen_out.items():
+        src = trial_dir / CHOSEN_FILES[key]
+        if not src.exists():
+            raise FileNotFoundError(f"select_lr: the chosen trial has no {src}")
+        if key == "metrics":
+            m = artifacts.read_json(src)
+            m["chosen_from_search"] = {"trial_dir": str(trial_dir), "lr": best["lr"],
+                                       "step_size": best["step_size"],
+                                       "decided_on": best["decided_on"]}
+            artifacts.write_json(dest, m)
+        else:
+            with artifacts.atomic_path(dest) as tmp:
+                shutil.copyfile(src, tmp)

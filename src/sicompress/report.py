@@ -38,6 +38,7 @@ SUMMARY_COLUMNS = [
 
 # Section headings of report.md, in order (the per-model ones are filled from MODEL_TITLES).
 MODEL_TITLES = {
+    "search": "Learning-rate search: the chosen trial's model",
     "e2e": "End-to-end training (a)",
     "head": "Frozen features, new classifier (b)",
     "compressed": "Compressed model (c)",
@@ -45,6 +46,7 @@ MODEL_TITLES = {
 SECTIONS = [
     "Summary",
     "Learning-rate search",
+    MODEL_TITLES["search"],
     MODEL_TITLES["e2e"],
     MODEL_TITLES["head"],
     MODEL_TITLES["compressed"],
@@ -76,7 +78,7 @@ METRIC_NAMES = {"si": "SI", "center_si": "Center SI"}
 class ModelArtefacts:
     """The artefacts of one training: e2e, head or compressed."""
 
-    name: str            # "e2e", "head" or "compressed"
+    name: str            # "search" (the chosen trial), "e2e", "head" or "compressed"
     metrics: Path        # metrics.json
     history: Path        # history.csv (epoch, lr, train_loss, train_acc, val_loss, val_acc, seconds)
     curves: Path         # curves.png
@@ -95,7 +97,7 @@ class ReportInputs:
     lr_best: Path                 # results/lr_search/best.json
     lr_heatmap: Path              # results/lr_search/heatmap.png
     trial_curves: list[Path]      # results/lr_search/lr~{lr}/step~{step}/curves.png, one per trial
-    models: list[ModelArtefacts]  # e2e, head, compressed (in that order)
+    models: list[ModelArtefacts]  # search, e2e, head, compressed (in that order)
     cut: Path                     # results/compress/cut.json
     cut_plot: Path                # results/compress/cut.png
     selected: Path                # results/compress/selected.json
@@ -363,7 +365,7 @@ def _intro(doc: _Doc, inputs: ReportInputs) -> None:
 
 
 def _summary(doc: _Doc, table: pd.DataFrame) -> None:
-    doc.heading(SECTIONS[0])
+    doc.heading("Summary")
     rows = []
     for _, r in table.iterrows():
         rows.append([r["model"], _pct(r["test_acc"]), _pct(r["val_acc"]), _int(r["best_epoch"]),
@@ -373,7 +375,7 @@ def _summary(doc: _Doc, table: pd.DataFrame) -> None:
                      _pp(r["test_acc_change_vs_e2e"]), _pp(r["test_acc_change_vs_head"]),
                      _num(r["train_seconds"], 1)])
     doc.table(
-        "Summary of the three models (test accuracy of the best epoch by validation accuracy; "
+        "Summary of the trained models (search: the chosen trial; test accuracy of the best epoch by validation accuracy; "
         "MACs per image; changes in percentage points)",
         ["model", "test acc", "val acc", "best epoch", "epochs run", "params features",
          "params classifier", "params total", "MACs features", "MACs classifier", "MACs total",
@@ -391,7 +393,7 @@ def _trial_name(path: Path) -> tuple[str, str]:
 
 def _search(doc: _Doc, inputs: ReportInputs) -> None:
     cfg = inputs.config
-    doc.heading(SECTIONS[1])
+    doc.heading("Learning-rate search")
     grid = pd.read_csv(inputs.lr_summary)
     best = artifacts.read_json(inputs.lr_best)
     ls = cfg.get("lr_search", {})
@@ -454,6 +456,11 @@ def _model_section(doc: _Doc, m: ModelArtefacts, row: pd.Series) -> None:
             f"Best epoch by validation accuracy: **{int(metrics['best_epoch'])}** (validation "
             f"accuracy {_pct(metrics['val_acc'])}). Test accuracy of the best model: "
             f"**{_pct(metrics['test_acc'])}** (test loss {_num(metrics.get('test_loss'))}).")
+    if m.name == "search":
+        text = (f"The model of the chosen trial of the search (lr {_value(metrics.get('grid_lr'))}, "
+                f"step {_value(metrics.get('grid_step'))} of the full schedule, "
+                f"{_value(metrics.get('trial_step'))} in the trial): its best epoch, tested and "
+                f"measured like every other model. " + text)
     if m.name != "e2e":
         text += (f" Change in test accuracy versus e2e: {_pp(row['test_acc_change_vs_e2e'])}.")
     doc.para(text)
@@ -468,7 +475,7 @@ def _model_section(doc: _Doc, m: ModelArtefacts, row: pd.Series) -> None:
 
 
 def _compression(doc: _Doc, inputs: ReportInputs, table: pd.DataFrame) -> None:
-    doc.heading(SECTIONS[5])
+    doc.heading("Compression")
     cut = artifacts.read_json(inputs.cut)
     sel = artifacts.read_json(inputs.selected)
     by_model = {r["model"]: r for _, r in table.iterrows()}
@@ -562,7 +569,7 @@ def _compression(doc: _Doc, inputs: ReportInputs, table: pd.DataFrame) -> None:
 
 
 def _wall_time(doc: _Doc, inputs: ReportInputs) -> None:
-    doc.heading(SECTIONS[6])
+    doc.heading("Wall time per job")
     bench = read_benchmarks(inputs.benchmarks, [m.name for m in inputs.models])
     rows = [[r["job"], _num(r["seconds"], 1), _hms(r["seconds"]), _num(r["max_rss"], 1)]
             for _, r in bench.iterrows()]
@@ -576,7 +583,7 @@ def _wall_time(doc: _Doc, inputs: ReportInputs) -> None:
 
 def _assumptions(doc: _Doc, inputs: ReportInputs) -> None:
     cfg = inputs.config
-    doc.heading(SECTIONS[7])
+    doc.heading("Assumptions")
     train, ls = cfg.get("train", {}), cfg.get("lr_search", {})
     head_cfg, comp_cfg = cfg.get("head", {}), cfg.get("compress", {})
     data = cfg.get("data", {})

@@ -4,7 +4,7 @@ from sicompress.lr_search import format_value
 
 ENV = "../../envs/sicompress.yaml"
 BENCHMARKS = "results/benchmarks"  # wall time and memory of every job (Snakemake benchmark files)
-MODELS = ["e2e", "head", "compressed"]
+MODELS = ["search", "e2e", "head", "compressed"]  # search: the chosen trial's model
 
 
 def get_data_path():
@@ -48,7 +48,8 @@ def get_benchmarks():
 
 
 def get_final_outputs():
-    outputs = [rules.select_lr.output.heatmap]
+    outputs = [rules.select_lr.output.heatmap, rules.select_lr.output.model,
+               rules.select_lr.output.trial_metrics, rules.select_lr.output.trial_curves]
     for rule_ in (rules.train_e2e, rules.train_head, rules.train_compressed):
         outputs += [rule_.output.model, rule_.output.metrics, rule_.output.curves]
     outputs += expand(rules.plot_layer_si.output.plot, model=MODELS)

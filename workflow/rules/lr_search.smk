@@ -9,6 +9,7 @@ rule lr_trial:
         split=rules.split.output.split,
         summary=rules.split.output.summary,
     output:
+        model="results/lr_search/lr~{lr}/step~{step}/model.pt",
         history="results/lr_search/lr~{lr}/step~{step}/history.csv",
         metrics="results/lr_search/lr~{lr}/step~{step}/metrics.json",
         curves=report(
@@ -40,6 +41,9 @@ rule lr_trial:
 rule select_lr:
     input:
         metrics=get_trial_metrics(),
+        models=grid(rules.lr_trial.output.model),
+        history=grid(rules.lr_trial.output.history),
+        curves=grid(rules.lr_trial.output.curves),
     output:
         summary="results/lr_search/summary.csv",
         best="results/lr_search/best.json",
@@ -47,6 +51,16 @@ rule select_lr:
             "results/lr_search/heatmap.png",
             caption="../report/heatmap.rst",
             category="1. Learning-rate search",
+        ),
+        # the chosen trial's best model, reported like every other training
+        model="results/search/model.pt",
+        trial_history="results/search/history.csv",
+        trial_metrics="results/search/metrics.json",
+        trial_curves=report(
+            "results/search/curves.png",
+            caption="../report/curves.rst",
+            category="2. Training curves",
+            subcategory="search: the chosen trial",
         ),
     log:
         "logs/lr_search/select_lr.log",

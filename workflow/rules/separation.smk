@@ -1,5 +1,5 @@
 wildcard_constraints:
-    model="e2e|head|compressed",
+    model="search|e2e|head|compressed",
 
 
 rule layer_si:

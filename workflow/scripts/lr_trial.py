@@ -11,6 +11,7 @@ def main(smk):
         run_trial(data_npz=smk.input.data, split_npz=smk.input.split,
                   summary_json=smk.input.summary, history=smk.output.history,
                   metrics=smk.output.metrics, curves=smk.output.curves,
+                  checkpoint=smk.output.model,
                   lr=float(smk.wildcards.lr), step_size=int(smk.wildcards.step),
                   full_epochs=p.full_epochs,
                   settings=settings_from_config(p.train, p.seed, epochs=p.trial_epochs),
