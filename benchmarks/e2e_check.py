@@ -30,7 +30,8 @@ import torch
 
 from sicompress.model import build_model, parameter_counts, vgg_arch
 from sicompress.splits import channel_stats, make_split
-from sicompress.training import TrainSettings, evaluate, fit, pick_device, to_device_images
+from sicompress.devices import pick_device
+from sicompress.training import TrainSettings, evaluate, fit, to_device_images
 # a script beside this one: benchmarks/ is on sys.path when a script here runs
 from train_throughput import device_name, load_data
 

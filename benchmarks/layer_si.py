@@ -46,7 +46,7 @@ from torch import nn
 from sicompress.model import VGG, build_model, load_model, vgg_arch
 from sicompress.si import DEFAULT_BATCH_SIZE, DEFAULT_ORDER, layer_separation, nearest_neighbors
 from sicompress.splits import channel_stats
-from sicompress.training import pick_device
+from sicompress.devices import pick_device
 # a script beside this one: benchmarks/ is on sys.path when a script here runs
 from train_throughput import device_name, load_data, sync
 

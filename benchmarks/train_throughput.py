@@ -52,7 +52,8 @@ from torchvision import transforms
 from sicompress import data as sicdata
 from sicompress.model import build_model, vgg_arch
 from sicompress.splits import channel_stats
-from sicompress.training import TrainSettings, fit, pick_device, to_device_images
+from sicompress.devices import pick_device
+from sicompress.training import TrainSettings, fit, to_device_images
 
 LR, MOMENTUM, WEIGHT_DECAY, PAD = 0.05, 0.9, 5e-4, 4
 VAL_IMAGES = 128  # the engine's validation set: one batch of test images

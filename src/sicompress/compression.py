@@ -31,7 +31,8 @@ from .pruning import UNITS, build_compressed, layer_output, macs_per_image
 from .selection import forward_select
 from .si import center_separation_index, separation_index
 from .splits import load_split
-from .training import TrainSettings, pick_device
+from .devices import pick_device
+from .training import TrainSettings
 
 RANKING_COLUMNS = ["step", "feature", "si", "center_si"]
 
@@ -123,6 +124,7 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
     if unit not in UNITS:
         raise ValueError(f"compress.feature_unit must be one of {UNITS}, got {unit!r}")
     layer = artifacts.read_json(cut_json)["layer"]
+    device = pick_device(device, log=log)
     acts, labels = si_train_activations(model_path, data_npz, split_npz, layer,
                                         batch_size=batch_size, device=device)
     n, c, h, w = acts.shape
@@ -197,7 +199,7 @@ def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_j
     after = macs_per_image(model.arch)
     log(f"compressed model: cut after {sel['cut_layer']}, {sel['k']} of {sel['n_candidates']} "
         f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
-    dev = pick_device(device)
+    dev = pick_device(device, log=log)
     data = load_study_data(data_npz, split_npz, summary_json, dev)
     extra = {
         "compression": {"cut_layer": sel["cut_layer"], "unit": sel["unit"], "k": sel["k"],

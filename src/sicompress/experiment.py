@@ -19,8 +19,9 @@ from .data import load_dataset
 from .model import (VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint,
                     parameter_counts, vgg_arch)
 from .splits import load_split, load_summary
-from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, pick_device,
-                       scaled_step, settings_from_config, to_device_images)
+from .devices import pick_device
+from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, scaled_step,
+                       settings_from_config, to_device_images)
 
 Pair = tuple[torch.Tensor, torch.Tensor]
 RESUME_FILE = "resume.pt"  # the resumable state of a running training, beside its metrics.json
@@ -153,7 +154,7 @@ def train_e2e(*, data_npz, split_npz, summary_json, model_out, history, metrics,
               config: dict | None = None, device: str | None = None,
               log: Callable[[str], None] = print) -> dict:
     """(a) VGG16 from random initial weights, every layer trained."""
-    dev = pick_device(device)
+    dev = pick_device(device, log=log)
     data = load_study_data(data_npz, split_npz, summary_json, dev)
     torch.manual_seed(settings.seed)
     model = build_model(vgg_arch(width, hidden, dropout, len(data.classes), data.mean, data.std))
@@ -186,7 +187,7 @@ def train_head(*, e2e_model, data_npz, split_npz, summary_json, model_out, histo
     """(b) The e2e feature extractor frozen (BatchNorm in eval mode), a new classifier trained."""
     if settings.train_only != "classifier":
         raise ValueError("train_head trains the classifier only: settings.train_only must be 'classifier'")
-    dev = pick_device(device)
+    dev = pick_device(device, log=log)
     data = load_study_data(data_npz, split_npz, summary_json, dev)
     model = head_model(e2e_model, hidden, dropout, settings.seed)
     return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,

@@ -23,7 +23,8 @@ import torch
 from . import artifacts, reporting
 from .experiment import load_study_data, run_training
 from .model import build_model, vgg_arch
-from .training import TrainSettings, pick_device, scaled_step
+from .devices import pick_device
+from .training import TrainSettings, scaled_step
 
 
 def format_value(v: float) -> str:
@@ -38,7 +39,7 @@ def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr
     """One grid point. A non-finite loss ends the trial and is recorded as diverged."""
     trial_step = scaled_step(step_size, settings.epochs, full_epochs)
     s = TrainSettings(**{**settings.__dict__, "lr": lr, "step_size": trial_step})
-    dev = pick_device(device)
+    dev = pick_device(device, log=log)
     data = load_study_data(data_npz, split_npz, summary_json, dev)
     torch.manual_seed(s.seed)
     model = build_model(vgg_arch(width, hidden, dropout, len(data.classes), data.mean, data.std))

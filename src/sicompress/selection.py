@@ -51,6 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .devices import pick_device
+
 # ----------------------------------------------------------------------------------------
 # Settings
 
@@ -132,12 +134,6 @@ def _check_options(n_features: int, max_features, patience, tolerance, batch_siz
     if not memory_budget > 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
     return min(int(max_features), n_features)
-
-
-def _pick_device(device) -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 # ----------------------------------------------------------------------------------------
@@ -253,7 +249,7 @@ def forward_select_naive(
     Same arguments and results as `forward_select`; `batch_size` is unused.
     """
     t0 = time.perf_counter()
-    dev = _pick_device(device)
+    dev = pick_device(device)
     x, y = _prepare(features, labels, unit, dev)
     n_features, _, n = x.shape
     max_features = _check_options(n_features, max_features, patience, tolerance, batch_size, memory_budget)
@@ -415,7 +411,7 @@ def forward_select(
     probe: nearest entries of each row of D evaluated first for every candidate and sample.
     """
     t0 = time.perf_counter()
-    dev = _pick_device(device)
+    dev = pick_device(device)
     x, y = _prepare(features, labels, unit, dev)
     n_features, _, n = x.shape
     max_features = _check_options(n_features, max_features, patience, tolerance, batch_size, memory_budget)

@@ -469,11 +469,11 @@ def write_layer_table(*, model_path, data_npz, split_npz, out_csv, order: int = 
     """`layer_separation` of a checkpoint on `si_train` and `si_test` (column `split`)."""
     from .artifacts import atomic_path
     from .data import load_dataset
+    from .devices import pick_device
     from .model import load_model
     from .splits import load_split
-    from .training import pick_device
 
-    dev = pick_device(device)
+    dev = pick_device(device, log=log)
     model = load_model(model_path, map_location=dev)
     ds = load_dataset(data_npz)
     split = load_split(split_npz)

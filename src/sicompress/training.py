@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 # ----------------------------------------------------------------------------------------
 # Settings (defaults are the study's; units in comments)
 
@@ -78,13 +79,6 @@ class DivergedError(RuntimeError):
 
 # ----------------------------------------------------------------------------------------
 # Device and data
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    """`None`/"auto": CUDA when present, else CPU."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def to_device_images(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -1,0 +1,76 @@
+"""GPU jobs on one machine claim different GPUs, and a killed job frees its GPU."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+from sicompress.devices import claim_gpu, pick_device, visible_ids
+
+CLAIM = textwrap.dedent("""
+    import sys
+    from sicompress.devices import claim_gpu
+    print(claim_gpu(int(sys.argv[2]), sys.argv[1], log=lambda m: print(m, file=sys.stderr)),
+          flush=True)
+    sys.stdin.read()  # hold the claim until told to go
+""")
+
+
+def claimer(folder, n, env=None):
+    """A process that claims one of `n` GPUs and holds it; returns (process, index)."""
+    proc = subprocess.Popen([sys.executable, "-c", CLAIM, str(folder), str(n)], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+    return proc, int(proc.stdout.readline())
+
+
+def test_each_job_claims_a_free_gpu_and_a_killed_job_frees_it(tmp_path):
+    a, ia = claimer(tmp_path, 2)
+    b, ib = claimer(tmp_path, 2)
+    assert (ia, ib) == (0, 1)
+    c, ic = claimer(tmp_path, 2)  # more jobs than GPUs: shares one and says so
+    assert ic == c.pid % 2
+    a.kill()  # SIGKILL: the kernel drops the lock
+    a.wait()
+    d, id_ = claimer(tmp_path, 2)
+    assert id_ == 0
+    for p in (b, c, d):
+        p.stdin.close()
+        p.wait(timeout=30)
+    assert "sharing GPU" in c.stderr.read()
+    assert "claimed GPU 0 (id 0) of 2" in d.stderr.read()
+    assert a.returncode == -signal.SIGKILL
+
+
+def test_locks_follow_the_visible_device_ids(tmp_path):
+    env = {"CUDA_VISIBLE_DEVICES": "5,7"}
+    a, ia = claimer(tmp_path, 2, env)
+    try:
+        assert ia == 0 and (tmp_path / "gpu-5.lock").exists()
+        b, ib = claimer(tmp_path, 2, env)
+        assert ib == 1 and (tmp_path / "gpu-7.lock").exists()
+        b.stdin.close()
+        b.wait(timeout=30)
+    finally:
+        a.stdin.close()
+        a.wait(timeout=30)
+
+
+def test_visible_ids_and_single_gpu(monkeypatch, tmp_path):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_ids(3) == ["0", "1", "2"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aa, GPU-bb")
+    assert visible_ids(2) == ["GPU-aa", "GPU-bb"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # fewer names than devices: plain indices
+    assert visible_ids(2) == ["0", "1"]
+    assert claim_gpu(1, tmp_path) == 0 and not list(tmp_path.iterdir())  # one GPU: no lock
+
+
+def test_explicit_device_is_taken_as_given():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device(torch.device("cpu")) == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert pick_device(None) == pick_device("auto") == torch.device("cpu")
