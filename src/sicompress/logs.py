@@ -1,5 +1,8 @@
 """Progress lines a person can follow: one timestamped line per event, to the rule's log file
-and to the terminal, and the error named in the log when a step fails."""
+and to the terminal, and the error named in the log when a step fails.
+
+A job run again (after a kill, a failure or a config change) appends to its log below a
+separator line, so the log of an interrupted training and of its resumption read as one."""
 
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ import time
 import traceback
 from pathlib import Path
 from typing import Callable, Iterator
+
+
+SEPARATOR = "-----"
 
 
 @contextlib.contextmanager
@@ -21,7 +27,11 @@ def step_log(path: str | Path | None, threads: int | None = None) -> Iterator[Ca
     fh = None
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "w")
+        earlier = Path(path).exists() and Path(path).stat().st_size > 0
+        fh = open(path, "a")
+        if earlier:
+            fh.write(f"{SEPARATOR} run again {time.strftime('%Y-%m-%d %H:%M:%S')}; the lines "
+                     "above are from an earlier run of this job -----\n")
 
     def log(msg: str) -> None:
         line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}"
