@@ -310,3 +310,8 @@ def test_jpeg_source(monkeypatch):
     assert report.is_jpeg_source({"data": {"source": "folder", "path": None}})  # $CIFAR10_JPEG
     assert not report.is_jpeg_source({"data": {"source": "folder", "path": "d/cifar-png"}})
     assert not report.is_jpeg_source({"data": {"source": "torchvision", "path": "x.tar.gz"}})
+
+
+def test_counts_read_as_english():
+    assert report._plural(1, "epoch") == "epoch" and report._plural(20, "epoch") == "epochs"
+    assert report._plural(None, "epoch") == "epochs"

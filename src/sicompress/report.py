@@ -357,7 +357,7 @@ def _intro(doc: _Doc, inputs: ReportInputs) -> None:
     doc.para(
         f"{_source_sentence(cfg)} The network is VGG16 with batch norm at width "
         f"{_value(width)} (multiplier of every conv channel count). End-to-end training ran "
-        f"{_value(epochs)} epochs. The seed of the split, initial weights, batch order and "
+        f"{_value(epochs)} {_plural(epochs, 'epoch')}. The seed of the split, initial weights, batch order and "
         f"augmentation is {_value(cfg.get('seed'))}. Part (a) trains the network end to end, "
         "part (b) trains a new classifier on its frozen features, and part (c) cuts the "
         "layers and features that add no separation and trains a small classifier on the rest."
@@ -399,7 +399,7 @@ def _search(doc: _Doc, inputs: ReportInputs) -> None:
     ls = cfg.get("lr_search", {})
     full = cfg.get("train", {}).get("epochs")
     doc.para(
-        f"A grid of {len(grid)} short runs of {_value(ls.get('epochs'))} epochs each. The step "
+        f"A grid of {len(grid)} short runs of {_value(ls.get('epochs'))} {_plural(ls.get('epochs'), 'epoch')} each. The step "
         f"is given in epochs of the full {_value(full)}-epoch schedule and scaled by "
         f"{_value(ls.get('epochs'))}/{_value(full)} in each trial (the trial step)."
     )
@@ -422,6 +422,14 @@ def _search(doc: _Doc, inputs: ReportInputs) -> None:
         lr, step = _trial_name(Path(path))
         doc.figure(path, f"search trial lr {lr}, step {step}: accuracy and loss of train and "
                          "validation data per epoch.")
+
+
+def _plural(count: Any, word: str) -> str:
+    """`word` or `word`s, to follow the number `count` (1 epoch, 2 epochs)."""
+    try:
+        return word if float(count) == 1 else word + "s"
+    except (TypeError, ValueError):
+        return word + "s"
 
 
 def _truthy(v: Any) -> bool:
@@ -451,7 +459,7 @@ def _model_section(doc: _Doc, m: ModelArtefacts, row: pd.Series) -> None:
     doc.heading(title)
     metrics = artifacts.read_json(m.metrics)
     history = pd.read_csv(m.history)
-    text = (f"{_int(metrics['epochs_run'])} epochs run ({len(history)} in the history), initial "
+    text = (f"{_int(metrics['epochs_run'])} {_plural(metrics['epochs_run'], 'epoch')} run ({len(history)} in the history), initial "
             f"lr {_value(metrics.get('lr'))}, StepLR step {_value(metrics.get('step_size'))}. "
             f"Best epoch by validation accuracy: **{int(metrics['best_epoch'])}** (validation "
             f"accuracy {_pct(metrics['val_acc'])}). Test accuracy of the best model: "
@@ -616,16 +624,16 @@ def _assumptions(doc: _Doc, inputs: ReportInputs) -> None:
             step_txt = f"the search's step scaled to {epochs} epochs ({label}.step_size is null)"
         used = (f" The run used lr {_value(m.get('lr'))} and step {_value(m.get('step_size'))}."
                 if m else "")
-        return f"{_value(epochs)} epochs; {lr_txt}; {step_txt}.{used}"
+        return f"{_value(epochs)} {_plural(epochs, 'epoch')}; {lr_txt}; {step_txt}.{used}"
 
     items = [
         f"Learning-rate search: a grid over lr ∈ {_value(ls.get('lrs'))} and StepLR step ∈ "
         f"{_value(ls.get('step_sizes'))} epochs of the {_value(full)}-epoch schedule. Each trial "
-        f"runs {_value(ls.get('epochs'))} epochs with its step scaled by "
+        f"runs {_value(ls.get('epochs'))} {_plural(ls.get('epochs'), 'epoch')} with its step scaled by "
         f"{_value(ls.get('epochs'))}/{_value(full)} (rounded, at least 1). The trial with the "
         "highest validation accuracy of its best epoch wins; the trials' test accuracies are "
         "recorded but never used.",
-        f"End-to-end training (a): {_value(full)} epochs from random initial weights with the "
+        f"End-to-end training (a): {_value(full)} {_plural(full, 'epoch')} from random initial weights with the "
         f"search's lr {best['lr']:g} and step {int(best['step_size'])}.",
         f"Frozen features (b): {schedule('head', head_cfg, 'head')} Only the new classifier "
         f"(hidden {_value(head_cfg.get('classifier_hidden'))}, dropout "
