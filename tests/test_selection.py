@@ -207,3 +207,28 @@ def test_cuda_equals_cpu():
     cpu = forward_select_naive(x, y, device="cpu")
     gpu = forward_select(x, y, device="cuda")
     assert (gpu.order, gpu.si) == (cpu.order, cpu.si)
+
+
+@pytest.mark.parametrize("fn", [forward_select, forward_select_naive])
+def test_progress_reports_every_step_and_changes_nothing(fn):
+    x, y = relu_features(seed=3)
+    seen = []
+    with_progress = fn(x, y, max_features=6, progress=lambda *a: seen.append(a))
+    plain = fn(x, y, max_features=6)
+    assert with_progress.order == plain.order and with_progress.si == plain.si
+    assert seen == [(i + 1, 6, s) for i, s in enumerate(plain.si)]
+
+
+def test_progress_lines_are_throttled():
+    from sicompress.compression import progress_every
+
+    lines = []
+    every_step = progress_every(0.0, "channel", lines.append)
+    for step in range(1, 4):
+        every_step(step, 3, 0.5)
+    assert len(lines) == 3 and lines[0].startswith("ranking: 1 of at most 3 channels chosen, SI 0.5000")
+    lines.clear()
+    rarely = progress_every(3600.0, "channel", lines.append)
+    for step in range(1, 4):
+        rarely(step, 3, 0.5)
+    assert len(lines) == 1  # the first step only

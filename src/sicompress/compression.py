@@ -115,6 +115,24 @@ def si_train_activations(model_path, data_npz, split_npz, layer: str, *, batch_s
     return torch.cat(parts), ds.y_train[idx]
 
 
+PROGRESS_SECONDS = 30.0  # most seconds between progress lines of the feature ranking
+
+
+def progress_every(seconds: float, unit: str, log: Callable[[str], None]):
+    """A `progress` callback for forward_select that logs the first step, then a line at most
+    every `seconds` (so a long ranking shows it is alive and how far it is)."""
+    t0 = time.perf_counter()
+    last = [None]
+
+    def progress(step: int, steps: int, si: float) -> None:
+        now = time.perf_counter()
+        if last[0] is None or now - last[0] >= seconds:
+            last[0] = now
+            log(f"ranking: {step} of at most {steps} {unit}s chosen, SI {si:.4f}, "
+                f"{now - t0:.0f} s")
+    return progress
+
+
 def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, selected_json,
                     plot=None, unit: str = "channel", tolerance: float = 0.01,
                     patience: int | None = None, max_features: int | None = None,
@@ -138,7 +156,8 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
 
     t0 = time.perf_counter()
     sel = forward_select(acts, labels, unit=unit, max_features=max_features, patience=patience,
-                         tolerance=tolerance, device=device)
+                         tolerance=tolerance, device=device,
+                         progress=progress_every(PROGRESS_SECONDS, unit, log))
     log(f"ranked {len(sel.order)} {unit}s in {sel.seconds:.1f} s (stopped: {sel.stopped}); "
         f"SI after 1, {len(sel.order)}: {sel.si[0]:.4f}, {sel.si[-1]:.4f}")
     csi = center_si_curve(acts, labels, sel.order, unit)

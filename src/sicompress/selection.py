@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -186,12 +187,14 @@ def _hits(dist: torch.Tensor, y: torch.Tensor, rows: slice) -> torch.Tensor:
 # Greedy loop shared by both implementations
 
 
-def _greedy(x, max_features, patience, tolerance, chunk, best_candidate) -> tuple[list, list, str]:
+def _greedy(x, max_features, patience, tolerance, chunk, best_candidate,
+            progress=None) -> tuple[list, list, str]:
     """Add the best candidate until `max_features`, exhaustion or `patience` runs out.
 
     best_candidate(selected, D, candidates) -> (position in candidates, hit count) of the
     candidate with the most hits, ties to the lowest position (candidates are ascending).
     D: (N, N) float64 squared distances on the selected features, +inf on the diagonal.
+    progress(step, steps, si): called after each step (steps: the most there can be).
     """
     n_features, _, n = x.shape
     order, si = [], []
@@ -212,6 +215,8 @@ def _greedy(x, max_features, patience, tolerance, chunk, best_candidate) -> tupl
         # Patience: a step is a gain when it beats the best SI so far by more than tolerance.
         stale = 0 if si[-1] > best + tolerance else stale + 1
         best = max(best, si[-1])
+        if progress is not None:
+            progress(len(order), min(max_features, n_features), si[-1])
         if patience is not None and stale >= patience and remaining:
             stopped = "patience"
             break
@@ -239,6 +244,7 @@ def forward_select_naive(
     device=None,
     batch_size: int | None = None,
     memory_budget: float = MEMORY_BUDGET,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> Selection:
     """Reference forward selection: every candidate's distances rebuilt from scratch.
 
@@ -279,7 +285,8 @@ def forward_select_naive(
         k = max(range(len(candidates)), key=lambda i: (counts[i], -i))
         return k, counts[k]
 
-    order, si, stopped = _greedy(x, max_features, patience, tolerance, chunk, best_candidate)
+    order, si, stopped = _greedy(x, max_features, patience, tolerance, chunk, best_candidate,
+                                 progress)
     return Selection(order, si, unit, n, n_features, stopped, time.perf_counter() - t0)
 
 
@@ -394,6 +401,7 @@ def forward_select(
     batch_size: int | None = None,
     memory_budget: float = MEMORY_BUDGET,
     probe: int = PROBE,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> Selection:
     """Greedy forward selection of features by first-order SI (exact; see the module notes).
 
@@ -409,6 +417,8 @@ def forward_select(
     memory_budget: bytes of temporaries per batch, beyond what a step keeps: D (8 N^2 bytes),
     the sorted rows of D that are needed (up to 16 N^2) and x.
     probe: nearest entries of each row of D evaluated first for every candidate and sample.
+    progress: called as progress(step, steps, si) after each step, e.g. to log how far the
+    ranking is (steps: the most there can be, before any early stop).
     """
     t0 = time.perf_counter()
     dev = pick_device(device)
@@ -476,5 +486,6 @@ def forward_select(
                 finish(g, extra[g])
         return -best[1], best[0]
 
-    order, si, stopped = _greedy(x, max_features, patience, tolerance, chunk, best_candidate)
+    order, si, stopped = _greedy(x, max_features, patience, tolerance, chunk, best_candidate,
+                                 progress)
     return Selection(order, si, unit, n, n_features, stopped, time.perf_counter() - t0)
