@@ -311,8 +311,11 @@ def test_layer_separation_on_tiny_vgg():
     images = (rng.integers(0, 200, (42, 32, 32, 3)) + 12 * labels[:, None, None, None])
     images = images.astype(np.uint8)  # (N, H, W, C) as on disk
 
-    table = layer_separation(model, images, labels, order=3, batch_size=16)
+    seen = []
+    table = layer_separation(model, images, labels, order=3, batch_size=16, progress=seen.append)
     assert model.training  # mode restored
+    assert [r["layer"] for r in seen] == table["layer"].tolist()  # one call per row, in order
+    assert seen[-1]["si"] == table["si"].iloc[-1]
     assert list(table.columns) == LAYER_COLUMNS
     assert len(table) == 19
     assert table["layer_index"].tolist() == list(range(19))

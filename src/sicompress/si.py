@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -394,6 +394,7 @@ def layer_separation(
     device: str | torch.device | None = None,
     chunk_size: int | None = None,
     dtype: torch.dtype = torch.float32,
+    progress: Callable[[dict], None] | None = None,
 ) -> pd.DataFrame:
     """SI, Center SI, high-order and soft SI(order) of the input and of every feature layer.
 
@@ -414,6 +415,7 @@ def layer_separation(
     activations are kept, and SI computed, on `device` (default: the model's device).
 
     The model runs in eval mode under torch.no_grad(); its previous mode is restored.
+    progress: called with each row (a dict of the columns) as soon as it is measured.
     """
     order = _check_order(order)
     if batch_size < 1:
@@ -444,6 +446,8 @@ def layer_separation(
                      "center_si": csi, "si_high": values["si_high"],
                      "si_soft": values["si_soft"], "order": order,
                      "seconds": time.perf_counter() - start})
+        if progress is not None:
+            progress(rows[-1])
 
     was_training = model.training
     model.eval()
@@ -482,7 +486,12 @@ def write_layer_table(*, model_path, data_npz, split_npz, out_csv, order: int = 
     tables = []
     for name, (x, y, idx) in subsets.items():
         t0 = time.perf_counter()
-        table = layer_separation(model, x[idx], y[idx], order=order, batch_size=batch_size)
+        def progress(row: dict, name: str = name) -> None:
+            log(f"si_{name}: {row['layer']:<7} {row['features']:>7,} features  SI {row['si']:.4f}  "
+                f"Center SI {row['center_si']:.4f}  {row['seconds']:.1f} s")
+
+        table = layer_separation(model, x[idx], y[idx], order=order, batch_size=batch_size,
+                                 progress=progress)
         table.insert(0, "split", name)
         tables.append(table)
         log(f"{model_path}: SI of {len(table)} layers on si_{name} ({len(idx)} images) in "
