@@ -29,6 +29,8 @@
 #   layer_si          the 19-row SI table at width 1, N = 5,000, against scikit-learn
 #   selection         forward selection, N = 5,000, 512 channels of 2x2: full ranking, fast
 #                     path only (the naive reference would not fit in the time)
+#   resume_save       what the per-epoch resumable state (183 MB at width 1) costs an epoch
+#                     of about 1.5 s: none, written inline, written in the background
 # Each step runs under `timeout`, within its own limit (LIMIT_* below) and never past
 # BUDGET_S seconds after the start; both can be set from the environment. A step that fails
 # or runs out of time is recorded in summary.txt and the next one runs. The temporary folder
@@ -56,6 +58,7 @@ cd "$repo"
 : "${LIMIT_E2E:=150}"
 : "${LIMIT_LAYER_SI:=120}"
 : "${LIMIT_SELECTION:=90}"
+: "${LIMIT_RESUME_SAVE:=45}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -142,6 +145,9 @@ run_step layer_si "$LIMIT_LAYER_SI" "$py" benchmarks/layer_si.py \
 run_step selection "$LIMIT_SELECTION" "$py" benchmarks/selection.py \
   --n 5000 --channels 512 --hw 2 --no-naive
 
+run_step resume_save "$LIMIT_RESUME_SAVE" "$py" benchmarks/resume_save.py \
+  --width 1 --rounds 2 --epochs 4 --epoch-seconds 1.5
+
 # show NAME REGEX: the lines of OUT_DIR/NAME.txt that match, under a heading, if it exists
 show() {
   if [ -f "$out/$1.txt" ]; then
@@ -163,6 +169,7 @@ show() {
   show e2e '^(VGG16|best epoch|fit )'
   show layer_si '^(N=|SI per layer|layer|input|conv|pool|total|table, whole|every SI)'
   show selection '^(N=|fast|naive|ratio)'
+  show resume_save '^(NVIDIA|CPU|mean|save overhead)'
 } >"$out/summary.txt"
 echo
 cat "$out/summary.txt"

@@ -58,9 +58,9 @@ def test_killed_training_resumes_to_the_same_end(data, tmp_path):
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "".join(seen)
     assert not (out / "metrics.json").exists() and not (out / "model.pt").exists()
-    # the logged epoch was saved before its line; the kill may land in a later save, whose
-    # hidden temporary file is never taken for the state itself
-    assert load_resume_state(out / "resume.pt", {}, print)["epoch"] >= 3
+    # when epoch 3 is logged, epoch 2's state is on disk (epoch 3's may still be on its way);
+    # a kill in the middle of a write leaves a hidden temporary, never taken for the state
+    assert load_resume_state(out / "resume.pt", {}, print)["epoch"] >= 2
 
     again = train(data, out)
     log_again = again.communicate(timeout=600)[0]
@@ -107,3 +107,41 @@ def test_diverging_e2e_fails_naming_lr_and_epoch(data, tmp_path):
                   settings=TrainSettings(epochs=3, lr=1e6, step_size=2, batch_size=64),
                   log=lambda m: None)
     assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_state_snapshot_is_independent_of_training_that_goes_on(tmp_path):
+    from sicompress.training import BackgroundWriter, _resume_state
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(4, 3)).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.StepLR(opt, 2)
+    rows = [{"epoch": 1, "val_acc": 0.5}]
+    state = _resume_state({"settings": {}}, 1, model, opt, sched, torch.device("cpu"), rows,
+                          {"epoch": 1, "acc": 0.5, "state": None}, 1.0)
+    weight = model.weight.detach().clone()
+    momentum = opt.state[model.weight]["momentum_buffer"].clone()
+    writer = BackgroundWriter()
+    writer.submit(tmp_path / "resume.pt", state)
+    with torch.no_grad():  # training goes on: in-place changes must not reach the snapshot
+        model.weight.add_(1.0)
+        opt.state[model.weight]["momentum_buffer"].mul_(0)
+    rows.append({"epoch": 2, "val_acc": 0.6})
+    writer.close()
+    saved = torch.load(tmp_path / "resume.pt", weights_only=True)
+    assert torch.equal(saved["model"]["weight"], weight)
+    assert torch.equal(saved["optimizer"]["state"][0]["momentum_buffer"], momentum)
+    assert saved["history"] == [{"epoch": 1, "val_acc": 0.5}] and saved["epoch"] == 1
+
+
+def test_a_failed_background_write_is_raised(tmp_path):
+    from sicompress.training import BackgroundWriter
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    writer = BackgroundWriter()
+    writer.submit(blocker / "resume.pt", {"x": 1})  # its folder cannot be made
+    with pytest.raises(OSError):
+        writer.close()
+    writer.close()  # raised once

@@ -10,6 +10,7 @@ the same seed gives the same history on CPU.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -166,7 +167,10 @@ def fit(
     run: the result says `diverged` (callers decide whether that is an error).
 
     resume: a file for the resumable state. At the end of every epoch the model, optimizer,
-    scheduler, RNG states, best-so-far and history are written there atomically; a later
+    scheduler, RNG states, best-so-far and history are copied to the CPU and written there
+    atomically, in a background thread while the next epoch trains (at width 1 the state is
+    about 180 MB); when an epoch's line is logged, the state of the epoch before it is on
+    disk, and fit returns only once the last state is. A later
     call with the same file, settings and data continues after the last finished epoch and,
     on CPU, ends with the same history and weights as an uninterrupted run. A state written
     by other settings or data is ignored (and said so). Removing the file is the caller's
@@ -212,6 +216,7 @@ def fit(
             t_start -= float(saved["seconds"])
             log(f"resume: continuing after epoch {saved['epoch']} of {s.epochs} from {resume} "
                 f"(best so far {100 * best['acc']:.2f}% at epoch {best['epoch']})")
+    writer = BackgroundWriter() if resume is not None else None
     for epoch in range(start, s.epochs + 1):
         t0 = time.perf_counter()
         # One generator per epoch, seeded by (seed, epoch): order and augmentation of an epoch
@@ -263,14 +268,16 @@ def fit(
         secs = time.perf_counter() - t0
         rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
                          val_loss=val_loss, val_acc=val_acc, seconds=secs))
-        if resume is not None:  # saved before the line is logged: a logged epoch is never lost
-            _save_resume_state(resume, identity, epoch, model, opt, sched, device, rows, best,
-                               time.perf_counter() - t_start)
+        if writer is not None:  # written while the next epoch trains
+            writer.submit(resume, _resume_state(identity, epoch, model, opt, sched, device, rows,
+                                                best, time.perf_counter() - t_start))
         log(f"epoch {epoch:>3}/{s.epochs}  lr {lr_now:.4g}  "
             f"train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
             f"val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
             f"{secs:6.1f} s  best {100 * best['acc']:.2f}% (epoch {best['epoch']})")
 
+    if writer is not None:
+        writer.close()  # the last state is on disk before the caller goes on (or removes it)
     if best["state"] is None:  # diverged in the first epoch: keep what there is
         best["state"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         best["acc"], best["loss"] = float("nan"), float("nan")
@@ -319,21 +326,67 @@ def _set_rng_states(states: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(states["cuda"], device)
 
 
-def _save_resume_state(path, identity: dict, epoch: int, model: nn.Module, opt, sched,
-                       device: torch.device, rows: list[dict], best: dict, seconds: float) -> None:
-    from .artifacts import save_torch
-
-    save_torch(path, {
+def _resume_state(identity: dict, epoch: int, model: nn.Module, opt, sched,
+                  device: torch.device, rows: list[dict], best: dict, seconds: float) -> dict:
+    """A snapshot of the training, every tensor copied to the CPU, so that training can go on
+    while it is written. best["state"] is already a CPU copy that is replaced, never changed."""
+    return {
         **identity,
         "epoch": epoch,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
+        "model": _cpu_copy(model.state_dict()),
+        "optimizer": _cpu_copy(opt.state_dict()),
+        "scheduler": _cpu_copy(sched.state_dict()),
         "rng": _rng_states(device),
-        "history": rows,
-        "best": best,
+        "history": [dict(r) for r in rows],
+        "best": dict(best),
         "seconds": seconds,
-    })
+    }
+
+
+def _cpu_copy(obj):
+    """obj with every tensor in it (through dicts, lists and tuples) copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
+
+
+class BackgroundWriter:
+    """Writes files (torch.save, atomically) one at a time in a background thread.
+
+    submit() first waits for the write before it, so at most one snapshot waits in memory; an
+    error of a write is raised by the next submit() or by close(). The thread is not a daemon:
+    a process that ends normally finishes its last write first."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, path: str | Path, obj) -> None:
+        self.close()
+        self._thread = threading.Thread(target=self._write, args=(path, obj),
+                                        name="sicompress-state-writer")
+        self._thread.start()
+
+    def _write(self, path, obj) -> None:
+        from .artifacts import save_torch
+
+        try:
+            save_torch(path, obj)
+        except BaseException as e:  # handed to the training thread
+            self._error = e
+
+    def close(self) -> None:
+        """Wait for the write in progress; raise its error, if any."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def load_resume_state(path, identity: dict, log: Callable[[str], None] = print) -> dict | None:
