@@ -111,3 +111,49 @@ def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer):
     else:
         torch.testing.assert_close(got, full)
 
+
+
+def test_an_interrupted_ranking_goes_on_where_it_stopped(study, tmp_path, monkeypatch):
+    (tmp_path / "cut.json").write_text(json.dumps({"layer": "pool2"}))
+
+    def run(out, log, tolerance=0.02):
+        return compression.select_features(
+            model_path=study / "model.pt", data_npz=study / "data.npz",
+            split_npz=study / "split.npz", cut_json=tmp_path / "cut.json",
+            ranking_csv=out / "ranking.csv", selected_json=out / "selected.json",
+            tolerance=tolerance, log=log)
+
+    whole = run(tmp_path / "whole", lambda m: None)
+
+    class Killed(Exception):
+        pass
+
+    def dies_after_three(seconds, unit, log):
+        def progress(order, si, steps):
+            if len(order) == 3:
+                raise Killed
+        return progress
+
+    out = tmp_path / "killed"
+    with monkeypatch.context() as m:
+        m.setattr(compression, "progress_every", dies_after_three)
+        with pytest.raises(Killed):
+            run(out, lambda m: None)
+    partial = json.loads((out / compression.PARTIAL_RANKING).read_text())
+    first = pd.read_csv(tmp_path / "whole" / "ranking.csv")["feature"].tolist()[:3]
+    assert partial["order"] == first and len(partial["si"]) == 3
+    assert not (out / "selected.json").exists()
+
+    logs = []
+    again = run(out, logs.append)
+    assert any("continuing the ranking after 3 channels" in line for line in logs)
+    assert {k: v for k, v in again.items() if k != "seconds"} == \
+        {k: v for k, v in whole.items() if k != "seconds"}
+    assert pd.read_csv(out / "ranking.csv").equals(pd.read_csv(tmp_path / "whole" / "ranking.csv"))
+    assert not (out / compression.PARTIAL_RANKING).exists()
+
+    # a partial ranking made with other options is not taken
+    (out / compression.PARTIAL_RANKING).write_text(json.dumps({**partial, "tolerance": 0.5}))
+    logs.clear()
+    run(out, logs.append)
+    assert any("other activations or options; ranking from the start" in line for line in logs)

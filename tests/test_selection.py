@@ -216,7 +216,7 @@ def test_progress_reports_every_step_and_changes_nothing(fn):
     with_progress = fn(x, y, max_features=6, progress=lambda *a: seen.append(a))
     plain = fn(x, y, max_features=6)
     assert with_progress.order == plain.order and with_progress.si == plain.si
-    assert seen == [(i + 1, 6, s) for i, s in enumerate(plain.si)]
+    assert seen == [(plain.order[:i + 1], plain.si[:i + 1], 6) for i in range(6)]
 
 
 def test_progress_lines_are_throttled():
@@ -225,10 +225,30 @@ def test_progress_lines_are_throttled():
     lines = []
     every_step = progress_every(0.0, "channel", lines.append)
     for step in range(1, 4):
-        every_step(step, 3, 0.5)
+        every_step(list(range(step)), [0.5] * step, 3)
     assert len(lines) == 3 and lines[0].startswith("ranking: 1 of at most 3 channels chosen, SI 0.5000")
     lines.clear()
     rarely = progress_every(3600.0, "channel", lines.append)
     for step in range(1, 4):
-        rarely(step, 3, 0.5)
+        rarely(list(range(step)), [0.5] * step, 3)
     assert len(lines) == 1  # the first step only
+
+
+@pytest.mark.parametrize("fn", [forward_select, forward_select_naive])
+@pytest.mark.parametrize("unit,seed", [("channel", 0), ("channel", 5), ("element", 1)])
+def test_an_interrupted_ranking_resumes_to_the_same_result(fn, unit, seed):
+    x, y = relu_features(n=70, channels=8, seed=seed, quantise=seed == 5)  # ties too
+    whole = fn(x, y, unit=unit, max_features=12)
+    for cut in (1, 4, len(whole.order)):
+        resumed = fn(x, y, unit=unit, max_features=12, resume=whole.order[:cut])
+        assert resumed.order == whole.order and resumed.si == whole.si, cut
+
+
+def test_resume_with_patience_and_bad_resume():
+    x, y = relu_features(seed=2)
+    whole = forward_select(x, y, patience=2, tolerance=0.02)
+    again = forward_select(x, y, patience=2, tolerance=0.02, resume=whole.order)
+    assert (again.order, again.si, again.stopped) == (whole.order, whole.si, whole.stopped)
+    for bad in ([0, 0], [10], [-1], [0.5]):
+        with pytest.raises(ValueError, match="resume must list distinct feature indices"):
+            forward_select(x, y, resume=bad)

@@ -16,6 +16,7 @@ Every decision rests on the `si_train` subset of the split (training images only
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -25,13 +26,13 @@ import torch
 from . import artifacts, reporting
 from .data import load_dataset
 from .decisions import choose_cut, choose_k
+from .devices import pick_device
 from .experiment import load_study_data, run_training
 from .model import load_checkpoint, load_model
 from .pruning import UNITS, build_compressed, layer_output, macs_per_image
 from .selection import forward_select
 from .si import center_separation_index, separation_index
 from .splits import load_split
-from .devices import pick_device
 from .training import TrainSettings
 
 RANKING_COLUMNS = ["step", "feature", "si", "center_si"]
@@ -116,6 +117,7 @@ def si_train_activations(model_path, data_npz, split_npz, layer: str, *, batch_s
 
 
 PROGRESS_SECONDS = 30.0  # most seconds between progress lines of the feature ranking
+PARTIAL_RANKING = "ranking.partial.json"  # beside feature_ranking.csv while a ranking runs
 
 
 def progress_every(seconds: float, unit: str, log: Callable[[str], None]):
@@ -124,11 +126,11 @@ def progress_every(seconds: float, unit: str, log: Callable[[str], None]):
     t0 = time.perf_counter()
     last = [None]
 
-    def progress(step: int, steps: int, si: float) -> None:
+    def progress(order: list[int], si: list[float], steps: int) -> None:
         now = time.perf_counter()
         if last[0] is None or now - last[0] >= seconds:
             last[0] = now
-            log(f"ranking: {step} of at most {steps} {unit}s chosen, SI {si:.4f}, "
+            log(f"ranking: {len(order)} of at most {steps} {unit}s chosen, SI {si[-1]:.4f}, "
                 f"{now - t0:.0f} s")
     return progress
 
@@ -154,10 +156,21 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
     csi_all = center_separation_index(acts, labels)
     log(f"all {n_candidates} {unit}s: SI {si_all:.4f}, Center SI {csi_all:.4f}")
 
+    # A ranking can take long (hours on a CPU at width 1): every step is saved beside the
+    # ranking, and a rerun on the same activations and options goes on from there.
+    partial = Path(ranking_csv).with_name(PARTIAL_RANKING)
+    identity = {"layer": layer, "unit": unit, "max_features": max_features, "patience": patience,
+                "tolerance": tolerance, "data": artifacts.fingerprint(acts, labels)}
+    resume = _load_partial_ranking(partial, identity, log)
+    show = progress_every(PROGRESS_SECONDS, unit, log)
+
+    def progress(order: list[int], si: list[float], steps: int) -> None:
+        artifacts.write_json(partial, {**identity, "order": order, "si": si})
+        show(order, si, steps)
+
     t0 = time.perf_counter()
     sel = forward_select(acts, labels, unit=unit, max_features=max_features, patience=patience,
-                         tolerance=tolerance, device=device,
-                         progress=progress_every(PROGRESS_SECONDS, unit, log))
+                         tolerance=tolerance, device=device, progress=progress, resume=resume)
     log(f"ranked {len(sel.order)} {unit}s in {sel.seconds:.1f} s (stopped: {sel.stopped}); "
         f"SI after 1, {len(sel.order)}: {sel.si[0]:.4f}, {sel.si[-1]:.4f}")
     csi = center_si_curve(acts, labels, sel.order, unit)
@@ -194,9 +207,28 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
     artifacts.write_json(selected_json, out)
     if plot is not None:
         reporting.plot_feature_si(ranking, plot, selected=out)
+    partial.unlink(missing_ok=True)
     log(f"k = {k} of {n_candidates} {unit}s: SI {out['si_at_k']:.4f} (best {out['best_si']:.4f} "
         f"at {out['best_k']}, all {si_all:.4f}), Center SI {out['center_si_at_k']:.4f}")
     return out
+
+
+def _load_partial_ranking(path: Path, identity: dict, log: Callable[[str], None]) -> list[int] | None:
+    """The order of an interrupted ranking saved in `path`, if it was made on the same
+    activations with the same options; else None (and a line saying why)."""
+    if not path.exists():
+        return None
+    try:
+        state = artifacts.read_json(path)
+    except (OSError, ValueError) as e:
+        log(f"resume: cannot read {path} ({type(e).__name__}: {e}); ranking from the start")
+        return None
+    if not isinstance(state, dict) or any(state.get(k) != v for k, v in identity.items()):
+        log(f"resume: {path} is of other activations or options; ranking from the start")
+        return None
+    order = [int(f) for f in state.get("order", [])]
+    log(f"resume: continuing the ranking after {len(order)} {identity['unit']}s from {path}")
+    return order
 
 
 # ----------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -187,16 +187,19 @@ def _hits(dist: torch.Tensor, y: torch.Tensor, rows: slice) -> torch.Tensor:
 # Greedy loop shared by both implementations
 
 
-def _greedy(x, max_features, patience, tolerance, chunk, best_candidate,
-            progress=None) -> tuple[list, list, str]:
+def _greedy(x, y, max_features, patience, tolerance, chunk, best_candidate, progress=None,
+            resume=None) -> tuple[list, list, str]:
     """Add the best candidate until `max_features`, exhaustion or `patience` runs out.
 
     best_candidate(selected, D, candidates) -> (position in candidates, hit count) of the
     candidate with the most hits, ties to the lowest position (candidates are ascending).
     D: (N, N) float64 squared distances on the selected features, +inf on the diagonal.
-    progress(step, steps, si): called after each step (steps: the most there can be).
+    progress(order, si, steps): called after each step (steps: the most there can be).
+    resume: features already chosen by an interrupted run on the same data and options; they
+    are added first, in that order, their SI counted afresh on D, then the search goes on.
     """
     n_features, _, n = x.shape
+    pending = _check_resume(resume, n_features)
     order, si = [], []
     remaining = list(range(n_features))
     best, stale, stopped = float("-inf"), 0, "exhausted"
@@ -206,21 +209,40 @@ def _greedy(x, max_features, patience, tolerance, chunk, best_candidate,
         if len(order) >= max_features:
             stopped = "max_features"
             break
-        k, count = best_candidate(order, d, remaining)
-        chosen = remaining.pop(k)
-        order.append(chosen)
-        si.append(count / n)
+        replayed = bool(pending)
+        if replayed:  # the same D, the same argmin: the same count as when it was chosen
+            chosen = pending.pop(0)
+            remaining.remove(chosen)
+        else:
+            k, count = best_candidate(order, d, remaining)
+            chosen = remaining.pop(k)
         for r in range(0, n, rows_step):  # D grows in the order of addition
             d[r:r + rows_step] += _dense_contribution(x, [chosen], slice(r, r + rows_step))[0]
+        if replayed:
+            count = sum(int(_hits(d[None, r:r + rows_step], y, slice(r, r + rows_step))[0])
+                        for r in range(0, n, rows_step))
+        order.append(chosen)
+        si.append(count / n)
         # Patience: a step is a gain when it beats the best SI so far by more than tolerance.
         stale = 0 if si[-1] > best + tolerance else stale + 1
         best = max(best, si[-1])
         if progress is not None:
-            progress(len(order), min(max_features, n_features), si[-1])
+            progress(list(order), list(si), min(max_features, n_features))
         if patience is not None and stale >= patience and remaining:
             stopped = "patience"
             break
     return order, si, stopped
+
+
+def _check_resume(resume, n_features: int) -> list[int]:
+    if resume is None:
+        return []
+    chosen = [int(f) for f in resume]
+    if any(f != g for f, g in zip(chosen, resume)) or len(set(chosen)) != len(chosen) \
+            or any(not 0 <= f < n_features for f in chosen):
+        raise ValueError(f"resume must list distinct feature indices in [0, {n_features}), "
+                         f"got {list(resume)!r}")
+    return chosen
 
 
 def _chunk_entries(device: torch.device, memory_budget: float) -> int:
@@ -244,7 +266,8 @@ def forward_select_naive(
     device=None,
     batch_size: int | None = None,
     memory_budget: float = MEMORY_BUDGET,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Callable[[list[int], list[float], int], None] | None = None,
+    resume: Sequence[int] | None = None,
 ) -> Selection:
     """Reference forward selection: every candidate's distances rebuilt from scratch.
 
@@ -285,8 +308,8 @@ def forward_select_naive(
         k = max(range(len(candidates)), key=lambda i: (counts[i], -i))
         return k, counts[k]
 
-    order, si, stopped = _greedy(x, max_features, patience, tolerance, chunk, best_candidate,
-                                 progress)
+    order, si, stopped = _greedy(x, y, max_features, patience, tolerance, chunk, best_candidate,
+                                 progress, resume)
     return Selection(order, si, unit, n, n_features, stopped, time.perf_counter() - t0)
 
 
@@ -401,7 +424,8 @@ def forward_select(
     batch_size: int | None = None,
     memory_budget: float = MEMORY_BUDGET,
     probe: int = PROBE,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Callable[[list[int], list[float], int], None] | None = None,
+    resume: Sequence[int] | None = None,
 ) -> Selection:
     """Greedy forward selection of features by first-order SI (exact; see the module notes).
 
@@ -417,8 +441,12 @@ def forward_select(
     memory_budget: bytes of temporaries per batch, beyond what a step keeps: D (8 N^2 bytes),
     the sorted rows of D that are needed (up to 16 N^2) and x.
     probe: nearest entries of each row of D evaluated first for every candidate and sample.
-    progress: called as progress(step, steps, si) after each step, e.g. to log how far the
-    ranking is (steps: the most there can be, before any early stop).
+    progress: called as progress(order, si, steps) after each step, with the order and SI
+    curve so far, e.g. to log how far the ranking is or to save it (steps: the most there can
+    be, before any early stop).
+    resume: the `order` of an interrupted ranking of the same features, labels and options:
+    those features are taken first (their SI counted afresh) and the ranking goes on from
+    there, to the same result as an uninterrupted run.
     """
     t0 = time.perf_counter()
     dev = pick_device(device)
@@ -486,6 +514,6 @@ def forward_select(
                 finish(g, extra[g])
         return -best[1], best[0]
 
-    order, si, stopped = _greedy(x, max_features, patience, tolerance, chunk, best_candidate,
-                                 progress)
+    order, si, stopped = _greedy(x, y, max_features, patience, tolerance, chunk, best_candidate,
+                                 progress, resume)
     return Selection(order, si, unit, n, n_features, stopped, time.perf_counter() - t0)

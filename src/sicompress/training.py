@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .artifacts import fingerprint
+
 
 # ----------------------------------------------------------------------------------------
 # Settings (defaults are the study's; units in comments)
@@ -198,8 +200,8 @@ def fit(
     diverged_epoch = None
     n = len(x_tr)
     t_start = time.perf_counter()
-    identity = {"settings": asdict(s), "data": _fingerprint(x_tr, y_tr, x_va, y_va),
-                "initial_model": _fingerprint(*model.state_dict().values())}
+    identity = {"settings": asdict(s), "data": fingerprint(x_tr, y_tr, x_va, y_va),
+                "initial_model": fingerprint(*model.state_dict().values())}
     start = 1
     saved = load_resume_state(resume, identity, log) if resume is not None else None
     if saved is not None:
@@ -296,21 +298,6 @@ def fit(
 
 # ----------------------------------------------------------------------------------------
 # Resumable state
-
-
-def _fingerprint(*tensors: torch.Tensor) -> list[float]:
-    """Shape and float64 sums of some tensors: tells two data sets, or two initial models,
-    apart well enough to never resume a state written for another."""
-    out: list[float] = []
-    for t in tensors:
-        if t.numel() == 0:
-            out += [0.0, 0.0, 0.0]
-            continue
-        # a sum per row (per image), accumulated in float64 without a float64 copy of t
-        rows = t.detach().reshape(t.shape[0] if t.ndim else 1, -1).sum(1, dtype=torch.float64)
-        w = torch.arange(1, len(rows) + 1, device=rows.device, dtype=torch.float64)
-        out += [float(t.numel()), rows.sum().item(), (rows * w).sum().item() / len(rows)]
-    return out
 
 
 def _rng_states(device: torch.device) -> dict:
