@@ -173,7 +173,7 @@ def fit(
     atomically, in a background thread while the next epoch trains (at width 1 the state is
     about 180 MB); when an epoch's line is logged, the state of the epoch before it is on
     disk, and fit returns only once the last state is. A later
-    call with the same file, settings and data continues after the last finished epoch and,
+    call with the same file, settings and data continues after the last saved epoch and,
     on CPU, ends with the same history and weights as an uninterrupted run. A state written
     by other settings or data is ignored (and said so). Removing the file is the caller's
     job, once its outputs are written.
