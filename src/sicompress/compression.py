@@ -213,7 +213,8 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
     return out
 
 
-def _load_partial_ranking(path: Path, identity: dict, log: Callable[[str], None]) -> list[int] | None:
+def _load_partial_ranking(path: Path, identity: dict,
+                          log: Callable[[str], None]) -> list[int] | None:
     """The order of an interrupted ranking saved in `path`, if it was made on the same
     activations with the same options; else None (and a line saying why)."""
     if not path.exists():

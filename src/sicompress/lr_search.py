@@ -33,9 +33,9 @@ def format_value(v: float) -> str:
 
 
 def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr: float,
-              step_size: int, checkpoint=None, full_epochs: int, settings: TrainSettings, width: float, hidden,
-              dropout: float, config: dict | None = None, device: str | None = None,
-              log: Callable[[str], None] = print) -> dict:
+              step_size: int, full_epochs: int, settings: TrainSettings, width: float, hidden,
+              dropout: float, checkpoint=None, config: dict | None = None,
+              device: str | None = None, log: Callable[[str], None] = print) -> dict:
     """One grid point. A non-finite loss ends the trial and is recorded as diverged."""
     trial_step = scaled_step(step_size, settings.epochs, full_epochs)
     s = TrainSettings(**{**settings.__dict__, "lr": lr, "step_size": trial_step})
@@ -44,8 +44,8 @@ def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr
     torch.manual_seed(s.seed)
     model = build_model(vgg_arch(width, hidden, dropout, len(data.classes), data.mean, data.std))
     return run_training(model, data, s, history=history, metrics=metrics, curves=curves,
-                        checkpoint=checkpoint, config=config, title=f"lr search: lr {lr:g}, step {step_size}",
-                        fail_on_divergence=False, log=log,
+                        checkpoint=checkpoint, config=config, fail_on_divergence=False,
+                        title=f"lr search: lr {lr:g}, step {step_size}", log=log,
                         extra_metrics={"grid_lr": lr, "grid_step": step_size,
                                        "trial_step": trial_step, "full_epochs": full_epochs})
 

@@ -357,9 +357,10 @@ def _intro(doc: _Doc, inputs: ReportInputs) -> None:
     doc.para(
         f"{_source_sentence(cfg)} The network is VGG16 with batch norm at width "
         f"{_value(width)} (multiplier of every conv channel count). End-to-end training ran "
-        f"{_value(epochs)} {_plural(epochs, 'epoch')}. The seed of the split, initial weights, batch order and "
-        f"augmentation is {_value(cfg.get('seed'))}. Part (a) trains the network end to end, "
-        "part (b) trains a new classifier on its frozen features, and part (c) cuts the "
+        f"{_value(epochs)} {_plural(epochs, 'epoch')}. The seed of the split, initial weights, "
+        f"batch order and augmentation is {_value(cfg.get('seed'))}. Part (a) trains the "
+        "network end to end, part (b) trains a new classifier on its frozen features, and "
+        "part (c) cuts the "
         "layers and features that add no separation and trains a small classifier on the rest."
     )
 
@@ -375,8 +376,8 @@ def _summary(doc: _Doc, table: pd.DataFrame) -> None:
                      _pp(r["test_acc_change_vs_e2e"]), _pp(r["test_acc_change_vs_head"]),
                      _num(r["train_seconds"], 1)])
     doc.table(
-        "Summary of the trained models (search: the chosen trial; test accuracy of the best epoch by validation accuracy; "
-        "MACs per image; changes in percentage points)",
+        "Summary of the trained models (search: the chosen trial; test accuracy of the best "
+        "epoch by validation accuracy; MACs per image; changes in percentage points)",
         ["model", "test acc", "val acc", "best epoch", "epochs run", "params features",
          "params classifier", "params total", "MACs features", "MACs classifier", "MACs total",
          "Δ test vs e2e", "Δ test vs head", "train s"],
@@ -399,9 +400,10 @@ def _search(doc: _Doc, inputs: ReportInputs) -> None:
     ls = cfg.get("lr_search", {})
     full = cfg.get("train", {}).get("epochs")
     doc.para(
-        f"A grid of {len(grid)} short runs of {_value(ls.get('epochs'))} {_plural(ls.get('epochs'), 'epoch')} each. The step "
-        f"is given in epochs of the full {_value(full)}-epoch schedule and scaled by "
-        f"{_value(ls.get('epochs'))}/{_value(full)} in each trial (the trial step)."
+        f"A grid of {len(grid)} short runs of {_value(ls.get('epochs'))} "
+        f"{_plural(ls.get('epochs'), 'epoch')} each. The step is given in epochs of the full "
+        f"{_value(full)}-epoch schedule and scaled by {_value(ls.get('epochs'))}/{_value(full)} "
+        "in each trial (the trial step)."
     )
     grid = grid.sort_values(["lr", "step_size"], ascending=[False, True])
     rows = [[f"{r['lr']:g}", _int(r["step_size"]), _int(r.get("trial_step")),
@@ -459,14 +461,16 @@ def _model_section(doc: _Doc, m: ModelArtefacts, row: pd.Series) -> None:
     doc.heading(title)
     metrics = artifacts.read_json(m.metrics)
     history = pd.read_csv(m.history)
-    text = (f"{_int(metrics['epochs_run'])} {_plural(metrics['epochs_run'], 'epoch')} run ({len(history)} in the history), initial "
-            f"lr {_value(metrics.get('lr'))}, StepLR step {_value(metrics.get('step_size'))}. "
+    text = (f"{_int(metrics['epochs_run'])} {_plural(metrics['epochs_run'], 'epoch')} run "
+            f"({len(history)} in the history), initial lr {_value(metrics.get('lr'))}, "
+            f"StepLR step {_value(metrics.get('step_size'))}. "
             f"Best epoch by validation accuracy: **{int(metrics['best_epoch'])}** (validation "
             f"accuracy {_pct(metrics['val_acc'])}). Test accuracy of the best model: "
             f"**{_pct(metrics['test_acc'])}** (test loss {_num(metrics.get('test_loss'))}).")
     if m.name == "search":
-        text = (f"The model of the chosen trial of the search (lr {_value(metrics.get('grid_lr'))}, "
-                f"step {_value(metrics.get('grid_step'))} of the full schedule, "
+        text = (f"The model of the chosen trial of the search "
+                f"(lr {_value(metrics.get('grid_lr'))}, step {_value(metrics.get('grid_step'))} "
+                f"of the full schedule, "
                 f"{_value(metrics.get('trial_step'))} in the trial): its best epoch, tested and "
                 f"measured like every other model. " + text)
     if m.name != "e2e":
@@ -629,12 +633,13 @@ def _assumptions(doc: _Doc, inputs: ReportInputs) -> None:
     items = [
         f"Learning-rate search: a grid over lr ∈ {_value(ls.get('lrs'))} and StepLR step ∈ "
         f"{_value(ls.get('step_sizes'))} epochs of the {_value(full)}-epoch schedule. Each trial "
-        f"runs {_value(ls.get('epochs'))} {_plural(ls.get('epochs'), 'epoch')} with its step scaled by "
-        f"{_value(ls.get('epochs'))}/{_value(full)} (rounded, at least 1). The trial with the "
-        "highest validation accuracy of its best epoch wins; the trials' test accuracies are "
+        f"runs {_value(ls.get('epochs'))} {_plural(ls.get('epochs'), 'epoch')} with its step "
+        f"scaled by {_value(ls.get('epochs'))}/{_value(full)} (rounded, at least 1). The trial "
+        "with the highest validation accuracy of its best epoch wins; the trials' test "
+        "accuracies are "
         "recorded but never used.",
-        f"End-to-end training (a): {_value(full)} {_plural(full, 'epoch')} from random initial weights with the "
-        f"search's lr {best['lr']:g} and step {int(best['step_size'])}.",
+        f"End-to-end training (a): {_value(full)} {_plural(full, 'epoch')} from random initial "
+        f"weights with the search's lr {best['lr']:g} and step {int(best['step_size'])}.",
         f"Frozen features (b): {schedule('head', head_cfg, 'head')} Only the new classifier "
         f"(hidden {_value(head_cfg.get('classifier_hidden'))}, dropout "
         f"{_value(head_cfg.get('dropout'))}) is trained.",

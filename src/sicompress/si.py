@@ -487,8 +487,8 @@ def write_layer_table(*, model_path, data_npz, split_npz, out_csv, order: int = 
     for name, (x, y, idx) in subsets.items():
         t0 = time.perf_counter()
         def progress(row: dict, name: str = name) -> None:
-            log(f"si_{name}: {row['layer']:<7} {row['features']:>7,} features  SI {row['si']:.4f}  "
-                f"Center SI {row['center_si']:.4f}  {row['seconds']:.1f} s")
+            log(f"si_{name}: {row['layer']:<7} {row['features']:>7,} features  "
+                f"SI {row['si']:.4f}  Center SI {row['center_si']:.4f}  {row['seconds']:.1f} s")
 
         table = layer_separation(model, x[idx], y[idx], order=order, batch_size=batch_size,
                                  progress=progress)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .artifacts import fingerprint
+from .artifacts import fingerprint, save_torch
 
 
 # ----------------------------------------------------------------------------------------
@@ -359,8 +359,6 @@ class BackgroundWriter:
         self._thread.start()
 
     def _write(self, path, obj) -> None:
-        from .artifacts import save_torch
-
         try:
             save_torch(path, obj)
         except BaseException as e:  # handed to the training thread
