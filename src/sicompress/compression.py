@@ -68,7 +68,8 @@ def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
 
 
 def _grouped(features, unit: str) -> torch.Tensor:
-    """(N, F, L) float64 view of the candidates: F features of L values each."""
+    """(N, F, L) float64 view of the candidates: F features of L values each, on the
+    features' device."""
     x = torch.as_tensor(features)
     n = x.shape[0]
     if unit == "channel":
@@ -84,28 +85,35 @@ def center_si_curve(features, labels, order, unit: str = "channel") -> list[floa
     Squared distances to the class means add over features, so each step adds one
     feature's (N, classes) contribution (float64, differences taken directly) and takes the
     nearest mean, ties to the lowest class index, as `si.center_separation_index` does.
+    Computed on the features' device (labels may be anywhere); the curve is a host list.
     """
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
     x = _grouped(features, unit)  # (N, F, L)
-    _, codes = np.unique(np.asarray(labels), return_inverse=True)
-    y = torch.as_tensor(codes, dtype=torch.long)
-    n_classes = int(y.max()) + 1
+    dev = x.device
+    y_host = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    _, codes = np.unique(y_host, return_inverse=True)
+    y = torch.as_tensor(codes.reshape(-1), dtype=torch.long).to(dev)  # (N,)
+    n_classes = int(codes.max()) + 1
     counts = torch.bincount(y, minlength=n_classes).to(torch.float64)
-    means = torch.zeros((n_classes,) + x.shape[1:], dtype=torch.float64)
+    means = torch.zeros((n_classes,) + x.shape[1:], dtype=torch.float64, device=dev)
     means.index_add_(0, y, x)
     means /= counts[:, None, None]  # (classes, F, L)
-    dist = torch.zeros((x.shape[0], n_classes), dtype=torch.float64)
-    out = []
+    dist = torch.zeros((x.shape[0], n_classes), dtype=torch.float64, device=dev)
+    hits = []  # kept on the device: one host read at the end, not one per step
     for f in order:
         dist += (x[:, None, f, :] - means[None, :, f, :]).square().sum(-1)  # (N, classes)
-        out.append(float((dist.argmin(1) == y).double().mean()))
-    return out
+        hits.append((dist.argmin(1) == y).sum())
+    if not hits:
+        return []
+    return [int(h) / x.shape[0] for h in torch.stack(hits).tolist()]
 
 
 def si_train_activations(model_path, data_npz, split_npz, layer: str, *, batch_size: int = 500,
                          device: str | None = None) -> tuple[torch.Tensor, np.ndarray]:
-    """The output of `layer` of a saved model for the `si_train` images: ((N, C, H, W), labels)."""
+    """The output of `layer` of a saved model for the `si_train` images: ((N, C, H, W) float32
+    on `device` (None: `devices.pick_device`), labels as a host array). The forward passes run
+    in float32 with TF32 and autocast off (`pruning.layer_output`), as SI needs."""
     dev = pick_device(device)
     model = load_model(model_path, map_location=dev)
     ds = load_dataset(data_npz)

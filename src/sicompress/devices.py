@@ -12,6 +12,11 @@ with one visible GPU nothing is locked. Lock files live in `$SICOMPRESS_GPU_LOCK
 per-user folder of the temporary directory; they are keyed by the visible device id, so jobs
 with the same CUDA_VISIBLE_DEVICES agree on what each index means.
 
+`$SICOMPRESS_DEVICE` (cpu, cuda, cuda:1, ...; empty or auto: the choice above) sets the device
+of every job that is free to choose, without touching the study's configuration: a compute
+setting, like the number of threads. "cuda" still claims a free GPU; naming CUDA on a machine
+without it is an error, never a silent fall back to the CPU.
+
     dev = pick_device(None, log=print)   # cuda:k on a free GPU, else cpu
 """
 
@@ -30,15 +35,25 @@ try:  # POSIX; elsewhere jobs simply use the first GPU
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
+DEVICE_ENV = "SICOMPRESS_DEVICE"  # device of the jobs free to choose (a compute setting)
+
 _claimed: torch.device | None = None
 _held: list[IO] = []  # open lock files: the locks last as long as the process
 
 
 def pick_device(device: str | torch.device | None = None, *,
                 log: Callable[[str], None] | None = None) -> torch.device:
-    """`device` as given, or for None/"auto": a free GPU of this machine when CUDA is present
-    (claimed once per process and made the current CUDA device), else the CPU."""
+    """`device` as given, or for None/"auto": `$SICOMPRESS_DEVICE` when it names one, else a
+    free GPU of this machine when CUDA is present (claimed once per process and made the
+    current CUDA device), else the CPU."""
     global _claimed
+    if device in (None, "", "auto"):
+        device = os.environ.get(DEVICE_ENV, "").strip() or None
+        if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"{DEVICE_ENV}={device}, but torch {torch.__version__} sees no CUDA "
+                               f"device (CUDA build: {torch.version.cuda or 'none'})")
+        if device == "cuda":  # any GPU: claim a free one, as for auto
+            device = None
     if device not in (None, "", "auto"):
         return torch.device(device)
     if not torch.cuda.is_available():

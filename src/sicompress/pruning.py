@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import torch
 
 from .model import VGG, build_model, classifier_spec, load_checkpoint, output_shape
+from .si import exact_float32
 
 UNITS = ("channel", "element")
 
@@ -145,7 +146,8 @@ def compressed_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
     """normalize.* and features.* weights of the compressed model, from the source `state`.
 
     Every layer before the cut's last conv is copied; with unit "channel" that conv's
-    per-channel tensors (CHANNEL_KEYS) are sliced to the kept channels, ascending.
+    per-channel tensors (CHANNEL_KEYS) are sliced to the kept channels, ascending. Each
+    tensor stays on the device it came from.
     """
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
@@ -166,8 +168,8 @@ def compressed_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
     if keys != set(CHANNEL_KEYS) | set(SHARED_KEYS):
         raise ValueError(f"conv block {name!r} has state {sorted(keys)}, expected "
                          f"{sorted(CHANNEL_KEYS + SHARED_KEYS)}")
-    for key in CHANNEL_KEYS:
-        out[block + key] = out[block + key].index_select(0, kept)  # (k, ...)
+    for key in CHANNEL_KEYS:  # the index goes where the weights are (a checkpoint may be on a GPU)
+        out[block + key] = out[block + key].index_select(0, kept.to(out[block + key].device))
     return out
 
 
@@ -234,13 +236,14 @@ def macs_per_image(arch: dict) -> dict[str, Any]:
 
 def layer_output(model: VGG, images: torch.Tensor, layer: str) -> torch.Tensor:
     """The activation after feature layer `layer` (a conv block's output after its ReLU),
-    in eval mode and without gradient; images (N, 3, 32, 32) uint8 or [0, 1] float.
-    The model's previous mode is restored."""
+    in eval mode, without gradient and in float32 (`si.exact_float32`: no TF32, no autocast,
+    as SI needs); images (N, 3, 32, 32) uint8 or [0, 1] float, on the model's device, where
+    the result stays. The model's previous mode is restored."""
     pos = cut_position(model.arch, layer)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), exact_float32(images.device):
             return model.features[:pos + 1](model.normalize(images))  # (N, C, H, W)
     finally:
         model.train(was_training)

@@ -17,6 +17,9 @@ Everything rests on one exact k-nearest-neighbour search, `nearest_neighbors`:
 - Squared distances come from ||a||^2 + ||b||^2 - 2 a.b on features centred first (the mean
   subtracted in float64), which keeps float32 accurate on data far from the origin; TF32 is
   switched off for the matmul. Negative squared distances from rounding are clamped to 0.
+- The forward passes that produce the activations run in float32 too (`exact_float32`: TF32
+  off for cuDNN convolutions and matmuls, autocast off), so a layer's SI on a GPU is the SI
+  of the same numbers as on a CPU, up to float32 rounding (`PRECISION` in every table).
 - Rows are processed in chunks, so memory is O(chunk x N), never N x N x D. The default chunk
   holds about `DISTANCE_BUDGET_BYTES` (256 MiB) of distances; the tie-aware selection needs a
   few more bytes per entry on top (masks and a running count), so budget ~3x that.
@@ -36,8 +39,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["DISTANCE_BUDGET_BYTES", "DEFAULT_ORDER", "LAYER_COLUMNS", "center_separation_index",
-           "default_chunk_size", "exact_matmul", "layer_separation", "nearest_neighbors",
+__all__ = ["DISTANCE_BUDGET_BYTES", "DEFAULT_ORDER", "LAYER_COLUMNS", "PRECISION",
+           "center_separation_index", "default_chunk_size", "exact_float32", "exact_matmul",
+           "layer_separation", "nearest_neighbors",
            "separation_index", "separation_indices", "si_from_neighbors"]
 
 # ----------------------------------------------------------------------------------------
@@ -50,8 +54,10 @@ DEFAULT_BATCH_SIZE = 500             # images per forward pass in `layer_separat
 
 ArrayLike = torch.Tensor | np.ndarray
 
+PRECISION = "float32, TF32 off, no autocast"  # of the forward passes and distances behind SI
+
 LAYER_COLUMNS = ["layer_index", "layer", "kind", "channels", "height", "width", "features",
-                 "si", "center_si", "si_high", "si_soft", "order", "seconds"]
+                 "si", "center_si", "si_high", "si_soft", "order", "seconds", "precision"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -142,7 +148,8 @@ def _prepare(x: torch.Tensor, dtype: torch.dtype, standardize: bool,
 
 @contextmanager
 def exact_matmul() -> Iterator[None]:
-    """Full float32 precision for matmuls (no TF32, no reduced precision); restores after."""
+    """Full float32 precision for matmuls and cuDNN convolutions (no TF32, no reduced
+    precision); restores the previous settings after."""
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
              torch.get_float32_matmul_precision())
     try:
@@ -154,6 +161,19 @@ def exact_matmul() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = saved[0]
         torch.backends.cudnn.allow_tf32 = saved[1]
         torch.set_float32_matmul_precision(saved[2])
+
+
+@contextmanager
+def exact_float32(device: str | torch.device) -> Iterator[None]:
+    """Forward passes whose outputs SI is measured on: float32 throughout on `device` (TF32
+    off as in `exact_matmul`, and autocast off even where a caller switched it on)."""
+    kind = torch.device(device).type
+    with exact_matmul():
+        if kind in ("cpu", "cuda"):
+            with torch.autocast(device_type=kind, enabled=False):
+                yield
+        else:
+            yield
 
 
 # ----------------------------------------------------------------------------------------
@@ -177,7 +197,11 @@ def _k_smallest(d: torch.Tensor, k: int) -> torch.Tensor:
     tied = d == kth                                                     # (c, N)
     need = k - below.sum(1, keepdim=True, dtype=torch.int32)            # (c, 1)
     take = below | (tied & (tied.cumsum(1, dtype=torch.int32) <= need))  # k per row
-    cols = take.nonzero()[:, 1].view(-1, k)  # (c, k), row-major: ascending column per row
+    # the k taken columns of each row, ascending: the k largest of n - column where taken
+    # (a fixed shape, unlike nonzero(), so no wait for the device to say how many)
+    n = d.shape[1]
+    score = torch.where(take, n - torch.arange(n, device=d.device, dtype=torch.int32), 0)
+    cols = n - score.topk(k, dim=1).values.long()  # (c, k)
     order = d.gather(1, cols).argsort(dim=1, stable=True)  # stable: ties keep column order
     return cols.gather(1, order)
 
@@ -411,8 +435,9 @@ def layer_separation(
     `batch_size` images, to the stored (N, ...) output of the previous layer; so only two
     consecutive layers' activations are alive at a time (for VGG16 at width 1 and N=5000,
     conv1_x is 5000 x 65536 float32 = 1.3 GB each), plus the SI working memory (a centred
-    copy of one layer and one chunk of distances). The forward runs on the model's device;
-    activations are kept, and SI computed, on `device` (default: the model's device).
+    copy of one layer and one chunk of distances). The forward runs on the model's device,
+    in float32 (`exact_float32`); activations are kept, and SI computed, on `device`
+    (default: the model's device). The table is a host (pandas) object.
 
     The model runs in eval mode under torch.no_grad(); its previous mode is restored.
     progress: called with each row (a dict of the columns) as soon as it is measured.
@@ -445,14 +470,14 @@ def layer_separation(
                      "height": h, "width": w, "features": c * h * w, "si": values["si"],
                      "center_si": csi, "si_high": values["si_high"],
                      "si_soft": values["si_soft"], "order": order,
-                     "seconds": time.perf_counter() - start})
+                     "seconds": time.perf_counter() - start, "precision": PRECISION})
         if progress is not None:
             progress(rows[-1])
 
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), exact_float32(run_device):
             acts = _apply_in_batches(model.normalize, x, batch_size, run_device, keep_device)
             measure(0, "input", "input", acts)
             for index, (name, kind, module) in enumerate(model.feature_layers(), start=1):
