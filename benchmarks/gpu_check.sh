@@ -1,40 +1,30 @@
 #!/usr/bin/env bash
-# The full-size benchmarks and a 30-epoch training on a fresh GPU machine, offline, in under
-# 8 minutes:
+# Everything a GPU changes, checked on a fresh GPU machine in one call of at most 9 minutes,
+# offline:
 #
 #   bash benchmarks/gpu_check.sh ARCHIVE WHEELS_DIR OUT_DIR
 #
-# ARCHIVE     the CIFAR-10 JPEG archive: a .tar.gz (or a folder) of train/<class>/*.jpg and
-#             test/<class>/*.jpg.
-# WHEELS_DIR  the only place packages are installed from (pip --no-index, nothing is
-#             downloaded): the wheels of whatever the machine's python3 lacks among the
-#             project's dependencies (pyproject.toml: torch and torchvision built for the
-#             machine's CUDA, numpy, pandas, matplotlib, pillow, pyyaml), scikit-learn, and
-#             setuptools >= 70.1 (the project is installed without build isolation, so
-#             setuptools comes from there or from python3's own packages). It may be empty
-#             when python3 already holds them all.
-# OUT_DIR     receives device.txt, one <step>.txt per step (its whole output),
-#             train_throughput.json, layer_si.csv, e2e.json, and summary.txt (every step's
+# ARCHIVE     the CIFAR-10 JPEG archive (.tar.gz of train/<class>/*.jpg, test/<class>/*.jpg).
+# WHEELS_DIR  wheels of what the machine's python3 lacks (Snakemake and its dependencies,
+#             for that python3), installed with pip --no-index --no-deps into a temporary
+#             folder; nothing is downloaded. May be empty when python3 has them all. The
+#             project itself is not installed: src/ is put on PYTHONPATH.
+# OUT_DIR     receives at most 8 files: setup.txt, tests.txt, study.txt, selection.txt,
+#             throughput.txt (each step's whole output), study.tar.gz (the study's tables,
+#             JSON, figures, report and logs; no model files) and summary.txt (each step's
 #             status and seconds, then its main figures).
 #
-# Steps, in this order:
-#   install           a virtual environment in a temporary folder, which also sees python3's
-#                     own packages (a CUDA build of torch already on the machine, say); the
-#                     missing ones from WHEELS_DIR; the project, editable
-#   device            nvidia-smi and what torch sees
-#   decode            the archive, once, to an npz that the next steps read
-#   train_throughput  one epoch of the 50,000 training images at width 1: engine, engine
-#                     with torch.compile, and the common DataLoader baseline; 2 rounds
-#   e2e               30 epochs at width 1 (lr 0.05, step 15), then the test accuracy
-#   layer_si          the 19-row SI table at width 1, N = 5,000, against scikit-learn
-#   selection         forward selection, N = 5,000, 512 channels of 2x2: full ranking, fast
-#                     path only (the naive reference would not fit in the time)
-#   resume_save       what the per-epoch resumable state (183 MB at width 1) costs an epoch
-#                     of about 1.5 s: none, written inline, written in the background
+# Steps, in this order, most important first:
+#   setup       the wheels; nvidia-smi and what torch sees
+#   tests       the test suite in the CUDA test mode (SICOMPRESS_TEST_DEVICE=cuda; the smoke
+#               workflow's jobs on CUDA too), 8 processes, one test file per process
+#   study       config/gpu-quick.yaml: the whole study at width 1 on the real data through the
+#               report (SICOMPRESS_DEVICE=cuda), then benchmarks/study_summary.py
+#   selection   forward selection, N = 5,000, 512 synthetic channels of 2x2, fast path
+#   throughput  one epoch at width 1: the engine against the common DataLoader way
 # Each step runs under `timeout`, within its own limit (LIMIT_* below) and never past
-# BUDGET_S seconds after the start; both can be set from the environment. A step that fails
-# or runs out of time is recorded in summary.txt and the next one runs. The temporary folder
-# (environment and npz) is removed at the end.
+# BUDGET_S seconds after the start; a step that fails or runs out of time is recorded in
+# summary.txt and the next one runs.
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
@@ -43,34 +33,36 @@ if [ $# -ne 3 ]; then
 fi
 archive=$(realpath "$1")
 wheels=$(realpath "$2")
-[ -e "$archive" ] || { echo "no archive at $1" >&2; exit 2; }
+[ -f "$archive" ] || { echo "no archive at $1" >&2; exit 2; }
 [ -d "$wheels" ] || { echo "no wheels folder at $2" >&2; exit 2; }
 mkdir -p "$3"
 out=$(realpath "$3")
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-: "${BUDGET_S:=465}"            # the whole run, in seconds (8 minutes, less a margin)
-: "${LIMIT_INSTALL:=180}"       # seconds each step may take at most
-: "${LIMIT_DEVICE:=30}"
-: "${LIMIT_DECODE:=60}"
-: "${LIMIT_THROUGHPUT:=150}"
-: "${LIMIT_E2E:=150}"
-: "${LIMIT_LAYER_SI:=120}"
-: "${LIMIT_SELECTION:=90}"
-: "${LIMIT_RESUME_SAVE:=45}"
+: "${BUDGET_S:=510}"            # the whole run, in seconds (9 minutes less a margin)
+: "${LIMIT_SETUP:=60}"          # seconds each step may take at most
+: "${LIMIT_TESTS:=170}"
+: "${LIMIT_STUDY:=330}"
+: "${LIMIT_SELECTION:=60}"
+: "${LIMIT_THROUGHPUT:=90}"
+: "${TEST_WORKERS:=8}"
+: "${CHECK_DEVICE:=cuda}"       # cpu: try this script's steps on a machine without a GPU
+: "${STUDY_CONFIG:=config/gpu-quick.yaml}"  # e.g. tests/smoke.yaml for a quick try
+: "${TEST_PATHS:=tests}"        # the tests to run (pytest arguments)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-venv=$work/venv
-py=$venv/bin/python
-npz=$work/cifar10.npz
 status=$work/status.txt
 deadline=$((SECONDS + BUDGET_S))
-export PYTHONUNBUFFERED=1      # a step cut short still leaves what it printed
+export PYTHONUNBUFFERED=1        # a step cut short still leaves what it printed
+export PYTHONPATH="$repo/src:$work/site${PYTHONPATH:+:$PYTHONPATH}"
+export PATH="$work/site/bin:$PATH"
+export CIFAR10_JPEG="$archive"
+export MPLBACKEND=Agg
 
-# run_step NAME LIMIT COMMAND...: run COMMAND under timeout, its output into OUT_DIR/NAME.txt
-# (and on screen), its status and seconds into the status list. Never fails itself.
+# run_step NAME LIMIT COMMAND...: COMMAND under timeout, its output into OUT_DIR/NAME.txt (and
+# on screen), its status and seconds into the status list. Never fails itself.
 run_step() {
   local name=$1 limit=$2
   shift 2
@@ -79,7 +71,7 @@ run_step() {
     limit=$left
   fi
   if ((limit < 10)); then
-    printf '%-17s %-20s %4s   (%d s of the %d s budget left)\n' "$name" "skipped" "-" \
+    printf '%-11s %-20s %4s   (%d s of the %d s budget left)\n' "$name" "skipped" "-" \
       "$left" "$BUDGET_S" >>"$status"
     return 0
   fi
@@ -91,34 +83,24 @@ run_step() {
     124 | 137) what="TIMED OUT" ;;
     *) what="FAILED (exit $rc)" ;;
   esac
-  printf '%-17s %-20s %4d s (limit %d s)\n' "$name" "$what" $((SECONDS - t0)) "$limit" >>"$status"
+  printf '%-11s %-20s %4d s (limit %d s)\n' "$name" "$what" $((SECONDS - t0)) "$limit" >>"$status"
 }
 
-# The environment sees python3's own packages through a .pth file rather than
-# --system-site-packages, which would miss them when python3 is itself a virtual environment.
-run_step install "$LIMIT_INSTALL" bash -c '
+run_step setup "$LIMIT_SETUP" bash -c '
   set -euo pipefail
-  venv=$1 wheels=$2
-  python3 -m venv "$venv"
-  # the setuptools that Pythons before 3.12 put in every new environment is too old to build
-  # the project; without it, the one of python3 or of the wheels folder is used
-  "$venv/bin/python" -m pip uninstall --yes --quiet setuptools
-  base=$(python3 -c "import site; print(site.getsitepackages())")
-  purelib=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_path(\"purelib\"))")
-  echo "import site; list(map(site.addsitedir, $base))" >"$purelib/base_packages.pth"
-  pip=("$venv/bin/python" -m pip install --no-index --find-links "$wheels"
-       --disable-pip-version-check)
-  "${pip[@]}" "setuptools>=70.1"
-  "${pip[@]}" --no-build-isolation -e . scikit-learn
-  "$venv/bin/python" -m pip list --disable-pip-version-check
-' _ "$venv" "$wheels"
-
-run_step device "$LIMIT_DEVICE" bash -c '
+  site=$1 wheels=$2
+  shopt -s nullglob
+  whl=("$wheels"/*.whl)
+  if ((${#whl[@]})); then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+      --disable-pip-version-check --target "$site" "${whl[@]}"
+  fi
+  echo "snakemake $(snakemake --version)"
   nvidia-smi || echo "nvidia-smi: not available"
-  "$1" - <<"PY"
-import os, platform, sklearn, torch
+  python3 - <<"PY"
+import os, platform, sklearn, torch, sicompress
 print("python", platform.python_version(), "torch", torch.__version__, "CUDA", torch.version.cuda,
-      "sklearn", sklearn.__version__, "CPUs", os.cpu_count())
+      "sklearn", sklearn.__version__, "CPUs", os.cpu_count(), "sicompress", sicompress.__file__)
 if torch.cuda.is_available():
     p = torch.cuda.get_device_properties(0)
     print("device", p.name, "capability", p.major, p.minor, "memory GiB",
@@ -126,27 +108,37 @@ if torch.cuda.is_available():
 else:
     print("device: no CUDA device visible to torch; the figures of this run are not GPU figures")
 PY
-' _ "$py"
+' _ "$work/site" "$wheels"
 
-run_step decode "$LIMIT_DECODE" "$py" -c '
-import sys
-from sicompress.data import prepare_data
-prepare_data("folder", sys.argv[1], sys.argv[2])' "$archive" "$npz"
+xdist=()
+if python3 -c "import xdist" 2>/dev/null; then
+  xdist=(-n "$TEST_WORKERS" --dist loadfile)
+fi
+run_step tests "$LIMIT_TESTS" env SICOMPRESS_TEST_DEVICE="$CHECK_DEVICE" \
+  python3 -m pytest -q -p no:cacheprovider -rs "${xdist[@]}" --durations=15 $TEST_PATHS
 
-run_step train_throughput "$LIMIT_THROUGHPUT" "$py" benchmarks/train_throughput.py \
-  --data "$npz" --width 1 --rounds 2 --compile --out "$out/train_throughput.json"
+study=$work/study
+run_step study "$LIMIT_STUDY" bash -c '
+  set -uo pipefail
+  repo=$1 study=$2 out=$3 device=$4 config=$5
+  mkdir -p "$study"
+  t0=$SECONDS
+  SICOMPRESS_DEVICE=$device snakemake --directory "$study" --configfile "$repo/$config" \
+    --cores all --resources gpu=1
+  rc=$?
+  echo "study: snakemake exit $rc after $((SECONDS - t0)) s"
+  python3 "$repo/benchmarks/study_summary.py" "$study" || true
+  # everything but the models, for reading at home
+  (cd "$study" && find results logs -type f ! -name "*.pt" -print0 2>/dev/null \
+    | tar --null -czf "$out/study.tar.gz" -T -) || true
+  exit $rc
+' _ "$repo" "$study" "$out" "$CHECK_DEVICE" "$STUDY_CONFIG"
 
-run_step e2e "$LIMIT_E2E" "$py" benchmarks/e2e_check.py \
-  --data "$npz" --width 1 --epochs 30 --lr 0.05 --step 15 --out "$out/e2e.json"
+run_step selection "$LIMIT_SELECTION" python3 benchmarks/selection.py \
+  --n 5000 --channels 512 --hw 2 --no-naive --device "$CHECK_DEVICE"
 
-run_step layer_si "$LIMIT_LAYER_SI" "$py" benchmarks/layer_si.py \
-  --data "$npz" --n 5000 --width 1 --out "$out/layer_si.csv"
-
-run_step selection "$LIMIT_SELECTION" "$py" benchmarks/selection.py \
-  --n 5000 --channels 512 --hw 2 --no-naive
-
-run_step resume_save "$LIMIT_RESUME_SAVE" "$py" benchmarks/resume_save.py \
-  --width 1 --rounds 2 --epochs 4 --epoch-seconds 1.5
+run_step throughput "$LIMIT_THROUGHPUT" python3 benchmarks/train_throughput.py \
+  --data "$archive" --width 1 --rounds 1 --workers 8 --device "$CHECK_DEVICE"
 
 # show NAME REGEX: the lines of OUT_DIR/NAME.txt that match, under a heading, if it exists
 show() {
@@ -157,19 +149,15 @@ show() {
   fi
 }
 
-# summary.txt: the status list, then the lines of each step's output that hold its figures.
 {
-  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-  echo "gpu_check: commit $commit, $(date -u '+%Y-%m-%d %H:%M UTC'), $SECONDS s in all"
+  echo "gpu_check: $(date -u '+%Y-%m-%d %H:%M UTC'), $SECONDS s in all"
   echo
   cat "$status"
-  show device '^(python|device|.*Driver Version)'
-  show decode '^wrote'
-  show train_throughput '^(one epoch|side|engine  |engine\+compile|baseline|ratio|\(engine)'
-  show e2e '^(VGG16|best epoch|fit )'
-  show layer_si '^(N=|SI per layer|layer|input|conv|pool|total|table, whole|every SI)'
-  show selection '^(N=|fast|naive|ratio)'
-  show resume_save '^(NVIDIA|CPU|mean|save overhead)'
+  show setup '^(snakemake|python|device|.*Driver Version)'
+  show tests '(passed|failed|error|SKIPPED)'
+  show study '^(study:|  (search|e2e|head|compressed) |search:|cut:|selection|  total)'
+  show selection '^(N=|fast)'
+  show throughput '^(one epoch|engine  |baseline|ratio|\(engine)'
 } >"$out/summary.txt"
 echo
 cat "$out/summary.txt"

@@ -18,9 +18,10 @@ from conftest import synthetic_study
 
 
 @pytest.mark.parametrize("unit", ["channel", "element"])
-def test_center_si_curve_equals_the_direct_value_on_every_prefix(unit):
+def test_center_si_curve_equals_the_direct_value_on_every_prefix(unit, device):
     g = torch.Generator().manual_seed(3)
     x = torch.rand(120, 6, 2, 2, generator=g) + torch.arange(6.0)[None, :, None, None]
+    x = x.to(device)
     y = np.repeat(np.array([7, 2, 5]), 40)  # labels need not be 0..C-1
     n_features = 6 if unit == "channel" else 24
     order = torch.randperm(n_features, generator=g).tolist()
@@ -77,7 +78,7 @@ def study(tmp_path_factory):
 
 
 @pytest.mark.parametrize("unit,layer", [("channel", "pool2"), ("element", "pool4")])
-def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer):
+def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer, device):
     (tmp_path / "cut.json").write_text(json.dumps({"layer": layer}))
     out = compression.select_features(
         model_path=study / "model.pt", data_npz=study / "data.npz", split_npz=study / "split.npz",
@@ -86,6 +87,7 @@ def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer):
         tolerance=0.02, log=lambda m: None)
     acts, labels = compression.si_train_activations(study / "model.pt", study / "data.npz",
                                                     study / "split.npz", layer)
+    assert acts.device.type == device.type  # the jobs' device: SICOMPRESS_DEVICE
     assert len(labels) == 150  # si_fraction 0.5 of 300 training images
     ref = forward_select(acts, labels, unit=unit)
     ranking = pd.read_csv(tmp_path / "ranking.csv")

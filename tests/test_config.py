@@ -16,7 +16,9 @@ def problems(config: dict) -> list[str]:
 
 
 def test_the_shipped_configs_are_valid():
-    for path in (ROOT / "config.yaml", ROOT / "tests" / "smoke.yaml", ROOT / "config" / "cpu-real.yaml"):
+    shipped = [ROOT / "config.yaml", ROOT / "tests" / "smoke.yaml", *(ROOT / "config").glob("*.yaml")]
+    assert len(shipped) >= 4  # config.yaml, smoke, cpu-real, gpu-quick
+    for path in shipped:
         assert problems(yaml.safe_load(path.read_text())) == [], path
 
 

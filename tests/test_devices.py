@@ -5,6 +5,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import pytest
 
 import torch
 
@@ -74,3 +77,28 @@ def test_explicit_device_is_taken_as_given():
     assert pick_device(torch.device("cpu")) == torch.device("cpu")
     if not torch.cuda.is_available():
         assert pick_device(None) == pick_device("auto") == torch.device("cpu")
+
+
+def test_device_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SICOMPRESS_DEVICE", "cpu")
+    assert pick_device(None) == pick_device("auto") == torch.device("cpu")
+    assert pick_device("meta") == torch.device("meta")  # an explicit device wins
+    monkeypatch.setenv("SICOMPRESS_DEVICE", "meta")
+    assert pick_device(None) == torch.device("meta")
+    if not torch.cuda.is_available():
+        for name in ("cuda", "cuda:1"):
+            monkeypatch.setenv("SICOMPRESS_DEVICE", name)
+            with pytest.raises(RuntimeError, match=f"SICOMPRESS_DEVICE={name}, but torch .* sees no CUDA"):
+                pick_device(None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks what the CUDA test mode does "
+                    "on a machine without CUDA")
+def test_cuda_test_mode_stops_where_there_is_no_cuda(tmp_path):
+    env = {**os.environ, "SICOMPRESS_TEST_DEVICE": "cuda"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(Path(__file__).parent / "test_logs.py")],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "SICOMPRESS_TEST_DEVICE=cuda but torch" in proc.stdout + proc.stderr
+    assert "passed" not in proc.stdout  # stopped, not skipped

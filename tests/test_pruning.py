@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -68,9 +70,11 @@ def linear_params(n_in, n_out):
 
 @pytest.mark.parametrize("cut, last_conv", [("conv3_2", "conv3_2"), ("pool3", "conv3_3"),
                                             ("conv1_1", "conv1_1")])
-def test_channel_cut_equals_e2e_output_on_kept_channels(e2e, images, cut, last_conv):
+def test_channel_cut_equals_e2e_output_on_kept_channels(e2e, images, cut, last_conv, device):
+    e2e, images = copy.deepcopy(e2e).to(device), images.to(device)  # a source on the device
     selected = [3, 0, 2] if cut == "conv1_1" else [11, 2, 7, 5]
     model = build_compressed(e2e, cut, "channel", selected, hidden=[16], dropout=0.5, seed=0)
+    model.to(device)
     names = [n for n, _ in model.features.named_children()]
     assert names[-1] == cut
     assert model.features[-1 if cut == last_conv else -2].conv.out_channels == len(selected)
@@ -114,10 +118,11 @@ def test_pool_cut_keeps_the_pool_and_counts(e2e):
 # Element unit
 
 
-def test_element_unit_selects_classifier_inputs(e2e, images):
+def test_element_unit_selects_classifier_inputs(e2e, images, device):
+    e2e, images = copy.deepcopy(e2e).to(device), images.to(device)
     selected = [700, 3, 1023, 64, 512]  # into conv3_3's flattened 16 x 8 x 8 = 1024 values
     model = build_compressed(e2e, "conv3_3", "element", selected, hidden=[16], dropout=0.5,
-                             seed=0)
+                             seed=0).to(device)
     assert model.arch["features"] == e2e.arch["features"][:9]
     source = e2e.state_dict()
     for key, value in model.features.state_dict().items():

@@ -6,6 +6,8 @@ from sklearn.neighbors import KNeighborsClassifier
 import sicompress.selection as selection
 from sicompress.selection import Selection, forward_select, forward_select_naive
 
+from conftest import on_cuda_only
+
 
 def relu_features(n=90, channels=10, hw=2, classes=4, seed=0, quantise=False):
     """ReLU of Gaussians with class-dependent channel means; quantised -> small integers,
@@ -201,12 +203,14 @@ def test_bad_inputs(fn):
         fn(x, y, tolerance=-0.1)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_equals_cpu():
-    x, y = relu_features(n=300, channels=16, seed=11, quantise=True)
+@on_cuda_only("compares the ranking on CUDA with the CPU's")
+@pytest.mark.parametrize("quantise", [False, True])
+def test_cuda_equals_cpu(device, quantise):
+    x, y = relu_features(n=300, channels=16, seed=11, quantise=quantise)
     cpu = forward_select_naive(x, y, device="cpu")
-    gpu = forward_select(x, y, device="cuda")
-    assert (gpu.order, gpu.si) == (cpu.order, cpu.si)
+    for fn in (forward_select, forward_select_naive):
+        gpu = fn(x.to(device), y.to(device), device=device)
+        assert (gpu.order, gpu.si) == (cpu.order, cpu.si), fn.__name__
 
 
 @pytest.mark.parametrize("fn", [forward_select, forward_select_naive])

@@ -13,8 +13,11 @@ from sklearn.neighbors import KNeighborsClassifier, NearestCentroid, NearestNeig
 from sklearn.preprocessing import StandardScaler
 
 from sicompress.model import build_model, vgg_arch
-from sicompress.si import (LAYER_COLUMNS, center_separation_index, layer_separation,
-                           nearest_neighbors, separation_index, separation_indices)
+from sicompress.si import (LAYER_COLUMNS, center_separation_index, exact_float32,
+                           layer_separation, nearest_neighbors, separation_index,
+                           separation_indices)
+
+from conftest import on_cuda_only
 
 # ----------------------------------------------------------------------------------------
 # References
@@ -61,30 +64,35 @@ def random_data(seed, n, d, classes, scale=1.0):
 
 @pytest.mark.parametrize("seed,n,d,classes", [(0, 50, 2, 2), (1, 120, 10, 3), (2, 200, 64, 5),
                                               (3, 257, 7, 10)])
-def test_si_and_csi_match_sklearn_on_random_data(seed, n, d, classes):
+def test_si_and_csi_match_sklearn_on_random_data(seed, n, d, classes, device):
     x, y = random_data(seed, n, d, classes)
     expected_nn = sklearn_loo_neighbor(x)
+    xd = torch.from_numpy(x).to(device)
     for dtype in (torch.float32, torch.float64):
-        nn = nearest_neighbors(x, 1, dtype=dtype, chunk_size=37)[:, 0].numpy()
-        np.testing.assert_array_equal(nn, expected_nn)
-        assert separation_index(x, y, dtype=dtype) == sklearn_si(x, y)
-    assert center_separation_index(x, y) == sklearn_csi(x, y)
+        nn = nearest_neighbors(xd, 1, dtype=dtype, chunk_size=37)
+        assert nn.device == xd.device
+        np.testing.assert_array_equal(nn[:, 0].cpu().numpy(), expected_nn)
+        assert separation_index(xd, y, dtype=dtype) == sklearn_si(x, y)
+    assert center_separation_index(xd, y) == sklearn_csi(x, y)
+    assert center_separation_index(x, torch.as_tensor(y, device=device), device=device) \
+        == sklearn_csi(x, y)
     assert 0.0 < sklearn_si(x, y) < 1.0  # a test that can tell wrong from right
 
 
-def test_si_is_leave_one_out_1nn_accuracy():
+def test_si_is_leave_one_out_1nn_accuracy(device):
     x, y = random_data(4, 60, 5, 3)
     pred = cross_val_predict(KNeighborsClassifier(n_neighbors=1, algorithm="brute"), x, y,
                              cv=LeaveOneOut())
-    assert separation_index(torch.from_numpy(x), torch.from_numpy(y)) == np.mean(pred == y)
+    assert separation_index(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)) \
+        == np.mean(pred == y)
 
 
-def test_csi_with_unbalanced_non_contiguous_labels():
+def test_csi_with_unbalanced_non_contiguous_labels(device):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(90, 6)) + 100.0
     y = rng.choice([2, 5, 9], size=90, p=[0.6, 0.3, 0.1])
     x[y == 5] += 0.3
-    csi = center_separation_index(x, y)
+    csi = center_separation_index(torch.from_numpy(x).to(device), y)
     assert csi == sklearn_csi(x, y)
     assert 0.0 < csi < 1.0
 
@@ -97,13 +105,13 @@ def test_csi_ties_go_to_lowest_class():
     assert center_separation_index(x, y) == 5 / 6
 
 
-def test_standardize_matches_sklearn_on_scaled_data():
+def test_standardize_matches_sklearn_on_scaled_data(device):
     x, y = random_data(6, 150, 8, 4)
     x = x * np.array([1e-3, 1, 10, 1e3, 1, 1, 5, 1]) + 50.0
     x[:, 6] = 7.0  # a constant feature must not give NaN
     scaled = StandardScaler().fit_transform(x)
     expected = sklearn_loo_neighbor(scaled)
-    nn = nearest_neighbors(x, 1, standardize=True)[:, 0].numpy()
+    nn = nearest_neighbors(x, 1, standardize=True, device=device)[:, 0].cpu().numpy()
     np.testing.assert_array_equal(nn, expected)
     assert separation_index(x, y, standardize=True) == sklearn_si(scaled, y)
     assert separation_index(x, y, standardize=True) != separation_index(x, y)
@@ -148,14 +156,15 @@ def cifar_pixels():
 
 
 @pytest.mark.realdata
-def test_si_and_csi_match_sklearn_on_cifar_pixels(cifar_pixels):
-    images, y = cifar_pixels
-    assert images.shape == (1000, 32, 32, 3) and images.dtype == np.uint8
+def test_si_and_csi_match_sklearn_on_cifar_pixels(cifar_pixels, device):
+    pixels, y = cifar_pixels
+    assert pixels.shape == (1000, 32, 32, 3) and pixels.dtype == np.uint8
     assert np.bincount(y).tolist() == [100] * 10
-    x = images.reshape(len(images), -1).astype(np.float64)  # (1000, 3072)
+    x = pixels.reshape(len(pixels), -1).astype(np.float64)  # (1000, 3072)
+    images = torch.from_numpy(pixels).to(device)
     expected_nn = sklearn_loo_neighbor(x)
     for dtype in (torch.float32, torch.float64):
-        nn = nearest_neighbors(images, 1, dtype=dtype, chunk_size=300)[:, 0].numpy()
+        nn = nearest_neighbors(images, 1, dtype=dtype, chunk_size=300)[:, 0].cpu().numpy()
         np.testing.assert_array_equal(nn, expected_nn)
         assert separation_index(images, y, dtype=dtype) == sklearn_si(x, y)
     assert center_separation_index(images, y) == sklearn_csi(x, y)
@@ -169,33 +178,33 @@ def test_si_and_csi_match_sklearn_on_cifar_pixels(cifar_pixels):
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 7, 36, 37, 1000])
-def test_chunked_equals_unchunked_and_brute_force(chunk):
+def test_chunked_equals_unchunked_and_brute_force(chunk, device):
     x, _ = random_data(7, 37, 4, 3)
-    whole = nearest_neighbors(x, 4, chunk_size=37)
-    assert torch.equal(nearest_neighbors(x, 4, chunk_size=chunk), whole)
+    whole = nearest_neighbors(x, 4, chunk_size=37, device=device)
+    assert torch.equal(nearest_neighbors(x, 4, chunk_size=chunk, device=device), whole)
     assert whole.tolist() == brute_neighbors(x, 4)
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 8, 40])
-def test_self_excluded_in_every_chunk(chunk):
+def test_self_excluded_in_every_chunk(chunk, device):
     # Tight, well-separated classes: counting a sample as its own neighbour would show up
     # as neighbour == self, and would not change SI (1), so check the indices directly.
     x, y = random_data(8, 40, 3, 2, scale=1.0)
-    nn = nearest_neighbors(x, 3, chunk_size=chunk)
+    nn = nearest_neighbors(x, 3, chunk_size=chunk, device=device).cpu()
     assert not (nn == torch.arange(40)[:, None]).any()
     assert nn.tolist() == brute_neighbors(x, 3)
 
 
-def test_duplicate_is_a_neighbor_and_ties_go_to_lowest_index():
+def test_duplicate_is_a_neighbor_and_ties_go_to_lowest_index(device):
     # Symmetric integer data: the mean is exactly 0, so every distance is exact.
     pts = np.array([[1, 0], [0, 1], [0, 0], [-1, 0], [0, -1]], dtype=np.float64)
-    nn = nearest_neighbors(pts, 4)
+    nn = nearest_neighbors(pts, 4, device=device)
     assert nn[2].tolist() == [0, 1, 3, 4]  # the centre: four corners at distance 1
     assert nn[0].tolist() == [2, 1, 4, 3]  # 1, then sqrt(2) twice (1 before 4), then 2
 
     base = np.array([[3, 1], [-3, -1], [5, 5], [-5, -5]], dtype=np.float64)
     x = np.concatenate([base[[0, 1, 2, 3]], base[[0, 1]], base[[0, 1]]])  # 4,6 = 0; 5,7 = 1
-    nn = nearest_neighbors(x, 2, dtype=torch.float64)
+    nn = nearest_neighbors(x, 2, dtype=torch.float64, device=device)
     assert nn[0].tolist() == [4, 6]   # duplicates at distance 0, not itself
     assert nn[4].tolist() == [0, 6]
     assert nn[6].tolist() == [0, 4]
@@ -205,24 +214,24 @@ def test_duplicate_is_a_neighbor_and_ties_go_to_lowest_index():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_many_exact_ties_are_broken_by_lowest_index(dtype):
+def test_many_exact_ties_are_broken_by_lowest_index(dtype, device):
     # 300 copies of one point and 300 of its mirror: topk alone picks arbitrary copies.
     side = np.random.default_rng(9).permutation(np.repeat([1.0, -1.0], 300))  # (600,)
     x = 2.0 * side[:, None] * np.ones((600, 3))
-    nn = nearest_neighbors(x, 5, dtype=dtype, chunk_size=64).numpy()
+    nn = nearest_neighbors(x, 5, dtype=dtype, chunk_size=64, device=device).cpu().numpy()
     for i in range(600):
         same = np.flatnonzero(side == side[i])
         assert nn[i].tolist() == same[same != i][:5].tolist()
 
 
-def test_float32_centred_equals_float64_far_from_origin():
+def test_float32_centred_equals_float64_far_from_origin(device):
     x, y = random_data(10, 300, 50, 4)
     x = x + 1000.0
-    nn32 = nearest_neighbors(x, 3)
-    nn64 = nearest_neighbors(x, 3, dtype=torch.float64)
+    nn32 = nearest_neighbors(x, 3, device=device).cpu()
+    nn64 = nearest_neighbors(x, 3, dtype=torch.float64, device=device).cpu()
     assert torch.equal(nn32, nn64)
     assert nn64[:, 0].numpy().tolist() == sklearn_loo_neighbor(x).tolist()
-    assert separation_index(x, y) == separation_index(x, y, dtype=torch.float64)
+    assert separation_index(x, y, device=device) == separation_index(x, y, dtype=torch.float64)
     # Without centring float32 would be wrong here, so the test above can fail.
     t = torch.from_numpy(x).float()
     sq = t.square().sum(1)
@@ -248,9 +257,10 @@ def test_tf32_settings_are_restored():
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
-def test_high_order_and_soft_si_against_brute_force(order):
+def test_high_order_and_soft_si_against_brute_force(order, device):
     x, y = random_data(11, 45, 3, 3)
-    neighbors = brute_neighbors(x, order)
+    x = torch.from_numpy(x).to(device)
+    neighbors = brute_neighbors(x.cpu(), order)
     high = np.mean([all(y[j] == y[i] for j in nb) for i, nb in enumerate(neighbors)])
     soft = np.mean([np.mean([y[j] == y[i] for j in nb]) for i, nb in enumerate(neighbors)])
     assert separation_index(x, y, order) == pytest.approx(high, abs=1e-12)
@@ -258,7 +268,7 @@ def test_high_order_and_soft_si_against_brute_force(order):
     values = separation_indices(x, y, order, chunk_size=4)
     assert values["si_high"] == pytest.approx(high, abs=1e-12)
     assert values["si_soft"] == pytest.approx(soft, abs=1e-12)
-    assert values["si"] == sklearn_si(x, y)
+    assert values["si"] == sklearn_si(x.cpu().numpy(), y)
     if order > 1:
         assert high < soft  # distinct numbers, so swapping them would fail
 
@@ -299,13 +309,13 @@ EXPECTED_LAYERS = [
 ]
 
 
-def test_layer_separation_on_tiny_vgg():
+def test_layer_separation_on_tiny_vgg(device):
     torch.manual_seed(0)
-    model = build_model(vgg_arch(width=0.0625, hidden=[16]))
+    model = build_model(vgg_arch(width=0.0625, hidden=[16])).to(device)
     # Non-trivial BatchNorm statistics, so train-mode and eval-mode outputs differ.
     model.train()
     with torch.no_grad():
-        model(torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8))
+        model(torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device=device))
     rng = np.random.default_rng(12)
     labels = rng.integers(0, 4, 42)
     images = (rng.integers(0, 200, (42, 32, 32, 3)) + 12 * labels[:, None, None, None])
@@ -327,6 +337,7 @@ def test_layer_separation_on_tiny_vgg():
         assert table[col].between(0.0, 1.0).all()
     assert (table["si_high"] <= table["si_soft"]).all()
     assert (table["order"] == 3).all() and (table["seconds"] >= 0).all()
+    assert (table["precision"] == "float32, TF32 off, no autocast").all()
 
     # Tensor input (N, 3, 32, 32) gives the same table; eval mode stays eval.
     model.eval()
@@ -337,17 +348,17 @@ def test_layer_separation_on_tiny_vgg():
     assert as_tensor[cols].equals(table[cols])
 
 
-def test_layer_separation_equals_plain_forward():
+def test_layer_separation_equals_plain_forward(device):
     # float64 model: in float32 a random deep layer has near-ties that rounding differences
     # of 1e-8 between two ways of running the same convolution can flip.
     torch.manual_seed(1)
-    model = build_model(vgg_arch(width=0.0625, hidden=[16])).double()
+    model = build_model(vgg_arch(width=0.0625, hidden=[16])).double().to(device)
     model.train()
     with torch.no_grad():
-        model(torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8))
+        model(torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device=device))
     rng = np.random.default_rng(13)
     labels = rng.integers(0, 3, 30)
-    images = torch.from_numpy(rng.integers(0, 256, (30, 3, 32, 32)).astype(np.uint8))
+    images = torch.from_numpy(rng.integers(0, 256, (30, 3, 32, 32)).astype(np.uint8)).to(device)
     table = layer_separation(model, images, labels, order=2, batch_size=7,
                              dtype=torch.float64)
     assert model.training
@@ -374,3 +385,50 @@ def test_layer_separation_rejects_bad_images():
         layer_separation(model, np.zeros((4, 32, 32, 3), dtype=np.float32), np.arange(4))
     with pytest.raises(ValueError, match="order"):
         layer_separation(model, np.zeros((4, 32, 32, 3), dtype=np.uint8), np.arange(4), order=4)
+
+
+# ----------------------------------------------------------------------------------------
+# The GPU measures the same SI as the CPU (CUDA test mode)
+
+
+@on_cuda_only("compares a CUDA convolution with a float64 one")
+def test_exact_float32_turns_tf32_off_for_convolutions(device):
+    # TF32 keeps 10 bits of mantissa: a 3x3x256 convolution is then off by about 1e-3 of
+    # its scale; in float32 by about 1e-6.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 256, 16, 16, generator=g)
+    w = torch.randn(256, 256, 3, 3, generator=g) / 48
+    ref = torch.nn.functional.conv2d(x.double(), w.double(), padding=1)
+    saved = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True  # the default of PyTorch for convolutions
+        with exact_float32(device):
+            exact = torch.nn.functional.conv2d(x.to(device), w.to(device), padding=1)
+            with torch.autocast("cuda", dtype=torch.bfloat16):  # a caller's autocast is undone
+                inner = torch.nn.functional.conv2d(x.to(device), w.to(device), padding=1)
+        assert torch.backends.cudnn.allow_tf32  # restored
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    scale = ref.abs().max().item()
+    assert (exact.cpu().double() - ref).abs().max().item() < 1e-5 * scale
+    assert inner.dtype == torch.float32
+
+
+@on_cuda_only("compares SI on CUDA with SI on the CPU")
+def test_layer_si_on_cuda_equals_cpu_to_one_sample(device):
+    torch.manual_seed(2)
+    model = build_model(vgg_arch(width=0.25, hidden=[32]))
+    model.train()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        model(torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8))
+    rng = np.random.default_rng(14)
+    n = 600
+    labels = rng.integers(0, 10, n)
+    images = (rng.integers(0, 180, (n, 32, 32, 3)) + 7 * labels[:, None, None, None])
+    images = images.astype(np.uint8)
+    cpu = layer_separation(model.eval(), images, labels, order=3, batch_size=256)
+    gpu = layer_separation(model.to(device), images, labels, order=3, batch_size=256)
+    for col in ("si", "center_si", "si_high", "si_soft"):
+        diff = (cpu[col] - gpu[col]).abs()
+        assert (diff <= 1 / n + 1e-12).all(), (col, diff.max(), cpu["layer"][diff.idxmax()])
+    assert cpu["si"].nunique() > 1

@@ -29,14 +29,15 @@ def settings(**kw):
     return TrainSettings(**{**base, **kw})
 
 
-def test_loss_falls_and_beats_chance():
-    x, y = toy_data(60)
-    xv, yv = toy_data(20, seed=1)
+def test_loss_falls_and_beats_chance(device):
+    x, y = [t.to(device) for t in toy_data(60)]
+    xv, yv = [t.to(device) for t in toy_data(20, seed=1)]
     torch.manual_seed(0)
     res = fit(tiny_model(), (x, y), (xv, yv), settings(epochs=6, batch_size=16, step_size=5),
               log=lambda m: None)
     h = res.history
-    assert list(h.columns) == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert list(h.columns) == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
+                               "images_per_s"]
     assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
     assert res.best_val_acc > 0.5  # chance is 0.25
     assert res.best_val_acc == h["val_acc"].max()
@@ -45,12 +46,12 @@ def test_loss_falls_and_beats_chance():
     assert math.isclose(h["lr"].iloc[4], 0.05) and math.isclose(h["lr"].iloc[5], 0.005)
 
 
-def test_learns_the_synthetic_source():
+def test_learns_the_synthetic_source(device):
     """The project's own synthetic data (what the workflow tests run on) is learnable."""
     ds = make_synthetic(100, 20, noise=0.1)
     sp = make_split(ds.y_train, ds.y_test)
-    x, y = to_device_images(ds.x_train, torch.device("cpu")), torch.as_tensor(ds.y_train)
-    tr, va = torch.as_tensor(sp["train"]), torch.as_tensor(sp["val"])
+    x, y = to_device_images(ds.x_train, device), torch.as_tensor(ds.y_train, device=device)
+    tr, va = torch.as_tensor(sp["train"], device=device), torch.as_tensor(sp["val"], device=device)
     torch.manual_seed(0)
     model = build_model(vgg_arch(0.0625, hidden=[16], dropout=0.0))
     res = fit(model, (x[tr], y[tr]), (x[va], y[va]),
@@ -59,18 +60,18 @@ def test_learns_the_synthetic_source():
     assert res.best_val_acc >= 0.25  # chance is 0.1
 
 
-def test_same_seed_same_history():
+def test_same_seed_same_history():  # on the CPU: GPU kernels need not repeat bit for bit
     x, y = toy_data()
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
         res = fit(tiny_model(), (x, y), (x[:40], y[:40]), settings(epochs=2), log=lambda m: None)
-        runs.append(res.history.drop(columns="seconds"))
+        runs.append(res.history.drop(columns=["seconds", "images_per_s"]))
     pd.testing.assert_frame_equal(runs[0], runs[1])
 
 
-def test_diverging_lr_is_recorded_not_raised():
-    x, y = toy_data()
+def test_diverging_lr_is_recorded_not_raised(device):
+    x, y = [t.to(device) for t in toy_data()]
     res = fit(tiny_model(), (x, y), (x[:40], y[:40]), settings(lr=1e6, epochs=3),
               log=lambda m: None)
     assert res.diverged
@@ -78,10 +79,11 @@ def test_diverging_lr_is_recorded_not_raised():
     assert len(res.history) == res.diverged_epoch  # it stopped there
 
 
-def test_augment_is_crop_of_padded_and_flip():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8)
+def test_augment_is_crop_of_padded_and_flip(device):
+    g = torch.Generator(device=device).manual_seed(0)
+    x = torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8).to(device)
     out = augment_batch(x, 4, g)
+    assert out.device == x.device
     assert out.shape == x.shape and out.dtype == torch.uint8
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
     for i in range(len(x)):  # every output is one of the 81 x 2 crops of its own padded image
@@ -92,21 +94,22 @@ def test_augment_is_crop_of_padded_and_flip():
         assert found
 
 
-def test_head_training_leaves_features_bit_identical(tmp_path):
-    x, y = toy_data()
+def test_head_training_leaves_features_bit_identical(tmp_path, device):
+    x, y = [t.to(device) for t in toy_data()]
     e2e = tiny_model()
     fit(e2e, (x, y), (x[:40], y[:40]), settings(epochs=1), log=lambda m: None)
     path = tmp_path / "e2e.pt"
-    torch.save(checkpoint_payload(e2e), path)
+    torch.save(checkpoint_payload(e2e.cpu()), path)
     head = head_model(path, hidden=[16], dropout=0.0, seed=1)
     before = {k: v.clone() for k, v in head.features.state_dict().items()}
     cls_before = {k: v.clone() for k, v in head.classifier.state_dict().items()}
     res = fit(head, (x, y), (x[:40], y[:40]), settings(epochs=2, train_only="classifier"),
               log=lambda m: None)
-    after = head.features.state_dict()
+    after = {k: v.cpu() for k, v in head.features.state_dict().items()}
     for k, v in before.items():  # weights and BatchNorm running statistics alike
         assert torch.equal(v, after[k]), k
-    assert any(not torch.equal(v, head.classifier.state_dict()[k]) for k, v in cls_before.items())
+    cls_after = {k: v.cpu() for k, v in head.classifier.state_dict().items()}
+    assert any(not torch.equal(v, cls_after[k]) for k, v in cls_before.items())
     assert res.best_epoch >= 1
 
 

@@ -1,6 +1,7 @@
 """The real `snakemake` command on the tiny synthetic configuration, and a dry run of the study."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -60,6 +61,22 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
         assert holds_gpu == (m.group(1) in gpu_rules), m.group(1)
         seen.add(m.group(1))
     assert seen == set(counts) - {"all"}
+
+
+def test_dry_run_of_the_gpu_quick_study_lists_every_rule(tmp_path):
+    env_archive = str(tmp_path / "cifar10-jpeg.tar.gz")  # not read by a dry run
+    exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    proc = subprocess.run([exe, "--directory", str(tmp_path), "-n", "--configfile",
+                           str(ROOT / "config" / "gpu-quick.yaml")], cwd=ROOT, text=True,
+                          capture_output=True, timeout=600,
+                          env={**os.environ, "CIFAR10_JPEG": env_archive})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
+    rules = {"prepare_data", "split", "lr_trial", "select_lr", "train_e2e", "train_head",
+             "layer_si", "plot_layer_si", "cut_layers", "select_features", "train_compressed",
+             "report", "all"}
+    assert set(counts) == rules
+    assert counts["lr_trial"] == 2 and counts["layer_si"] == 4
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +148,8 @@ def test_smoke_trainings(smoke_run):
     e2e = json.loads((r / "e2e/metrics.json").read_text())
     head = json.loads((r / "head/metrics.json").read_text())
     hist = pd.read_csv(r / "e2e/history.csv")
-    assert list(hist.columns) == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert list(hist.columns) == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
+                               "images_per_s"]
     assert len(hist) == 6 and e2e["lr"] == best["lr"]
     assert e2e["best_epoch"] == int(hist.loc[hist["val_acc"].idxmax(), "epoch"])
     assert e2e["val_acc"] == hist["val_acc"].max()
@@ -149,6 +167,15 @@ def test_smoke_trainings(smoke_run):
     for (k, a), (_, b) in zip(m_e2e.features.state_dict().items(), m_head.features.state_dict().items()):
         assert torch.equal(a, b), k
     assert e2e["parameters"]["total"] == sum(p.numel() for p in m_e2e.parameters())
+
+
+def test_smoke_jobs_ran_on_the_test_device(smoke_run, device):
+    """Every job that trains or computes SI ran where the tests asked (SICOMPRESS_DEVICE)."""
+    logs = smoke_run / "logs"
+    for log in ("e2e/train.log", "head/train.log", "compressed/train.log"):
+        assert f"images on {device}" in (logs / log).read_text(), log
+    for log in ("e2e/layer_si.log", "compress/select_features.log"):
+        assert re.search(rf"\bon {device}\b", (logs / log).read_text()), log
 
 
 def test_smoke_layer_si(smoke_run):

@@ -157,7 +157,8 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
                                         batch_size=batch_size, device=device)
     n, c, h, w = acts.shape
     n_candidates = c if unit == "channel" else c * h * w
-    log(f"{layer} output of si_train: {n} images x {c} channels x {h}x{w}; ranking "
+    log(f"{layer} output of si_train on {acts.device} (float32, TF32 off): {n} images x {c} "
+        f"channels x {h}x{w}; ranking "
         f"{n_candidates if max_features is None else min(max_features, n_candidates)} of "
         f"{n_candidates} {unit}s by forward selection")
     si_all = separation_index(acts, labels)

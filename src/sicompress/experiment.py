@@ -164,7 +164,7 @@ def train_e2e(*, data_npz, split_npz, summary_json, model_out, history, metrics,
 
 
 def head_model(e2e_checkpoint: str | Path, hidden, dropout: float, seed: int) -> VGG:
-    """The e2e feature extractor with a new, freshly initialised classifier."""
+    """The e2e feature extractor with a new, freshly initialised classifier, on the CPU."""
     ckpt = load_checkpoint(e2e_checkpoint)
     arch = dict(ckpt["arch"])
     old = arch["classifier"]

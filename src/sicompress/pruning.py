@@ -177,8 +177,9 @@ def build_compressed(source: Source, cut_layer: str, unit: str, selected: Sequen
                      hidden, dropout: float, seed: int, num_classes: int | None = None) -> VGG:
     """The compressed model of part (c), in eval mode, with a classifier initialised by `seed`.
 
-    source: the e2e checkpoint path (or a checkpoint dict, or a VGG). The normalisation and
-    the kept extractor weights come from it; the classifier is new.
+    source: the e2e checkpoint path (or a checkpoint dict, or a VGG, on any device). The
+    normalisation and the kept extractor weights come from it; the classifier is new. The
+    model is built on the CPU; move it where it runs (`fit` does).
     """
     arch, state = _arch_and_state(source)
     new_arch = compressed_arch(arch, cut_layer, unit, selected, hidden, dropout, num_classes)

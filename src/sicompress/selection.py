@@ -275,7 +275,7 @@ def forward_select_naive(
     summed afresh from the per-feature contributions (in the order of addition, candidate
     last), and every sample's nearest other is found by argmin. The per-feature N x N
     contributions are cached when all of them fit in `memory_budget` (same bits either way).
-    Same arguments and results as `forward_select`; `batch_size` is unused.
+    Same arguments, devices and results as `forward_select`; `batch_size` is unused.
     """
     t0 = time.perf_counter()
     dev = pick_device(device)
@@ -447,6 +447,8 @@ def forward_select(
     resume: the `order` of an interrupted ranking of the same features, labels and options:
     those features are taken first (their SI counted afresh) and the ranking goes on from
     there, to the same result as an uninterrupted run.
+    features and labels may be on any device; they are copied to `device`, where every
+    distance is computed. The result holds plain Python lists (host memory).
     """
     t0 = time.perf_counter()
     dev = pick_device(device)

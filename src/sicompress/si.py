@@ -503,6 +503,7 @@ def write_layer_table(*, model_path, data_npz, split_npz, out_csv, order: int = 
     from .splits import load_split
 
     dev = pick_device(device, log=log)
+    log(f"{model_path}: forward passes and SI on {dev} ({PRECISION})")
     model = load_model(model_path, map_location=dev)
     ds = load_dataset(data_npz)
     split = load_split(split_npz)

@@ -60,7 +60,9 @@ class TrainSettings:
 
 PROGRESS_EVERY_S = 60.0  # a progress line at least this often within a long epoch, seconds
 
-HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+# seconds: the whole epoch (training and validation); images_per_s: the training pass alone
+HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
+                   "images_per_s"]
 
 
 @dataclass
@@ -250,14 +252,15 @@ def fit(
             opt.step()
             loss_sum += loss.detach() * len(idx)
             correct += (out.detach().argmax(1) == yb).sum()
-        train_loss = loss_sum.item() / n
+        train_loss = loss_sum.item() / n  # waits for the device: the epoch's training is done
         train_acc = correct.item() / n
+        images_per_s = n / (time.perf_counter() - t0)
         sched.step()
         if not math.isfinite(train_loss):
             diverged_epoch = epoch
             rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
                              val_loss=float("nan"), val_acc=float("nan"),
-                             seconds=time.perf_counter() - t0))
+                             seconds=time.perf_counter() - t0, images_per_s=images_per_s))
             log(f"epoch {epoch}/{s.epochs}: training loss is {train_loss} at lr {s.lr:g}: diverged")
             if stop_on_divergence:
                 break
@@ -269,14 +272,16 @@ def fit(
                         state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
         secs = time.perf_counter() - t0
         rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
-                         val_loss=val_loss, val_acc=val_acc, seconds=secs))
+                         val_loss=val_loss, val_acc=val_acc, seconds=secs,
+                         images_per_s=images_per_s))
         if writer is not None:  # written while the next epoch trains
             writer.submit(resume, _resume_state(identity, epoch, model, opt, sched, device, rows,
                                                 best, time.perf_counter() - t_start))
         log(f"epoch {epoch:>3}/{s.epochs}  lr {lr_now:.4g}  "
             f"train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
             f"val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
-            f"{secs:6.1f} s  best {100 * best['acc']:.2f}% (epoch {best['epoch']})")
+            f"{secs:6.1f} s ({images_per_s:,.0f} images/s)  "
+            f"best {100 * best['acc']:.2f}% (epoch {best['epoch']})")
 
     if writer is not None:
         writer.close()  # the last state is on disk before the caller goes on (or removes it)
