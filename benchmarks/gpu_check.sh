@@ -77,7 +77,7 @@ run_step() {
   fi
   echo "=== $name (at most $limit s)"
   local t0=$SECONDS rc=0 what
-  timeout --kill-after=5 "$limit" "$@" 2>&1 | tee "$out/$name.txt" || rc=$?
+  timeout --kill-after=5 "$limit" env STEP_LIMIT="$limit" "$@" 2>&1 | tee "$out/$name.txt" || rc=$?
   case $rc in
     0) what=ok ;;
     124 | 137) what="TIMED OUT" ;;
@@ -123,13 +123,14 @@ run_step study "$LIMIT_STUDY" bash -c '
   repo=$1 study=$2 out=$3 device=$4 config=$5
   mkdir -p "$study"
   t0=$SECONDS
-  SICOMPRESS_DEVICE=$device snakemake --directory "$study" --configfile "$repo/$config" \
-    --cores all --resources gpu=1
+  # snakemake stops 25 s before the step does, so that what it made is still summed up
+  SICOMPRESS_DEVICE=$device timeout --kill-after=5 $((STEP_LIMIT - 25)) snakemake \
+    --directory "$study" --configfile "$repo/$config" --cores all --resources gpu=1
   rc=$?
   echo "study: snakemake exit $rc after $((SECONDS - t0)) s"
   python3 "$repo/benchmarks/study_summary.py" "$study" || true
   # everything but the models, for reading at home
-  (cd "$study" && find results logs -type f ! -name "*.pt" -print0 2>/dev/null \
+  (cd "$study" && find results logs -type f ! -name "*.pt" ! -name "*.npz" -print0 2>/dev/null \
     | tar --null -czf "$out/study.tar.gz" -T -) || true
   exit $rc
 ' _ "$repo" "$study" "$out" "$CHECK_DEVICE" "$STUDY_CONFIG"
