@@ -6,9 +6,11 @@
 #
 # ARCHIVE     the CIFAR-10 JPEG archive (.tar.gz of train/<class>/*.jpg, test/<class>/*.jpg).
 # WHEELS_DIR  wheels of what the machine's python3 lacks (Snakemake and its dependencies,
-#             for that python3), installed with pip --no-index --no-deps into a temporary
-#             folder; nothing is downloaded. May be empty when python3 has them all. The
-#             project itself is not installed: src/ is put on PYTHONPATH.
+#             for that python3: `bash benchmarks/offline_wheels.sh 3.12 WHEELS_DIR`),
+#             installed with pip --no-index --no-deps into a temporary folder; nothing is
+#             downloaded. May be empty when python3 has them all. The project itself is not
+#             installed: src/ is put on PYTHONPATH (torch, numpy, pandas, matplotlib, pillow,
+#             pyyaml, scikit-learn and pytest must be there already).
 # OUT_DIR     receives at most 8 files: setup.txt, tests.txt, study.txt, selection.txt,
 #             throughput.txt (each step's whole output), study.tar.gz (the study's tables,
 #             JSON, figures, report and logs; no model files) and summary.txt (each step's
