@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sicompress.model import build_model, parameter_counts, vgg_arch
+from sicompress.cost import parameter_counts
+from sicompress.model import build_model, vgg_arch
 from sicompress.splits import channel_stats, make_split
 from sicompress.devices import pick_device
 from sicompress.training import TrainSettings, evaluate, fit, to_device_images

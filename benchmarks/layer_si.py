@@ -10,7 +10,7 @@ initialised VGG16 at --width, normalised with the mean and std of the training s
 values then describe random features, but the work, and so the timing, does not depend on
 the weights.
 
-- table: `sicompress.si.layer_separation`, the project's 19-row table (input + 18 layers),
+- table: `sicompress.layer_si.layer_separation`, the project's 19-row table (input + 18 layers),
   order r (5, the study's). A row's `seconds` is its SI work: the r nearest others of every
   sample, SI, high-order and soft SI(r), and Center SI. The whole call, forward passes
   included, is timed as well.
@@ -44,7 +44,8 @@ from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
 from sicompress.model import VGG, build_model, load_model, vgg_arch
-from sicompress.si import DEFAULT_BATCH_SIZE, DEFAULT_ORDER, layer_separation, nearest_neighbors
+from sicompress.layer_si import DEFAULT_BATCH_SIZE, layer_separation
+from sicompress.si import DEFAULT_ORDER, nearest_neighbors
 from sicompress.splits import channel_stats
 from sicompress.devices import pick_device
 # a script beside this one: benchmarks/ is on sys.path when a script here runs

@@ -9,10 +9,11 @@ import torch
 
 from sicompress import compression
 from sicompress.decisions import choose_k
+from sicompress.layer_si import layer_output, si_train_activations
 from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
-from sicompress.pruning import build_compressed, layer_output
+from sicompress.pruning import build_compressed
 from sicompress.selection import forward_select
-from sicompress.si import center_separation_index, separation_index
+from sicompress.si import center_separation_index, center_si_curve, separation_index
 
 from conftest import synthetic_study
 
@@ -25,7 +26,7 @@ def test_center_si_curve_equals_the_direct_value_on_every_prefix(unit, device):
     y = np.repeat(np.array([7, 2, 5]), 40)  # labels need not be 0..C-1
     n_features = 6 if unit == "channel" else 24
     order = torch.randperm(n_features, generator=g).tolist()
-    curve = compression.center_si_curve(x, y, order, unit)
+    curve = center_si_curve(x, y, order, unit)
     flat = x.reshape(120, 6, 4) if unit == "channel" else x.reshape(120, 24, 1)
     for i in range(n_features):
         direct = center_separation_index(flat[:, order[:i + 1]].reshape(120, -1), y)
@@ -85,7 +86,7 @@ def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer, devic
         cut_json=tmp_path / "cut.json", ranking_csv=tmp_path / "ranking.csv",
         selected_json=tmp_path / "selected.json", plot=tmp_path / "feature_si.png", unit=unit,
         tolerance=0.02, log=lambda m: None)
-    acts, labels = compression.si_train_activations(study / "model.pt", study / "data.npz",
+    acts, labels = si_train_activations(study / "model.pt", study / "data.npz",
                                                     study / "split.npz", layer)
     assert acts.device.type == device.type  # the jobs' device: SICOMPRESS_DEVICE
     assert len(labels) == 150  # si_fraction 0.5 of 300 training images
@@ -93,7 +94,7 @@ def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer, devic
     ranking = pd.read_csv(tmp_path / "ranking.csv")
     assert list(ranking.columns) == ["step", "feature", "si", "center_si"]
     assert ranking["feature"].tolist() == ref.order and ranking["si"].tolist() == ref.si
-    assert ranking["center_si"].tolist() == compression.center_si_curve(acts, labels, ref.order, unit)
+    assert ranking["center_si"].tolist() == center_si_curve(acts, labels, ref.order, unit)
     k = choose_k(ref.si, 0.02)["k"]
     assert out == json.loads((tmp_path / "selected.json").read_text())
     assert out["k"] == k and out["selected"] == ref.order[:k] and out["kept"] == sorted(ref.order[:k])

@@ -18,11 +18,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from sicompress import compression
+from sicompress.layer_si import layer_output, layer_separation
 from sicompress.model import build_model, checkpoint_payload, vgg_arch
-from sicompress.pruning import build_compressed, compressed_state, layer_output
+from sicompress.pruning import build_compressed, compressed_state
 from sicompress.selection import forward_select, forward_select_naive
-from sicompress.si import (center_separation_index, layer_separation, nearest_neighbors,
+from sicompress.si import (center_separation_index, center_si_curve, nearest_neighbors,
                            separation_indices)
 
 META = torch.device("meta")
@@ -114,9 +114,9 @@ def test_the_guard_lets_value_reads_through():
 def test_center_si_curve(unit):
     x, y = activations()
     n = 6 if unit == "channel" else 24
-    curve = on_meta(compression.center_si_curve, x, y, list(range(n)), unit)
+    curve = on_meta(center_si_curve, x, y, list(range(n)), unit)
     assert len(curve) == n and all(isinstance(v, float) for v in curve)
-    curve = on_meta(compression.center_si_curve, x, torch.as_tensor(y, device=META),
+    curve = on_meta(center_si_curve, x, torch.as_tensor(y, device=META),
                     [2, 0], unit)  # labels on the device too
     assert len(curve) == 2
 

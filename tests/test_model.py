@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from sicompress.cost import parameter_counts
 from sicompress.model import (VGG16, CheckpointError, build_model, checkpoint_payload,
-                              feature_spec, load_model, parameter_counts, vgg_arch)
+                              feature_spec, load_model, vgg_arch)
 
 
 def reference_vgg16_parameters(hidden=(512, 512), classes=10):

@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from sicompress.model import (VGG16, build_model, checkpoint_payload, load_model,
-                              parameter_counts, vgg_arch)
-from sicompress.pruning import build_compressed, layer_output, macs_per_image
+from sicompress.cost import macs_per_image, parameter_counts
+from sicompress.layer_si import layer_output
+from sicompress.model import VGG16, build_model, checkpoint_payload, load_model, vgg_arch
+from sicompress.pruning import build_compressed
 
 # Tiny VGG at width 1/16: conv channels 4, 4 | 8, 8 | 16, 16, 16 | 32 ... ; 32 -> 16 -> 8 px.
 

@@ -16,9 +16,9 @@ import torch  # noqa: E402
 
 from sicompress import report  # noqa: E402
 from sicompress.artifacts import write_json  # noqa: E402
-from sicompress.model import (build_model, checkpoint_payload, parameter_counts,  # noqa: E402
-                              vgg_arch)
-from sicompress.pruning import build_compressed, macs_per_image  # noqa: E402
+from sicompress.cost import macs_per_image, parameter_counts  # noqa: E402
+from sicompress.model import build_model, checkpoint_payload, vgg_arch  # noqa: E402
+from sicompress.pruning import build_compressed  # noqa: E402
 from sicompress.report import ModelArtefacts, ReportInputs, summary_table, write_report  # noqa: E402
 
 WIDTH = 0.0625  # conv channels 4, 4 | 8, 8 | 16, 16, 16 | 32 ...; pool3 output 16 x 4 x 4

@@ -19,7 +19,7 @@ EPOCHS = 30
 TRAIN = textwrap.dedent(f"""
     import sys, torch
     torch.set_num_threads(1)
-    from sicompress.experiment import train_e2e
+    from sicompress.trainings import train_e2e
     from sicompress.training import TrainSettings
     data, out = sys.argv[1], sys.argv[2]
     train_e2e(data_npz=f"{{data}}/data.npz", split_npz=f"{{data}}/split.npz",
@@ -100,7 +100,7 @@ def test_foreign_or_truncated_state_is_not_resumed(tmp_path):
 
 
 def test_diverging_e2e_fails_naming_lr_and_epoch(data, tmp_path):
-    from sicompress.experiment import train_e2e
+    from sicompress.trainings import train_e2e
     from sicompress.training import DivergedError, TrainSettings
 
     with pytest.raises(DivergedError, match=r"non-finite at epoch 1 with lr 1e\+06"):

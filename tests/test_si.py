@@ -13,9 +13,9 @@ from sklearn.neighbors import KNeighborsClassifier, NearestCentroid, NearestNeig
 from sklearn.preprocessing import StandardScaler
 
 from sicompress.model import build_model, vgg_arch
-from sicompress.si import (LAYER_COLUMNS, center_separation_index, exact_float32,
-                           layer_separation, nearest_neighbors, separation_index,
-                           separation_indices)
+from sicompress.layer_si import LAYER_COLUMNS, layer_separation
+from sicompress.si import (center_separation_index, exact_float32, nearest_neighbors,
+                           separation_index, separation_indices)
 
 from conftest import on_cuda_only
 

@@ -4,7 +4,7 @@ import pandas as pd
 import torch
 
 from sicompress.data import make_synthetic
-from sicompress.experiment import head_model
+from sicompress.trainings import head_model
 from sicompress.splits import make_split
 from sicompress.model import build_model, checkpoint_payload, vgg_arch
 from sicompress.training import TrainSettings, augment_batch, fit, scaled_step, to_device_images

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from sicompress.decisions import choose_cut, choose_k
+from sicompress.layer_si import layer_output
 from sicompress.model import load_model
-from sicompress.pruning import layer_output
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "tests" / "smoke.yaml"
@@ -178,6 +178,24 @@ def test_smoke_jobs_ran_on_the_test_device(smoke_run, device):
         assert re.search(rf"\bon {device}\b", (logs / log).read_text()), log
 
 
+def test_smoke_outputs_carry_provenance(smoke_run):
+    """The decisions, the SI tables and the split say which code and which settings made them."""
+    r = smoke_run / "results"
+    cut = json.loads((r / "compress/cut.json").read_text())
+    sel = json.loads((r / "compress/selected.json").read_text())
+    split = json.loads((r / "split/summary.json").read_text())
+    side = json.loads((r / "e2e/layer_si.json").read_text())
+    for p in (cut["provenance"], sel["provenance"], split["provenance"], side):
+        assert p["code_version"] and p["torch_version"] and p["settings"]
+    assert cut["provenance"]["settings"]["tolerance"] == 0.01  # config.yaml's layer_tolerance
+    assert sel["provenance"]["settings"]["unit"] == "channel"
+    assert split["provenance"]["settings"]["seed"] == 0
+    table = pd.read_csv(r / "e2e/layer_si.csv")
+    assert side["settings"]["order"] == 3 == table["order"].iloc[0]  # smoke.yaml's si.order
+    assert side["settings"]["rows"] == table.groupby("split").size().to_dict()
+    assert (table["precision"] == side["settings"]["precision"]).all()
+
+
 def test_smoke_layer_si(smoke_run):
     r = smoke_run / "results"
     for model in ("search", "e2e", "head", "compressed"):
@@ -196,6 +214,7 @@ def test_smoke_compression(smoke_run):
     r = smoke_run / "results"
     e2e_si = pd.read_csv(r / "e2e/layer_si.csv")
     cut = json.loads((r / "compress/cut.json").read_text())
+    del cut["provenance"]  # test_smoke_outputs_carry_provenance
     assert cut == {**choose_cut(e2e_si[e2e_si["split"] == "train"], "si", 0.01),
                    "split": "train", "source": "results/e2e/layer_si.csv", "n_layers": 18}
     ranking = pd.read_csv(r / "compress/feature_ranking.csv")

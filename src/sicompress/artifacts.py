@@ -130,13 +130,18 @@ def code_version() -> str:
     return __version__
 
 
-def provenance(config: dict | None = None, seed: int | None = None) -> dict:
-    """What to store beside every result: resolved config, seed and code version."""
+def provenance(config: dict | None = None, seed: int | None = None, *,
+               settings: dict | None = None) -> dict:
+    """What to store beside every result: code version, resolved config, seed, and the
+    settings (function arguments, input files) that made it."""
     import torch
 
-    return {
+    out = {
         "code_version": code_version(),
         "torch_version": str(torch.__version__),
         "seed": seed,
         "config": config,
     }
+    if settings is not None:
+        out["settings"] = settings
+    return out

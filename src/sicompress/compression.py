@@ -21,19 +21,18 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import artifacts, reporting
-from .data import load_dataset
+from .cost import macs_per_image
 from .decisions import choose_cut, choose_k
 from .devices import pick_device
-from .experiment import load_study_data, run_training
-from .model import load_checkpoint, load_model
-from .pruning import UNITS, build_compressed, layer_output, macs_per_image
-from .selection import forward_select
-from .si import center_separation_index, separation_index
-from .splits import load_split
+from .layer_si import si_train_activations
+from .model import load_checkpoint
+from .pruning import build_compressed
+from .selection import UNITS, forward_select
+from .si import center_separation_index, center_si_curve, separation_index
 from .training import TrainSettings
+from .trainings import load_study_data, run_training
 
 RANKING_COLUMNS = ["step", "feature", "si", "center_si"]
 
@@ -53,7 +52,9 @@ def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
         raise ValueError(f"{layer_si_csv}: no train rows (split == 'train')")
     cut = choose_cut(train, metric=metric, tolerance=tolerance)
     cut.update(split="train", source=str(layer_si_csv),
-               n_layers=int((train["layer_index"] >= 1).sum()))
+               n_layers=int((train["layer_index"] >= 1).sum()),
+               provenance=artifacts.provenance(settings={
+                   "layer_si_csv": str(layer_si_csv), "metric": metric, "tolerance": tolerance}))
     artifacts.write_json(out_json, cut)
     if out_plot is not None:
         reporting.plot_cut(train, out_plot, cut=cut)
@@ -65,63 +66,6 @@ def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
 
 # ----------------------------------------------------------------------------------------
 # 2. Feature selection at the cut
-
-
-def _grouped(features, unit: str) -> torch.Tensor:
-    """(N, F, L) float64 view of the candidates: F features of L values each, on the
-    features' device."""
-    x = torch.as_tensor(features)
-    n = x.shape[0]
-    if unit == "channel":
-        if x.ndim < 2:
-            raise ValueError(f"unit 'channel' needs features (N, C, ...), got shape {tuple(x.shape)}")
-        return x.reshape(n, x.shape[1], -1).to(torch.float64)
-    return x.reshape(n, -1, 1).to(torch.float64)
-
-
-def center_si_curve(features, labels, order, unit: str = "channel") -> list[float]:
-    """Center SI of every prefix of `order`: out[i] = CSI of the features order[:i + 1].
-
-    Squared distances to the class means add over features, so each step adds one
-    feature's (N, classes) contribution (float64, differences taken directly) and takes the
-    nearest mean, ties to the lowest class index, as `si.center_separation_index` does.
-    Computed on the features' device (labels may be anywhere); the curve is a host list.
-    """
-    if unit not in UNITS:
-        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
-    x = _grouped(features, unit)  # (N, F, L)
-    dev = x.device
-    y_host = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    _, codes = np.unique(y_host, return_inverse=True)
-    y = torch.as_tensor(codes.reshape(-1), dtype=torch.long).to(dev)  # (N,)
-    n_classes = int(codes.max()) + 1
-    counts = torch.bincount(y, minlength=n_classes).to(torch.float64)
-    means = torch.zeros((n_classes,) + x.shape[1:], dtype=torch.float64, device=dev)
-    means.index_add_(0, y, x)
-    means /= counts[:, None, None]  # (classes, F, L)
-    dist = torch.zeros((x.shape[0], n_classes), dtype=torch.float64, device=dev)
-    hits = []  # kept on the device: one host read at the end, not one per step
-    for f in order:
-        dist += (x[:, None, f, :] - means[None, :, f, :]).square().sum(-1)  # (N, classes)
-        hits.append((dist.argmin(1) == y).sum())
-    if not hits:
-        return []
-    return [int(h) / x.shape[0] for h in torch.stack(hits).tolist()]
-
-
-def si_train_activations(model_path, data_npz, split_npz, layer: str, *, batch_size: int = 500,
-                         device: str | None = None) -> tuple[torch.Tensor, np.ndarray]:
-    """The output of `layer` of a saved model for the `si_train` images: ((N, C, H, W) float32
-    on `device` (None: `devices.pick_device`), labels as a host array). The forward passes run
-    in float32 with TF32 and autocast off (`pruning.layer_output`), as SI needs."""
-    dev = pick_device(device)
-    model = load_model(model_path, map_location=dev)
-    ds = load_dataset(data_npz)
-    idx = load_split(split_npz)["si_train"]
-    images = torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2)
-    parts = [layer_output(model, images[a:a + batch_size].to(dev), layer).float()
-             for a in range(0, len(images), batch_size)]
-    return torch.cat(parts), ds.y_train[idx]
 
 
 PROGRESS_SECONDS = 30.0  # most seconds between progress lines of the feature ranking
@@ -212,6 +156,11 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
         "steps": len(sel.order),
         "stopped": sel.stopped,
         "seconds": time.perf_counter() - t0,
+        "provenance": artifacts.provenance(settings={
+            "model": str(model_path), "data": str(data_npz), "split": str(split_npz),
+            "cut": str(cut_json), "unit": unit, "tolerance": tolerance, "patience": patience,
+            "max_features": max_features, "device": str(device),
+            "precision": "float32 activations, float64 distances, TF32 off"}),
     }
     artifacts.write_json(selected_json, out)
     if plot is not None:

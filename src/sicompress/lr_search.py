@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from . import artifacts, reporting
-from .experiment import load_study_data, run_training
+from .trainings import load_study_data, run_training
 from .model import build_model, vgg_arch
 from .devices import pick_device
 from .training import TrainSettings, scaled_step

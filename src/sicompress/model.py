@@ -184,19 +184,12 @@ def build_model(arch: dict) -> VGG:
     return VGG(arch)
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def parameter_counts(model: VGG) -> dict[str, int]:
-    f, c = count_parameters(model.features), count_parameters(model.classifier)
-    return {"features": f, "classifier": c, "total": f + c}
-
-
-def freeze_features(model: VGG) -> None:
-    """No gradient into the extractor; call `model.features.eval()` after every `.train()`."""
-    for p in model.features.parameters():
-        p.requires_grad_(False)
+def cut_position(arch: dict, cut_layer: str) -> int:
+    """Position of `cut_layer` in arch["features"] (0-based; layer_index in SI tables is +1)."""
+    names = [layer["name"] for layer in arch["features"]]
+    if cut_layer not in names:
+        raise ValueError(f"cut layer {cut_layer!r} is not a layer of the feature extractor {names}")
+    return names.index(cut_layer)
 
 
 # ----------------------------------------------------------------------------------------

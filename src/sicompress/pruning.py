@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
-from .model import VGG, build_model, classifier_spec, load_checkpoint, output_shape
-from .si import exact_float32
-
-UNITS = ("channel", "element")
+from .model import VGG, build_model, classifier_spec, cut_position, load_checkpoint, output_shape
+from .selection import UNITS
 
 # State of one conv block (Conv3x3 + BatchNorm + ReLU) that runs along the output channels.
 CHANNEL_KEYS = ("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean",
@@ -58,14 +56,6 @@ def _arch_and_state(source: Source) -> tuple[dict, dict[str, torch.Tensor]]:
         return copy.deepcopy(source["arch"]), source["state_dict"]
     raise ValueError("source must be a checkpoint path, a checkpoint dict with 'arch' and "
                      f"'state_dict', or a VGG model; got {type(source).__name__}")
-
-
-def cut_position(arch: dict, cut_layer: str) -> int:
-    """Position of `cut_layer` in arch["features"] (0-based; layer_index in SI tables is +1)."""
-    names = [layer["name"] for layer in arch["features"]]
-    if cut_layer not in names:
-        raise ValueError(f"cut layer {cut_layer!r} is not a layer of the feature extractor {names}")
-    return names.index(cut_layer)
 
 
 def _last_conv(prefix: list[dict], cut_layer: str) -> int:
@@ -193,58 +183,3 @@ def build_compressed(source: Source, cut_layer: str, unit: str, selected: Sequen
     full.update(kept_state)
     model.load_state_dict(full, strict=True)  # shapes are checked here
     return model.eval()
-
-
-# ----------------------------------------------------------------------------------------
-# Cost and activations
-
-
-def macs_per_image(arch: dict) -> dict[str, Any]:
-    """Multiply-accumulates of one forward pass of one image, from the arch alone.
-
-    Conv 3x3 with padding 1: 3*3*C_in*C_out*H*W (H, W its output size, equal to its input
-    size); its bias, BatchNorm, ReLU, the max-pools, the normalisation and the index
-    selection of the classifier input count 0 (they are additions, comparisons or copies,
-    not multiply-accumulates, and small beside the convs). Linear: in*out (bias not counted).
-    -> {"features": int, "classifier": int, "total": int, "layers": {name: int}} where
-    "layers" holds every feature layer (convs and pools) and the classifier's Linears.
-    """
-    _, h, w = arch.get("input_shape", [3, 32, 32])
-    layers: dict[str, int] = {}
-    for layer in arch["features"]:
-        if layer["kind"] == "conv":
-            layers[layer["name"]] = 3 * 3 * layer["in"] * layer["out"] * h * w
-        elif layer["kind"] == "pool":
-            layers[layer["name"]] = 0
-            h, w = h // 2, w // 2
-        else:
-            raise ValueError(f"unknown layer kind {layer['kind']!r} in {layer}")
-    features = sum(layers.values())
-
-    spec = arch["classifier"]
-    index = spec.get("input_index")
-    n_in = len(index) if index is not None else spec["in_features"]
-    classifier = 0
-    sizes = list(spec["hidden"]) + [spec["num_classes"]]
-    names = [f"fc{i}" for i in range(1, len(spec["hidden"]) + 1)] + ["out"]
-    for name, n_out in zip(names, sizes):
-        layers[f"classifier.{name}"] = n_in * n_out
-        classifier += n_in * n_out
-        n_in = n_out
-    return {"features": features, "classifier": classifier, "total": features + classifier,
-            "layers": layers}
-
-
-def layer_output(model: VGG, images: torch.Tensor, layer: str) -> torch.Tensor:
-    """The activation after feature layer `layer` (a conv block's output after its ReLU),
-    in eval mode, without gradient and in float32 (`si.exact_float32`: no TF32, no autocast,
-    as SI needs); images (N, 3, 32, 32) uint8 or [0, 1] float, on the model's device, where
-    the result stays. The model's previous mode is restored."""
-    pos = cut_position(model.arch, layer)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), exact_float32(images.device):
-            return model.features[:pos + 1](model.normalize(images))  # (N, C, H, W)
-    finally:
-        model.train(was_training)

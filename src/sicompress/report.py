@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 
 from . import artifacts
-from .model import build_model, load_checkpoint, parameter_counts
-from .pruning import macs_per_image
+from .cost import macs_per_image, parameter_counts
+from .model import build_model, load_checkpoint
 from .training import scaled_step
 
 # Column order of summary.csv (and of the summary table in the report).

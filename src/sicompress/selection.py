@@ -8,9 +8,9 @@ the leave-one-out accuracy of a 1-nearest-neighbour classifier.
 A feature is one channel (its H*W values together, ``unit="channel"``) or one value of the
 flattened activation (``unit="element"``). Two implementations return the same order:
 
-- `forward_select_naive` is the reference: for every candidate at every step it rebuilds the
-  N x N squared distances of (selected + candidate) from the per-feature contributions and
-  takes every sample's nearest other by argmin.
+- `forward_select_naive` is the reference, written apart from the fast path: for every
+  candidate at every step it computes the N x N squared distances of (selected + candidate)
+  from scratch and takes every sample's nearest other by argmin.
 - `forward_select` keeps D, the squared distances on the selected set (they add over
   features), so a candidate c only adds its own contribution Dc >= 0. The first step (D = 0)
   evaluates every candidate's Dc in full. After that, per step:
@@ -37,9 +37,10 @@ to pair (q, j) is sum over its L = H*W values of (x_q - x_j)^2, differences take
 (no |a|^2 + |b|^2 - 2ab expansion), summed value by value in a fixed order by elementwise
 operations (whose result does not depend on the shape of the tensor they run on), and D is
 the sum of the contributions in the order the features were added. The fast path reads D from
-the kept matrix and adds the candidate's contribution once, which is exactly the last
-addition the naive path does, so both see bit-identical distances; neighbour choice and the
-candidate choice then compare exact floats and integer counts. Bounds and pruning are exact
+the kept matrix and adds the candidate's contribution once; the reference, written on its
+own, sums the same squares in the same order from scratch; so both see bit-identical
+distances, and neighbour choice and the candidate choice then compare exact floats and
+integer counts. Bounds and pruning are exact
 too: they discard only points and candidates that provably cannot win.
 """
 
@@ -85,7 +86,7 @@ class Selection:
 # Inputs
 
 
-def _prepare(features, labels, unit: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _candidates(features, labels, unit: str, device) -> tuple[torch.Tensor, torch.Tensor]:
     """-> features as float64 (F, L, N) and label codes int64 (N,), both on `device`."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
@@ -269,47 +270,60 @@ def forward_select_naive(
     progress: Callable[[list[int], list[float], int], None] | None = None,
     resume: Sequence[int] | None = None,
 ) -> Selection:
-    """Reference forward selection: every candidate's distances rebuilt from scratch.
+    """Reference forward selection, written apart from the fast path: at every step, for every
+    remaining candidate, the N x N squared distances on the values of (selected + candidate)
+    are computed from scratch (value by value, differences taken directly, float64), every
+    sample's nearest other is found by argmin (self excluded, lowest index on ties), and the
+    candidate with the most hits wins (lowest index on ties).
 
-    For each candidate at each step, the N x N squared distances on selected + candidate are
-    summed afresh from the per-feature contributions (in the order of addition, candidate
-    last), and every sample's nearest other is found by argmin. The per-feature N x N
-    contributions are cached when all of them fit in `memory_budget` (same bits either way).
-    Same arguments, devices and results as `forward_select`; `batch_size` is unused.
+    Each distance is the sum of the same float64 squares in the same order as in
+    `forward_select` (per feature, value by value; features in the order of addition), so
+    both see the same bits and must choose the same features. Same arguments and results as
+    `forward_select`; `batch_size` and `memory_budget` are unused (its memory is one N x N
+    matrix, its time N^2 x L x (selected + 1) per candidate and step).
     """
     t0 = time.perf_counter()
     dev = pick_device(device)
-    x, y = _prepare(features, labels, unit, dev)
-    n_features, _, n = x.shape
-    max_features = _check_options(n_features, max_features, patience, tolerance, batch_size, memory_budget)
-    chunk = _chunk_entries(dev, memory_budget)
-    rows_step = max(1, chunk // n)
-    cache = [None] * n_features if n_features * n * n * 8 <= memory_budget else None
-    empty = _empty_distances(n, dev)
+    x, y = _candidates(features, labels, unit, dev)  # (F, L, N), (N,)
+    n_features, n_values, n = x.shape
+    max_features = _check_options(n_features, max_features, patience, tolerance, batch_size,
+                                  memory_budget)
+    pending = _check_resume(resume, n_features)
 
-    def contribution(f: int, rows: slice) -> torch.Tensor:
-        if cache is None:
-            return _dense_contribution(x, [f], rows)[0]
-        if cache[f] is None:
-            cache[f] = _dense_contribution(x, [f])[0]
-        return cache[f][rows]  # (R, N)
+    def hits(feats: list[int]) -> int:
+        d = torch.zeros(n, n, dtype=torch.float64, device=dev)  # (N, N)
+        d.fill_diagonal_(float("inf"))  # self excluded by index
+        for f in feats:  # in the order of addition
+            square_sum = 0.0
+            for v in range(n_values):  # value by value
+                diff = x[f, v][:, None] - x[f, v][None, :]  # (N, N)
+                square_sum = square_sum + diff * diff
+            d += square_sum
+        return int((y[d.argmin(dim=1)] == y).sum())
 
-    def best_candidate(selected, _d, candidates):
-        counts = []
-        for c in candidates:
-            hits = 0
-            for r in range(0, n, rows_step):  # row blocks only to stay in cache
-                rows = slice(r, r + rows_step)
-                dist = empty[rows].clone()
-                for f in [*selected, c]:
-                    dist += contribution(f, rows)
-                hits += int(_hits(dist[None], y, rows)[0])
-            counts.append(hits)
-        k = max(range(len(candidates)), key=lambda i: (counts[i], -i))
-        return k, counts[k]
-
-    order, si, stopped = _greedy(x, y, max_features, patience, tolerance, chunk, best_candidate,
-                                 progress, resume)
+    order, si = [], []
+    remaining = list(range(n_features))
+    best, stale, stopped = float("-inf"), 0, "exhausted"
+    while remaining:
+        if len(order) >= max_features:
+            stopped = "max_features"
+            break
+        if pending:  # an interrupted ranking: its choices first, their SI counted afresh
+            chosen = pending.pop(0)
+            count = hits(order + [chosen])
+        else:
+            counts = [hits(order + [c]) for c in remaining]
+            chosen, count = remaining[counts.index(max(counts))], max(counts)
+        remaining.remove(chosen)
+        order.append(chosen)
+        si.append(count / n)
+        stale = 0 if si[-1] > best + tolerance else stale + 1  # a gain beats the best by > tolerance
+        best = max(best, si[-1])
+        if progress is not None:
+            progress(list(order), list(si), min(max_features, n_features))
+        if patience is not None and stale >= patience and remaining:
+            stopped = "patience"
+            break
     return Selection(order, si, unit, n, n_features, stopped, time.perf_counter() - t0)
 
 
@@ -452,7 +466,7 @@ def forward_select(
     """
     t0 = time.perf_counter()
     dev = pick_device(device)
-    x, y = _prepare(features, labels, unit, dev)
+    x, y = _candidates(features, labels, unit, dev)
     n_features, _, n = x.shape
     max_features = _check_options(n_features, max_features, patience, tolerance, batch_size, memory_budget)
     if not _positive_int(probe):

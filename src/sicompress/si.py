@@ -25,23 +25,20 @@ Everything rests on one exact k-nearest-neighbour search, `nearest_neighbors`:
   few more bytes per entry on top (masks and a running count), so budget ~3x that.
 - The work runs where the features are (CUDA tensors stay on the GPU), or on `device`.
 
-`layer_separation` applies these to every layer of a VGG's feature extractor.
+`layer_si.layer_separation` applies these to every layer of a model.
 """
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
-import pandas as pd
 import torch
-from torch import nn
 
-__all__ = ["DISTANCE_BUDGET_BYTES", "DEFAULT_ORDER", "LAYER_COLUMNS", "PRECISION",
-           "center_separation_index", "default_chunk_size", "exact_float32", "exact_matmul",
-           "layer_separation", "nearest_neighbors",
+__all__ = ["DISTANCE_BUDGET_BYTES", "DEFAULT_ORDER", "PRECISION", "center_separation_index",
+           "center_si_curve", "check_order", "default_chunk_size", "exact_float32",
+           "exact_matmul", "label_codes", "nearest_neighbors",
            "separation_index", "separation_indices", "si_from_neighbors"]
 
 # ----------------------------------------------------------------------------------------
@@ -49,15 +46,11 @@ __all__ = ["DISTANCE_BUDGET_BYTES", "DEFAULT_ORDER", "LAYER_COLUMNS", "PRECISION
 
 DISTANCE_BUDGET_BYTES = 256 * 2**20  # one chunk of squared distances (chunk x N entries)
 PREPARE_BUDGET_BYTES = 64 * 2**20    # one chunk of float64 rows while centring / scaling
-DEFAULT_ORDER = 5                    # r of the high-order and soft SI in `layer_separation`
-DEFAULT_BATCH_SIZE = 500             # images per forward pass in `layer_separation`
+DEFAULT_ORDER = 5                    # r of the high-order and soft SI in the layer tables
 
 ArrayLike = torch.Tensor | np.ndarray
 
 PRECISION = "float32, TF32 off, no autocast"  # of the forward passes and distances behind SI
-
-LAYER_COLUMNS = ["layer_index", "layer", "kind", "channels", "height", "width", "features",
-                 "si", "center_si", "si_high", "si_soft", "order", "seconds", "precision"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -86,7 +79,7 @@ def _flat_features(features: ArrayLike) -> torch.Tensor:
     return x.reshape(x.shape[0], -1)  # (N, D)
 
 
-def _label_codes(labels: ArrayLike, n: int) -> torch.Tensor:
+def label_codes(labels: ArrayLike, n: int) -> torch.Tensor:
     """Labels (N,) -> class indices 0..C-1 in the order of the sorted distinct labels."""
     y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if y.ndim != 1:
@@ -106,7 +99,7 @@ def _row_chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:
         yield a, min(n, a + chunk)
 
 
-def _prepare(x: torch.Tensor, dtype: torch.dtype, standardize: bool,
+def _centred(x: torch.Tensor, dtype: torch.dtype, standardize: bool,
              device: torch.device) -> torch.Tensor:
     """Centred (and optionally standardised) copy of x (N, D) in `dtype` on `device`.
 
@@ -237,7 +230,7 @@ def nearest_neighbors(
     device = _resolve_device(x, device)
     chunk = default_chunk_size(n, dtype) if chunk_size is None else min(int(chunk_size), n)
 
-    xs = _prepare(x, dtype, standardize, device)  # (N, D), centred
+    xs = _centred(x, dtype, standardize, device)  # (N, D), centred
     sq = xs.square().sum(1)  # (N,)
     if sq.max() > torch.finfo(dtype).max / 8:  # a.b and the sum could overflow
         raise ValueError("features too large for squared distances in "
@@ -259,7 +252,7 @@ def nearest_neighbors(
 # Separation indices
 
 
-def _check_order(order: int) -> int:
+def check_order(order: int) -> int:
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
         raise ValueError(f"order must be an integer >= 1, got {order!r}")
     return int(order)
@@ -274,7 +267,7 @@ def si_from_neighbors(neighbors: torch.Tensor, labels: ArrayLike) -> dict[str, f
     if neighbors.ndim != 2 or neighbors.shape[1] < 1:
         raise ValueError("neighbors must have shape (N, r) with r >= 1, got "
                          f"{tuple(neighbors.shape)}")
-    y = _label_codes(labels, neighbors.shape[0]).to(neighbors.device)  # (N,)
+    y = label_codes(labels, neighbors.shape[0]).to(neighbors.device)  # (N,)
     same = y[neighbors] == y[:, None]  # (N, r)
     return {
         "si": same[:, 0].double().mean().item(),
@@ -295,8 +288,8 @@ def separation_indices(
 ) -> dict[str, float]:
     """First-order, high-order SI(order) and soft SI(order) from one neighbour search."""
     x = _flat_features(features)
-    _label_codes(labels, x.shape[0])  # validate before the expensive part
-    nn_idx = nearest_neighbors(x, _check_order(order), chunk_size=chunk_size, dtype=dtype,
+    label_codes(labels, x.shape[0])  # validate before the expensive part
+    nn_idx = nearest_neighbors(x, check_order(order), chunk_size=chunk_size, dtype=dtype,
                                standardize=standardize, device=device)
     return si_from_neighbors(nn_idx, labels)
 
@@ -344,7 +337,7 @@ def center_separation_index(
     n, d = x.shape
     if n < 1:
         raise ValueError("need at least 1 sample")
-    y = _label_codes(labels, n)
+    y = label_codes(labels, n)
     device = _resolve_device(x, device)
     y = y.to(device)
     n_classes = int(y.max()) + 1
@@ -372,159 +365,42 @@ def center_separation_index(
     return correct / n
 
 
-# ----------------------------------------------------------------------------------------
-# Per-layer SI of a VGG
-
-
-def _images_nchw(images: ArrayLike) -> torch.Tensor:
-    """uint8 (N, 32, 32, 3) numpy (as on disk) or uint8 tensor (N, 3, 32, 32) -> (N, 3, H, W)."""
-    if isinstance(images, np.ndarray):
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError("numpy images must be uint8 of shape (N, H, W, 3), got "
-                             f"{images.dtype} {images.shape}")
-        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    if isinstance(images, torch.Tensor):
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError("tensor images must be uint8 of shape (N, 3, H, W), got "
-                             f"{images.dtype} {tuple(images.shape)}")
-        return images
-    raise ValueError(f"images must be a numpy array or a torch tensor, got {type(images).__name__}")
-
-
-def _apply_in_batches(module: nn.Module, x: torch.Tensor, batch_size: int,
-                      run_device: torch.device, keep_device: torch.device) -> torch.Tensor:
-    """module(x) for all N rows of x, batch by batch; the result (N, ...) on keep_device."""
-    out = None
-    for a, b in _row_chunks(x.shape[0], batch_size):
-        y = module(x[a:b].to(run_device)).to(keep_device)  # (B, C, H, W)
-        if out is None:
-            out = torch.empty((x.shape[0], *y.shape[1:]), dtype=y.dtype, device=keep_device)
-        out[a:b] = y
-    return out
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def layer_separation(
-    model: nn.Module,
-    images: ArrayLike,
-    labels: ArrayLike,
-    *,
-    order: int = DEFAULT_ORDER,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    device: str | torch.device | None = None,
-    chunk_size: int | None = None,
-    dtype: torch.dtype = torch.float32,
-    progress: Callable[[dict], None] | None = None,
-) -> pd.DataFrame:
-    """SI, Center SI, high-order and soft SI(order) of the input and of every feature layer.
-
-    model: a `sicompress.model.VGG`; images: uint8 (N, 32, 32, 3) numpy (as on disk) or uint8
-    tensor (N, 3, 32, 32), un-augmented; labels: (N,). One row for the normalised input
-    (layer_index 0, kind "input") and one per layer of `model.features` (a conv block's
-    output after its ReLU, a pool's output): 19 rows for VGG16. Columns: LAYER_COLUMNS; SI
-    is taken on the whole flattened C*H*W output, `seconds` is the time of that row's SI
-    values (not of the forward pass). order=5 by default: the five nearest others are still
-    a local neighbourhood in classes of hundreds of samples, yet one odd neighbour no longer
-    decides alone.
-
-    Memory: the layers are walked in order, each module applied once, in batches of
-    `batch_size` images, to the stored (N, ...) output of the previous layer; so only two
-    consecutive layers' activations are alive at a time (for VGG16 at width 1 and N=5000,
-    conv1_x is 5000 x 65536 float32 = 1.3 GB each), plus the SI working memory (a centred
-    copy of one layer and one chunk of distances). The forward runs on the model's device,
-    in float32 (`exact_float32`); activations are kept, and SI computed, on `device`
-    (default: the model's device). The table is a host (pandas) object.
-
-    The model runs in eval mode under torch.no_grad(); its previous mode is restored.
-    progress: called with each row (a dict of the columns) as soon as it is measured.
-    """
-    order = _check_order(order)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    x = _images_nchw(images)  # (N, 3, H, W) uint8
+def _grouped(features, unit: str) -> torch.Tensor:
+    """(N, F, L) float64 view of the candidates: F features of L values each, on the
+    features' device."""
+    x = torch.as_tensor(features)
     n = x.shape[0]
-    y = _label_codes(labels, n)
-    if not 1 <= order < n:
-        raise ValueError(f"order must satisfy 1 <= order < N = {n}, got {order}")
-    param = next(model.parameters(), None)
-    run_device = param.device if param is not None else torch.device("cpu")
-    keep_device = run_device if device is None else torch.device(device)
-
-    rows = []
-
-    def measure(index: int, name: str, kind: str, acts: torch.Tensor) -> None:
-        _sync(keep_device)
-        start = time.perf_counter()
-        flat = acts.reshape(n, -1)  # (N, C*H*W)
-        nn_idx = nearest_neighbors(flat, order, chunk_size=chunk_size, dtype=dtype)
-        values = si_from_neighbors(nn_idx, y)
-        del nn_idx
-        csi = center_separation_index(flat, y)
-        _sync(keep_device)
-        c, h, w = acts.shape[1:]
-        rows.append({"layer_index": index, "layer": name, "kind": kind, "channels": c,
-                     "height": h, "width": w, "features": c * h * w, "si": values["si"],
-                     "center_si": csi, "si_high": values["si_high"],
-                     "si_soft": values["si_soft"], "order": order,
-                     "seconds": time.perf_counter() - start, "precision": PRECISION})
-        if progress is not None:
-            progress(rows[-1])
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), exact_float32(run_device):
-            acts = _apply_in_batches(model.normalize, x, batch_size, run_device, keep_device)
-            measure(0, "input", "input", acts)
-            for index, (name, kind, module) in enumerate(model.feature_layers(), start=1):
-                acts = _apply_in_batches(module, acts, batch_size, run_device, keep_device)
-                measure(index, name, kind, acts)
-    finally:
-        model.train(was_training)
-    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+    if unit == "channel":
+        if x.ndim < 2:
+            raise ValueError(f"unit 'channel' needs features (N, C, ...), got shape {tuple(x.shape)}")
+        return x.reshape(n, x.shape[1], -1).to(torch.float64)
+    return x.reshape(n, -1, 1).to(torch.float64)
 
 
-# ----------------------------------------------------------------------------------------
-# Workflow entry point: the layer table of a saved model on the SI subsets
+def center_si_curve(features, labels, order, unit: str = "channel") -> list[float]:
+    """Center SI of every prefix of `order`: out[i] = CSI of the features order[:i + 1].
 
-
-def write_layer_table(*, model_path, data_npz, split_npz, out_csv, order: int = DEFAULT_ORDER,
-                      batch_size: int = DEFAULT_BATCH_SIZE, device: str | None = None,
-                      log=print) -> pd.DataFrame:
-    """`layer_separation` of a checkpoint on `si_train` and `si_test` (column `split`)."""
-    from .artifacts import atomic_path
-    from .data import load_dataset
-    from .devices import pick_device
-    from .model import load_model
-    from .splits import load_split
-
-    dev = pick_device(device, log=log)
-    log(f"{model_path}: forward passes and SI on {dev} ({PRECISION})")
-    model = load_model(model_path, map_location=dev)
-    ds = load_dataset(data_npz)
-    split = load_split(split_npz)
-    subsets = {"train": (ds.x_train, ds.y_train, split["si_train"]),
-               "test": (ds.x_test, ds.y_test, split["si_test"])}
-    tables = []
-    for name, (x, y, idx) in subsets.items():
-        t0 = time.perf_counter()
-        def progress(row: dict, name: str = name) -> None:
-            log(f"si_{name}: {row['layer']:<7} {row['features']:>7,} features  "
-                f"SI {row['si']:.4f}  Center SI {row['center_si']:.4f}  {row['seconds']:.1f} s")
-
-        table = layer_separation(model, x[idx], y[idx], order=order, batch_size=batch_size,
-                                 progress=progress)
-        table.insert(0, "split", name)
-        tables.append(table)
-        log(f"{model_path}: SI of {len(table)} layers on si_{name} ({len(idx)} images) in "
-            f"{time.perf_counter() - t0:.1f} s; SI {table['si'].iloc[0]:.3f} (input) -> "
-            f"{table['si'].iloc[-1]:.3f} ({table['layer'].iloc[-1]}), Center SI "
-            f"{table['center_si'].iloc[0]:.3f} -> {table['center_si'].iloc[-1]:.3f}")
-    out = pd.concat(tables, ignore_index=True)
-    with atomic_path(out_csv) as tmp:
-        out.to_csv(tmp, index=False)
-    return out
+    Squared distances to the class means add over features, so each step adds one
+    feature's (N, classes) contribution (float64, differences taken directly) and takes the
+    nearest mean, ties to the lowest class index, as `center_separation_index` does. A
+    feature is a channel (its H*W values together) or, with unit "element", one value.
+    Computed on the features' device (labels may be anywhere); the curve is a host list.
+    """
+    if unit not in ("channel", "element"):
+        raise ValueError(f"unit must be 'channel' or 'element', got {unit!r}")
+    x = _grouped(features, unit)  # (N, F, L)
+    dev = x.device
+    y = label_codes(labels, x.shape[0]).to(dev)  # (N,)
+    n_classes = int(y.max()) + 1
+    counts = torch.bincount(y, minlength=n_classes).to(torch.float64)
+    means = torch.zeros((n_classes,) + x.shape[1:], dtype=torch.float64, device=dev)
+    means.index_add_(0, y, x)
+    means /= counts[:, None, None]  # (classes, F, L)
+    dist = torch.zeros((x.shape[0], n_classes), dtype=torch.float64, device=dev)
+    hits = []  # kept on the device: one host read at the end, not one per step
+    for f in order:
+        dist += (x[:, None, f, :] - means[None, :, f, :]).square().sum(-1)  # (N, classes)
+        hits.append((dist.argmin(1) == y).sum())
+    if not hits:
+        return []
+    return [int(h) / x.shape[0] for h in torch.stack(hits).tolist()]

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .artifacts import atomic_path, read_json, write_json
+from .artifacts import atomic_path, provenance, read_json, write_json
 from .data import load_dataset
 
 SUBSETS = ("train", "val", "si_train", "si_test")
@@ -129,12 +129,15 @@ def write_split(data_npz: str | Path, out_npz: str | Path, out_summary: str | Pa
         f"{len(ds.classes)} classes")
     split = make_split(ds.y_train, ds.y_test, val_fraction=val_fraction, si_fraction=si_fraction,
                        si_test_fraction=si_test_fraction, seed=seed)
+    settings = {"val_fraction": val_fraction, "si_fraction": si_fraction,
+                "si_test_fraction": si_test_fraction, "seed": seed, "data": str(data_npz)}
     summary = {
         "val_fraction": val_fraction,
         "si_fraction": si_fraction,
         "si_test_fraction": si_test_fraction,
         "seed": seed,
         **split_summary(ds.x_train, ds.y_train, ds.y_test, split, ds.classes),
+        "provenance": provenance(seed=seed, settings=settings),
     }
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **split)

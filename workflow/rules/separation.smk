@@ -9,6 +9,7 @@ rule layer_si:
         split=rules.split.output.split,
     output:
         table="results/{model}/layer_si.csv",
+        provenance="results/{model}/layer_si.json",
     log:
         "logs/{model}/layer_si.log",
     benchmark:

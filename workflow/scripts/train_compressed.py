@@ -2,7 +2,7 @@
 
 from sicompress.artifacts import read_json
 from sicompress.compression import train_compressed
-from sicompress.experiment import classifier_settings
+from sicompress.trainings import classifier_settings
 from sicompress.logs import step_log
 
 

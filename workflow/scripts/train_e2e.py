@@ -1,7 +1,7 @@
 """Rule train_e2e: (a) VGG16 from random weights at the searched lr and step."""
 
 from sicompress.artifacts import read_json
-from sicompress.experiment import train_e2e
+from sicompress.trainings import train_e2e
 from sicompress.logs import step_log
 from sicompress.training import settings_from_config
 

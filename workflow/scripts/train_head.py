@@ -1,7 +1,7 @@
 """Rule train_head: (b) a new classifier on the frozen e2e feature extractor."""
 
 from sicompress.artifacts import read_json
-from sicompress.experiment import classifier_settings, train_head
+from sicompress.trainings import classifier_settings, train_head
 from sicompress.logs import step_log
 
 

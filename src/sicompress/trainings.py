@@ -16,8 +16,8 @@ import torch
 
 from . import artifacts, reporting
 from .data import load_dataset
-from .model import (VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint,
-                    parameter_counts, vgg_arch)
+from .cost import parameter_counts
+from .model import VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint, vgg_arch
 from .splits import load_split, load_summary
 from .devices import pick_device
 from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, scaled_step,
