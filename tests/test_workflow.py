@@ -63,6 +63,25 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     assert seen == set(counts) - {"all"}
 
 
+def test_building_the_dag_imports_no_torch(tmp_path):
+    """Snakemake builds the DAG on a login node: the Snakefile and the rule files must not import
+    torch (seconds of import, and perhaps not even installed there). A `torch` that fails on
+    import stands first on the path; a dry run of the study must not reach it."""
+    blocker = tmp_path / "blocker"
+    (blocker / "torch").mkdir(parents=True)
+    (blocker / "torch" / "__init__.py").write_text(
+        'raise ImportError("torch was imported while the DAG was built")\n')
+    path = [str(blocker), *filter(None, [os.environ.get("PYTHONPATH")])]
+    exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    proc = subprocess.run([exe, "--directory", str(tmp_path / "run"), "-n"], cwd=ROOT, text=True,
+                          capture_output=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(path)})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "torch was imported" not in out
+    assert job_counts(proc.stdout)["train_e2e"] == 1
+
+
 def test_dry_run_of_the_gpu_quick_study_lists_every_rule(tmp_path):
     env_archive = str(tmp_path / "cifar10-jpeg.tar.gz")  # not read by a dry run
     exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")

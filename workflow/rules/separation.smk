@@ -4,7 +4,7 @@ wildcard_constraints:
 
 rule layer_si:
     input:
-        model="results/{model}/model.pt",
+        model=get_trained_model,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,
     output:
