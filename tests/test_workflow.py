@@ -294,6 +294,22 @@ def test_partial_reruns(smoke_run, tmp_path):
     assert "prepare_data" not in jobs and "split" not in jobs
 
 
+def test_compute_settings_rerun_nothing_study_settings_do(smoke_run, tmp_path):
+    """The compute section changes how fast a result comes, not what it is: the jobs read it
+    from the config, not as params, so no job is planned again; a study setting still is."""
+    compute = tmp_path / "compute.yaml"
+    compute.write_text("compute:\n  compile: true\n  bf16: false\n  channels_last: false\n"
+                       "  si_batch_size: 7\n  resume_every: 0\n")
+    assert dry_run_jobs(smoke_run, compute) == {}
+
+    epochs = tmp_path / "epochs.yaml"
+    epochs.write_text("train:\n  epochs: 8\n")
+    jobs = dry_run_jobs(smoke_run, epochs)
+    assert jobs["train_e2e"] == 1 and jobs["layer_si"] == 4  # the trials scale their step by it
+    assert {"train_head", "cut_layers", "select_features", "train_compressed", "report"} <= set(jobs)
+    assert "prepare_data" not in jobs and "split" not in jobs
+
+
 def test_bad_image_stops_prepare_data_naming_the_file(tmp_path):
     from PIL import Image
 

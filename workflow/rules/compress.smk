@@ -47,7 +47,6 @@ rule select_features:
         tolerance=config["compress"]["feature_tolerance"],
         patience=config["compress"]["patience"],
         max_features=config["compress"]["max_features"],
-        batch_size=config["si"]["batch_size"],
     threads: 4
     resources:
         gpu=1,

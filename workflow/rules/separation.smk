@@ -15,7 +15,6 @@ rule layer_si:
         f"{BENCHMARKS}/layer_si/{{model}}.tsv"
     params:
         order=config["si"]["order"],
-        batch_size=config["si"]["batch_size"],
     threads: 4
     resources:
         gpu=1,

@@ -8,7 +8,8 @@ def main(smk):
     with step_log(smk.log[0], smk.threads) as log:
         write_layer_table(model_path=smk.input.model, data_npz=smk.input.data,
                           split_npz=smk.input.split, out_csv=smk.output.table,
-                          order=smk.params.order, batch_size=smk.params.batch_size, log=log)
+                          order=smk.params.order,
+                          batch_size=smk.config["compute"]["si_batch_size"], log=log)
 
 
 if "snakemake" in globals():
