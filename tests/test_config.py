@@ -49,6 +49,16 @@ def test_unknown_keys_are_named_at_any_depth():
     assert "compress" in found[2]
 
 
+def test_compute_settings_live_in_their_own_section():
+    assert problems({"compute": {"compile": True, "bf16": False, "channels_last": False,
+                                 "si_batch_size": 64, "resume_every": 0}}) == []
+    assert problems({"compute": {"resume_every": -1}}) == ["compute.resume_every: -1 must be >= 0"]
+    assert problems({"compute": {"threads": 4}})[0].startswith("compute.threads: unknown key")
+    # an older config is told where its key went
+    assert problems({"train": {"compile": True}, "si": {"batch_size": 10}}) == [
+        "si.batch_size: moved to compute.si_batch_size", "train.compile: moved to compute.compile"]
+
+
 def test_check_config_lists_every_problem(tmp_path):
     with pytest.raises(ConfigError) as err:
         check_config({"train": {"epochs": 0}, "lr_search": {"lrs": []}}, SCHEMA)

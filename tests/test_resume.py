@@ -149,3 +149,50 @@ def test_a_failed_background_write_is_raised(tmp_path):
     with pytest.raises(OSError):
         writer.close()
     writer.close()  # raised once
+
+
+def test_state_is_due_every_so_many_seconds_never_after_the_last_epoch():
+    from sicompress.training import state_due
+
+    assert [state_due(e, 5, 0.0, 0) for e in range(1, 6)] == [True] * 4 + [False]
+    assert not state_due(3, 5, 299.9, 300) and state_due(3, 5, 300.0, 300)
+    assert not state_due(5, 5, 1e9, 300)  # the last epoch's results are written at once
+
+
+def test_resume_every_bounds_the_states_written_and_is_no_part_of_the_identity(tmp_path):
+    """resume_every 0 writes after every epoch but the last; a long interval writes none; a
+    state is resumed under other compute settings (they change how fast, not what)."""
+    from sicompress.model import build_model, vgg_arch
+    from sicompress.training import TrainSettings, fit, settings_from_config
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.arange(64) % 4
+    base = dict(epochs=3, lr=0.05, step_size=2, batch_size=32, seed=1)
+
+    def run(path, **compute):
+        logs = []
+        torch.manual_seed(0)
+        model = build_model(vgg_arch(0.0625, hidden=[8], dropout=0.0, num_classes=4))
+        res = fit(model, (x, y), (x, y), TrainSettings(**base, **compute), log=logs.append,
+                  resume=path)
+        return res, "\n".join(logs)
+
+    _, log = run(tmp_path / "never.pt", resume_every=1e9)
+    assert not (tmp_path / "never.pt").exists() and "[resume state]" not in log
+
+    whole, log = run(tmp_path / "every.pt", resume_every=0)
+    assert load_resume_state(tmp_path / "every.pt", {}, print)["epoch"] == 2  # not after 3
+    assert log.count("[resume state]") == 2
+
+    again, log = run(tmp_path / "every.pt", resume_every=1e9, compile=False, bf16=False,
+                     channels_last=False)
+    assert "resume: continuing after epoch 2 of 3" in log
+    assert again.history["epoch"].tolist() == [1, 2, 3]
+    pd.testing.assert_frame_equal(again.history.drop(columns=["seconds", "images_per_s"]),
+                                  whole.history.drop(columns=["seconds", "images_per_s"]))
+
+    # the workflow's compute section reaches the settings; the study's train section does too
+    s = settings_from_config({"epochs": 7, "batch_size": 16}, 2,
+                             compute={"compile": True, "resume_every": 60, "si_batch_size": 9})
+    assert (s.epochs, s.batch_size, s.seed, s.compile, s.resume_every) == (7, 16, 2, True, 60)

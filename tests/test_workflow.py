@@ -63,6 +63,25 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     assert seen == set(counts) - {"all"}
 
 
+def test_building_the_dag_imports_no_torch(tmp_path):
+    """Snakemake builds the DAG on a login node: the Snakefile and the rule files must not import
+    torch (seconds of import, and perhaps not even installed there). A `torch` that fails on
+    import stands first on the path; a dry run of the study must not reach it."""
+    blocker = tmp_path / "blocker"
+    (blocker / "torch").mkdir(parents=True)
+    (blocker / "torch" / "__init__.py").write_text(
+        'raise ImportError("torch was imported while the DAG was built")\n')
+    path = [str(blocker), *filter(None, [os.environ.get("PYTHONPATH")])]
+    exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    proc = subprocess.run([exe, "--directory", str(tmp_path / "run"), "-n"], cwd=ROOT, text=True,
+                          capture_output=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(path)})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "torch was imported" not in out
+    assert job_counts(proc.stdout)["train_e2e"] == 1
+
+
 def test_dry_run_of_the_gpu_quick_study_lists_every_rule(tmp_path):
     env_archive = str(tmp_path / "cifar10-jpeg.tar.gz")  # not read by a dry run
     exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
@@ -291,6 +310,22 @@ def test_partial_reruns(smoke_run, tmp_path):
     jobs = dry_run_jobs(smoke_run, grid)
     assert jobs["lr_trial"] == 1  # only the new grid point
     assert {"select_lr", "train_e2e", "train_head", "train_compressed"} <= set(jobs)
+    assert "prepare_data" not in jobs and "split" not in jobs
+
+
+def test_compute_settings_rerun_nothing_study_settings_do(smoke_run, tmp_path):
+    """The compute section changes how fast a result comes, not what it is: the jobs read it
+    from the config, not as params, so no job is planned again; a study setting still is."""
+    compute = tmp_path / "compute.yaml"
+    compute.write_text("compute:\n  compile: true\n  bf16: false\n  channels_last: false\n"
+                       "  si_batch_size: 7\n  resume_every: 0\n")
+    assert dry_run_jobs(smoke_run, compute) == {}
+
+    epochs = tmp_path / "epochs.yaml"
+    epochs.write_text("train:\n  epochs: 8\n")
+    jobs = dry_run_jobs(smoke_run, epochs)
+    assert jobs["train_e2e"] == 1 and jobs["layer_si"] == 4  # the trials scale their step by it
+    assert {"train_head", "cut_layers", "select_features", "train_compressed", "report"} <= set(jobs)
     assert "prepare_data" not in jobs and "split" not in jobs
 
 

@@ -16,6 +16,11 @@ class ConfigError(ValueError):
     """The configuration breaks the schema; the message lists every problem by key."""
 
 
+# Keys that moved to the compute section (how fast a result comes, not what it is), named in
+# place of "unknown key" so that an older config says where its key went.
+MOVED = {"train.bf16": "compute.bf16", "train.channels_last": "compute.channels_last",
+         "train.compile": "compute.compile", "si.batch_size": "compute.si_batch_size"}
+
 _BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 
 
@@ -46,7 +51,9 @@ def config_problems(config: dict, schema: dict) -> list[str]:
         if kind == "additionalProperties":
             known = sorted(err.schema.get("properties", {}))
             for extra in sorted(set(err.instance) - set(known)):
-                problems.append(f"{_key(path + [extra])}: unknown key (known here: {', '.join(known)})")
+                key = _key(path + [extra])
+                problems.append(f"{key}: moved to {MOVED[key]}" if key in MOVED else
+                                f"{key}: unknown key (known here: {', '.join(known)})")
             continue
         key, value = _key(path), err.instance
         if kind == "type":

@@ -27,11 +27,6 @@ from .devices import pick_device
 from .training import TrainSettings, scaled_step
 
 
-def format_value(v: float) -> str:
-    """How an lr or step appears in paths: shortest round-trip text (0.05, 0.1, 1e-05, 30)."""
-    return f"{v:g}"
-
-
 def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr: float,
               step_size: int, full_epochs: int, settings: TrainSettings, width: float, hidden,
               dropout: float, checkpoint=None, config: dict | None = None,

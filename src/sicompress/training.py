@@ -42,10 +42,12 @@ class TrainSettings:
     augment: bool = True           # random 32x32 crop of the 4-px zero-padded image + h-flip
     pad: int = 4                   # crop padding, pixels
     seed: int = 0
+    train_only: str = "all"        # "all" or "classifier" (features frozen, BatchNorm in eval)
+    # Compute settings (config["compute"]): how fast a result comes, not what it is
     bf16: bool = True              # bf16 autocast (CUDA only)
     channels_last: bool = True     # memory format (CUDA only)
     compile: bool = False          # torch.compile the model
-    train_only: str = "all"        # "all" or "classifier" (features frozen, BatchNorm in eval)
+    resume_every: float = 0.0      # seconds between resumable states; 0 = after every epoch
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -56,6 +58,14 @@ class TrainSettings:
             raise ValueError(f"step_size must be >= 1 epoch, got {self.step_size}")
         if self.train_only not in ("all", "classifier"):
             raise ValueError(f"train_only must be 'all' or 'classifier', got {self.train_only!r}")
+        if not self.resume_every >= 0:
+            raise ValueError(f"resume_every must be >= 0 seconds, got {self.resume_every}")
+
+
+# Fields of TrainSettings that change how fast a training runs, not what it learns (bf16 changes
+# the numbers on CUDA a little, as another GPU would, not what they mean): a resumable state
+# written under other values of these is still resumed.
+COMPUTE_FIELDS = ("bf16", "channels_last", "compile", "resume_every")
 
 
 PROGRESS_EVERY_S = 60.0  # a progress line at least this often within a long epoch, seconds
@@ -170,15 +180,19 @@ def fit(
     extractor gets no gradient and stays in eval mode. A non-finite training loss stops the
     run: the result says `diverged` (callers decide whether that is an error).
 
-    resume: a file for the resumable state. At the end of every epoch the model, optimizer,
+    resume: a file for the resumable state. At the end of an epoch the model, optimizer,
     scheduler, RNG states, best-so-far and history are copied to the CPU and written there
     atomically, in a background thread while the next epoch trains (at width 1 the state is
-    about 180 MB); when an epoch's line is logged, the state of the epoch before it is on
-    disk, and fit returns only once the last state is. A later
-    call with the same file, settings and data continues after the last saved epoch and,
-    on CPU, ends with the same history and weights as an uninterrupted run. A state written
-    by other settings or data is ignored (and said so). Removing the file is the caller's
-    job, once its outputs are written.
+    about 180 MB). It is written at the end of the first epoch that ends at least
+    `settings.resume_every` seconds after the last state was written (or the training
+    started), so 0 writes after every epoch, and never after the last epoch, whose results
+    the caller writes at once (`state_due`). A kill loses at most `resume_every` seconds plus
+    one epoch of training. When an epoch's line is logged, the state written at the end of the
+    epoch before it is on disk, and fit returns only once the last state is. A later call with
+    the same file, settings and data continues after the last saved epoch and, on CPU, ends
+    with the same history and weights as an uninterrupted run. A state written by other
+    settings (but for COMPUTE_FIELDS) or data is ignored (and said so). Removing the file is
+    the caller's job, once its outputs are written.
     """
     s = settings
     x_tr, y_tr = train
@@ -202,7 +216,8 @@ def fit(
     diverged_epoch = None
     n = len(x_tr)
     t_start = time.perf_counter()
-    identity = {"settings": asdict(s), "data": fingerprint(x_tr, y_tr, x_va, y_va),
+    study = {k: v for k, v in asdict(s).items() if k not in COMPUTE_FIELDS}
+    identity = {"settings": study, "data": fingerprint(x_tr, y_tr, x_va, y_va),
                 "initial_model": fingerprint(*model.state_dict().values())}
     start = 1
     saved = load_resume_state(resume, identity, log) if resume is not None else None
@@ -221,6 +236,7 @@ def fit(
             log(f"resume: continuing after epoch {saved['epoch']} of {s.epochs} from {resume} "
                 f"(best so far {100 * best['acc']:.2f}% at epoch {best['epoch']})")
     writer = BackgroundWriter() if resume is not None else None
+    t_saved = time.perf_counter()  # the last state written, or the start of this run
     for epoch in range(start, s.epochs + 1):
         t0 = time.perf_counter()
         # One generator per epoch, seeded by (seed, epoch): order and augmentation of an epoch
@@ -274,14 +290,18 @@ def fit(
         rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
                          val_loss=val_loss, val_acc=val_acc, seconds=secs,
                          images_per_s=images_per_s))
-        if writer is not None:  # written while the next epoch trains
+        saving = writer is not None and state_due(epoch, s.epochs,
+                                                  time.perf_counter() - t_saved, s.resume_every)
+        if saving:  # written while the next epoch trains
+            t_saved = time.perf_counter()
             writer.submit(resume, _resume_state(identity, epoch, model, opt, sched, device, rows,
-                                                best, time.perf_counter() - t_start))
+                                                best, t_saved - t_start))
         log(f"epoch {epoch:>3}/{s.epochs}  lr {lr_now:.4g}  "
             f"train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
             f"val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
             f"{secs:6.1f} s ({images_per_s:,.0f} images/s)  "
-            f"best {100 * best['acc']:.2f}% (epoch {best['epoch']})")
+            f"best {100 * best['acc']:.2f}% (epoch {best['epoch']})"
+            + ("  [resume state]" if saving else ""))
 
     if writer is not None:
         writer.close()  # the last state is on disk before the caller goes on (or removes it)
@@ -303,6 +323,13 @@ def fit(
 
 # ----------------------------------------------------------------------------------------
 # Resumable state
+
+
+def state_due(epoch: int, epochs: int, since_saved: float, every: float) -> bool:
+    """Whether fit writes its resumable state after `epoch` (1-based) of `epochs`: when at
+    least `every` seconds have passed since the last state was written (or the training
+    started), never after the last epoch (its results are written at once)."""
+    return epoch < epochs and since_saved >= every
 
 
 def _rng_states(device: torch.device) -> dict:
@@ -401,10 +428,11 @@ def scaled_step(step_size: int, epochs: int, full_epochs: int) -> int:
     return max(1, int(round(step_size * epochs / full_epochs)))
 
 
-def settings_from_config(section: dict, seed: int, **overrides) -> TrainSettings:
-    """TrainSettings from a config section (e.g. config["train"]); keys it does not know are
-    ignored, `overrides` win."""
+def settings_from_config(section: dict, seed: int, *, compute: dict | None = None,
+                         **overrides) -> TrainSettings:
+    """TrainSettings from a config section (e.g. config["train"]) and the compute settings
+    (config["compute"]); keys they do not know are ignored, `overrides` win."""
     known = set(TrainSettings.__dataclass_fields__)
-    values = {k: v for k, v in section.items() if k in known}
+    values = {k: v for k, v in {**section, **(compute or {})}.items() if k in known}
     values.update(seed=seed, **{k: v for k, v in overrides.items() if v is not None})
     return TrainSettings(**values)

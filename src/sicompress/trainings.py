@@ -66,8 +66,9 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
                  resume: bool = True, log: Callable[[str], None] = print) -> dict:
     """Fit, restore the best epoch, test it once, write the artefacts; return the metrics.
 
-    resume: keep a resumable state, `resume.pt` beside `metrics`, at the end of every epoch,
-    continue from it when it is there, and remove it once every artefact is written.
+    resume: keep a resumable state, `resume.pt` beside `metrics` (written at epoch ends, at
+    most every `settings.resume_every` seconds: see `fit`), continue from it when it is
+    there, and remove it once every artefact is written.
     """
     state_file = Path(metrics).with_name(RESUME_FILE) if resume else None
     log(f"{title}: {len(data.train[0])} train / {len(data.val[0])} val images on "
@@ -132,17 +133,20 @@ def _plain(obj):
     return str(obj)
 
 
-def classifier_settings(section: dict, best: dict, train: dict, seed: int) -> TrainSettings:
+def classifier_settings(section: dict, best: dict, train: dict, seed: int,
+                        compute: dict | None = None) -> TrainSettings:
     """Settings of a classifier-only training (head, compressed) from its config section.
 
     section: config["head"] or config["compress"] (epochs, lr, step_size); best: the search's
-    best.json; train: config["train"]. lr null: the search's lr; step_size null: the search's
-    step, given in epochs of the full schedule, scaled to section["epochs"].
+    best.json; train: config["train"]; compute: config["compute"]. lr null: the search's lr;
+    step_size null: the search's step, given in epochs of the full schedule, scaled to
+    section["epochs"].
     """
     epochs = section["epochs"]
     step = section.get("step_size") or scaled_step(best["step_size"], epochs, train["epochs"])
-    return settings_from_config(train, seed, epochs=epochs, lr=section.get("lr") or best["lr"],
-                                step_size=step, train_only="classifier")
+    return settings_from_config(train, seed, compute=compute, epochs=epochs,
+                                lr=section.get("lr") or best["lr"], step_size=step,
+                                train_only="classifier")
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-import os
+# Helpers of the rules. Nothing here imports torch: the DAG is built on a login node too.
+# Compute settings (config["compute"]) are read by the scripts from the config, never passed as
+# params, so that changing them re-runs no job (params are a rerun trigger, the config is not).
 
-from sicompress.lr_search import format_value
+import os
 
 ENV = "../../envs/sicompress.yaml"
 BENCHMARKS = "results/benchmarks"  # wall time and memory of every job (Snakemake benchmark files)
@@ -19,6 +21,11 @@ def get_data_path():
     return path
 
 
+def format_value(v):
+    """How an lr or step appears in paths: shortest round-trip text (0.05, 0.1, 1e-05, 30)."""
+    return f"{v:g}"
+
+
 def grid(pattern):
     """`pattern` expanded over every (lr, step) point of the search grid."""
     return expand(
@@ -33,17 +40,41 @@ def get_trial_metrics():
     return grid(rules.lr_trial.output.metrics)
 
 
+def get_trained(model, key):
+    """File `key` (model, history, metrics or curves) of a trained model, by its name in MODELS.
+    "search" is the search's chosen trial, which select_lr copies to results/search/."""
+    if model == "search":
+        return getattr(rules.select_lr.output, "model" if key == "model" else f"trial_{key}")
+    trainings = {"e2e": rules.train_e2e, "head": rules.train_head,
+                 "compressed": rules.train_compressed}
+    return getattr(trainings[model].output, key)
+
+
+def get_trained_files(key):
+    """File `key` of every trained model, in the order of MODELS."""
+    return [get_trained(model, key) for model in MODELS]
+
+
+def get_trained_model(wildcards):
+    """model.pt of the trained model named by the {model} wildcard."""
+    return get_trained(wildcards.model, "model")
+
+
+def get_layer_si(model):
+    """The per-layer SI table of one trained model."""
+    return expand(rules.layer_si.output.table, model=model)[0]
+
+
 def get_benchmarks():
     """The benchmark file of every job the report covers, in workflow order."""
-    before = ["prepare_data", "split"]
-    after = ["select_lr", "train_e2e", "train_head"]
-    compress = ["cut_layers", "select_features", "train_compressed"]
     return (
-        [f"{BENCHMARKS}/{r}.tsv" for r in before]
-        + grid(f"{BENCHMARKS}/lr_trial/lr~{{lr}}_step~{{step}}.tsv")
-        + [f"{BENCHMARKS}/{r}.tsv" for r in after]
-        + expand(f"{BENCHMARKS}/{{rule}}/{{model}}.tsv", rule=["layer_si", "plot_layer_si"], model=MODELS)
-        + [f"{BENCHMARKS}/{r}.tsv" for r in compress]
+        [rules.prepare_data.benchmark, rules.split.benchmark]
+        + grid(rules.lr_trial.benchmark)
+        + [rules.select_lr.benchmark, rules.train_e2e.benchmark, rules.train_head.benchmark]
+        + expand(rules.layer_si.benchmark, model=MODELS)
+        + expand(rules.plot_layer_si.benchmark, model=MODELS)
+        + [rules.cut_layers.benchmark, rules.select_features.benchmark,
+           rules.train_compressed.benchmark]
     )
 
 

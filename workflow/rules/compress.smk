@@ -3,7 +3,7 @@
 
 rule cut_layers:
     input:
-        table="results/e2e/layer_si.csv",
+        table=get_layer_si("e2e"),
     output:
         cut="results/compress/cut.json",
         plot=report(
@@ -26,7 +26,7 @@ rule cut_layers:
 
 rule select_features:
     input:
-        model="results/e2e/model.pt",
+        model=rules.train_e2e.output.model,
         cut=rules.cut_layers.output.cut,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,
@@ -47,7 +47,6 @@ rule select_features:
         tolerance=config["compress"]["feature_tolerance"],
         patience=config["compress"]["patience"],
         max_features=config["compress"]["max_features"],
-        batch_size=config["si"]["batch_size"],
     threads: 4
     resources:
         gpu=1,
@@ -59,7 +58,7 @@ rule select_features:
 
 rule train_compressed:
     input:
-        e2e="results/e2e/model.pt",
+        e2e=rules.train_e2e.output.model,
         selected=rules.select_features.output.selected,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,

@@ -4,7 +4,7 @@ wildcard_constraints:
 
 rule layer_si:
     input:
-        model="results/{model}/model.pt",
+        model=get_trained_model,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,
     output:
@@ -16,7 +16,6 @@ rule layer_si:
         f"{BENCHMARKS}/layer_si/{{model}}.tsv"
     params:
         order=config["si"]["order"],
-        batch_size=config["si"]["batch_size"],
     threads: 4
     resources:
         gpu=1,

@@ -14,7 +14,8 @@ def main(smk):
                   checkpoint=smk.output.model,
                   lr=float(smk.wildcards.lr), step_size=int(smk.wildcards.step),
                   full_epochs=p.full_epochs,
-                  settings=settings_from_config(p.train, p.seed, epochs=p.trial_epochs),
+                  settings=settings_from_config(p.train, p.seed, compute=smk.config["compute"],
+                                                epochs=p.trial_epochs),
                   width=p.model["width"], hidden=p.model["classifier_hidden"],
                   dropout=p.model["dropout"], config=smk.config, log=log)
 

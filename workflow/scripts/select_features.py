@@ -12,7 +12,7 @@ def main(smk):
                         ranking_csv=smk.output.ranking, selected_json=smk.output.selected,
                         plot=smk.output.plot, unit=p.unit, tolerance=p.tolerance,
                         patience=p.patience, max_features=p.max_features,
-                        batch_size=p.batch_size, log=log)
+                        batch_size=smk.config["compute"]["si_batch_size"], log=log)
 
 
 if "snakemake" in globals():

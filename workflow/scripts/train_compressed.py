@@ -9,7 +9,8 @@ from sicompress.logs import step_log
 def main(smk):
     with step_log(smk.log[0], smk.threads) as log:
         p, section = smk.params, smk.params.compress
-        settings = classifier_settings(section, read_json(smk.input.best), p.train, p.seed)
+        settings = classifier_settings(section, read_json(smk.input.best), p.train, p.seed,
+                                       smk.config["compute"])
         train_compressed(e2e_model=smk.input.e2e, selected_json=smk.input.selected,
                          data_npz=smk.input.data, split_npz=smk.input.split,
                          summary_json=smk.input.summary, model_out=smk.output.model,

@@ -9,7 +9,8 @@ from sicompress.training import settings_from_config
 def main(smk):
     with step_log(smk.log[0], smk.threads) as log:
         p, best = smk.params, read_json(smk.input.best)
-        settings = settings_from_config(p.train, p.seed, lr=best["lr"], step_size=best["step_size"])
+        settings = settings_from_config(p.train, p.seed, compute=smk.config["compute"],
+                                        lr=best["lr"], step_size=best["step_size"])
         train_e2e(data_npz=smk.input.data, split_npz=smk.input.split,
                   summary_json=smk.input.summary, model_out=smk.output.model,
                   history=smk.output.history, metrics=smk.output.metrics,
