@@ -14,12 +14,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sicompress import report  # noqa: E402
+from sicompress import markdown_report as report  # noqa: E402
 from sicompress.artifacts import write_json  # noqa: E402
 from sicompress.model import (build_model, checkpoint_payload, parameter_counts,  # noqa: E402
                               vgg_arch)
 from sicompress.pruning import build_compressed, macs_per_image  # noqa: E402
-from sicompress.report import ModelArtefacts, ReportInputs, summary_table, write_report  # noqa: E402
+from sicompress.markdown_report import ModelArtefacts, ReportInputs, summary_table, write_report  # noqa: E402
 
 WIDTH = 0.0625  # conv channels 4, 4 | 8, 8 | 16, 16, 16 | 32 ...; pool3 output 16 x 4 x 4
 CUT = "pool3"

@@ -1,7 +1,7 @@
 """Rule report: results/report/report.md and summary.csv from every artefact of the study."""
 
 from sicompress.logs import step_log
-from sicompress.report import ModelArtefacts, ReportInputs, write_report
+from sicompress.markdown_report import ModelArtefacts, ReportInputs, write_report
 
 
 def main(smk):
