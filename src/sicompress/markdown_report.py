@@ -502,41 +502,41 @@ def _run_settings(inputs: ReportInputs, data: dict) -> pd.DataFrame:
     layer_metric = comp_cfg.get("layer_metric")
     rows = [
         ["data", f"source {data['source']}, image format {data['image_format']}",
-         "data.source; prepare_data"],
+         "`data.source`; prepare_data"],
         ["learning-rate grid", f"lr ∈ {_value(ls.get('lrs'))}, StepLR step ∈ "
          f"{_value(ls.get('step_sizes'))} epochs of the {_value(full)}-epoch schedule",
-         "lr_search.lrs, lr_search.step_sizes"],
+         "`lr_search.lrs`, `lr_search.step_sizes`"],
         ["trial length", f"{_value(ls.get('epochs'))} {_plural(ls.get('epochs'), 'epoch')}, "
          f"step scaled by {_value(ls.get('epochs'))}/{_value(full)} (rounded, at least 1)",
-         "lr_search.epochs"],
+         "`lr_search.epochs`"],
         ["end-to-end (a)", f"{_value(full)} {_plural(full, 'epoch')} from random initial "
          f"weights; the search's lr {best['lr']:g} and step {int(best['step_size'])}",
-         "train.epochs"],
-        ["frozen features (b)", schedule("head", head_cfg, "head"), "head.*"],
-        ["compressed (c)", schedule("compressed", comp_cfg, "compress"), "compress.*"],
+         "`train.epochs`; the search"],
+        ["frozen features (b)", schedule("head", head_cfg, "head"), "`head.*`"],
+        ["compressed (c)", schedule("compressed", comp_cfg, "compress"), "`compress.*`"],
         ["optimiser", f"SGD, momentum {_value(train.get('momentum'))}, weight decay "
          f"{_value(train.get('weight_decay'))}, batch {_value(train.get('batch_size'))}, StepLR "
-         f"factor {_value(train.get('gamma'))}", "train.*"],
+         f"factor {_value(train.get('gamma'))}", "`train.*`"],
         ["augmentation", "random crop with 4-px zero padding, horizontal flip"
-         if train.get("augment") else "none", "train.augment"],
+         if train.get("augment") else "none", "`train.augment`"],
         ["val", f"{_int(totals.get('val'))} of {_int(split.get('n_official_train'))} images "
-         f"({_value(dcfg.get('val_fraction'))}){per_class('val')}", "data.val_fraction"],
-        ["train", f"{_int(totals.get('train'))} images{per_class('train')}", "the rest"],
+         f"({_value(dcfg.get('val_fraction'))}){per_class('val')}", "`data.val_fraction`"],
+        ["train", f"{_int(totals.get('train'))} images{per_class('train')}", "the rest of the official training set"],
         ["si_train", f"{_int(totals.get('si_train'))} images ({_value(dcfg.get('si_fraction'))} "
-         f"× {_int(split.get('n_official_train'))}){per_class('si_train')}", "data.si_fraction"],
+         f"× {_int(split.get('n_official_train'))}){per_class('si_train')}", "`data.si_fraction`"],
         ["si_test", f"{_int(totals.get('si_test'))} of {_int(split.get('n_official_test'))} "
          f"images ({_value(dcfg.get('si_test_fraction'))}){per_class('si_test')}",
-         "data.si_test_fraction"],
-        ["input normalisation", norm, "train subset"],
+         "`data.si_test_fraction`"],
+        ["input normalisation", norm, "the train subset"],
         ["cut rule", f"{METRIC_NAMES.get(layer_metric, _value(layer_metric))} within "
          f"{_value(comp_cfg.get('layer_tolerance'))} of the best layer's",
-         "compress.layer_metric, compress.layer_tolerance"],
+         "`compress.layer_metric`, `compress.layer_tolerance`"],
         ["k rule", f"{_value(comp_cfg.get('feature_unit'))}s; SI within "
          f"{_value(comp_cfg.get('feature_tolerance'))} of the best on the curve; patience "
          f"{_value(comp_cfg.get('patience'), none='none')}; most features selected "
          f"{_value(comp_cfg.get('max_features'), none='no limit')}",
-         "compress.feature_unit, compress.feature_tolerance, compress.patience, "
-         "compress.max_features"],
+         "`compress.feature_unit`, `compress.feature_tolerance`, `compress.patience`, "
+         "`compress.max_features`"],
     ]
     return _frame(rows, ["setting", "value", "config key or source"])
 
