@@ -7,6 +7,9 @@ on a machine without it, the run stops at once and says so: it does not skip.
 """
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,8 @@ from sicompress.data import prepare_data
 from sicompress.devices import DEVICE_ENV
 from sicompress.splits import write_split
 
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "tests" / "smoke.yaml"
 TEST_DEVICE_ENV = "SICOMPRESS_TEST_DEVICE"
 TEST_DEVICE = torch.device(os.environ.get(TEST_DEVICE_ENV, "").strip() or "cpu")
 
@@ -55,3 +60,27 @@ def synthetic_study(directory: Path, *, train_per_class: int, si_fraction: float
                 val_fraction=0.1, si_fraction=si_fraction, si_test_fraction=0.2, seed=0,
                 log=lambda m: None)
     return directory
+
+
+def snakemake(*args, workdir: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """The real `snakemake` command on this repository's workflow, in `workdir`."""
+    exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    proc = subprocess.run([exe, "--directory", str(workdir), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The study on tests/smoke.yaml through the real snakemake command, and its HTML report;
+    run once per session, shared by the workflow, report and browser tests.
+    SICOMPRESS_SMOKE_RUN=<folder> runs it there, or reuses the finished run there (snakemake
+    then only checks that it is up to date): for working on the tests that read it."""
+    reuse = os.environ.get("SICOMPRESS_SMOKE_RUN")
+    workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("smoke")
+    snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=workdir)
+    snakemake("--configfile", str(SMOKE), "--report", "results/report/report.html", workdir=workdir)
+    return workdir

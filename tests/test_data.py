@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sicompress.data import (CIFAR10_CLASSES, DataError, load_dataset, make_synthetic,
-                             prepare_data)
+from sicompress.data import (CIFAR10_CLASSES, DataError, image_format, load_dataset,
+                             make_synthetic, prepare_data)
 from sicompress.splits import write_split
 
 QUIET = dict(log=lambda m: None)
@@ -86,6 +86,7 @@ def test_folder_directory(tree, tmp_path):
     summary = prepare_data("folder", str(root), out, classes=CLASSES, log=lines.append)
     assert_matches(load_dataset(out), expected, CLASSES)
     assert summary["n_train"] == 6 and summary["n_test"] == 3
+    assert summary["image_format"] == image_format(out) == load_dataset(out).image_format == "PNG"
     assert summary["train_per_class"] == {"cat": 2, "ant": 2, "bee": 2}
     assert any("read 6/6 train images" in m for m in lines)
 
@@ -121,6 +122,15 @@ def test_jpeg_is_read(tmp_path):
     prepare_data("folder", str(tmp_path / "d"), tmp_path / "o.npz", classes=CLASSES, **QUIET)
     x = load_dataset(tmp_path / "o.npz").x_train
     assert abs(int(x[0].mean()) - 200) <= 2 and abs(int(x[1].mean()) - 50) <= 2
+    # the format recorded is the one read, every one of them (not guessed from names)
+    assert image_format(tmp_path / "o.npz") == "JPEG, PNG"
+    for p in (tmp_path / "d").rglob("*.png"):
+        with Image.open(p) as im:
+            rgb = np.asarray(im)
+        p.unlink()
+        Image.fromarray(rgb).save(p.with_suffix(".jpeg"), format="JPEG")
+    prepare_data("folder", str(tmp_path / "d"), tmp_path / "j.npz", classes=CLASSES, **QUIET)
+    assert image_format(tmp_path / "j.npz") == "JPEG"
 
 
 # ----------------------------------------------------------------------------------------
@@ -257,6 +267,7 @@ def test_synthetic_shape_balance_determinism(tmp_path):
     assert np.bincount(a.y_train).tolist() == [12] * 4 and np.bincount(a.y_test).tolist() == [3] * 4
     assert a.classes == ["class0", "class1", "class2", "class3"]
     assert s["source"] == "synthetic" and s["n_train"] == 48
+    assert s["image_format"] == a.image_format == image_format(tmp_path / "a.npz") == "synthetic"
     b = make_synthetic(12, 3, num_classes=4, seed=5, noise=0.2)
     np.testing.assert_array_equal(a.x_train, b.x_train)
     np.testing.assert_array_equal(a.x_test, b.x_test)
@@ -285,6 +296,11 @@ def test_load_dataset_errors(tmp_path):
     np.savez(tmp_path / "partial.npz", x_train=np.zeros((1, 32, 32, 3), np.uint8))
     with pytest.raises(DataError, match=r"partial\.npz lacks the key\(s\) y_train, x_test"):
         load_dataset(tmp_path / "partial.npz")
+    # an npz written before the format was recorded still loads, its format "unknown"
+    np.savez(tmp_path / "old.npz", x_train=np.zeros((1, 32, 32, 3), np.uint8), y_train=[0],
+             x_test=np.zeros((1, 32, 32, 3), np.uint8), y_test=[0], classes=np.array(["a"]))
+    assert load_dataset(tmp_path / "old.npz").image_format == image_format(tmp_path / "old.npz") \
+        == "unknown"
 
 
 # ----------------------------------------------------------------------------------------
@@ -307,6 +323,7 @@ def test_real_archive(real_npz):
     out, summary = real_npz
     d = load_dataset(out)
     assert d.classes == CIFAR10_CLASSES
+    assert summary["image_format"] == d.image_format == "JPEG"  # the shared archive is a JPEG copy
     assert d.x_train.shape == (50_000, 32, 32, 3) and d.x_test.shape == (10_000, 32, 32, 3)
     assert np.bincount(d.y_train).tolist() == [5000] * 10
     assert np.bincount(d.y_test).tolist() == [1000] * 10

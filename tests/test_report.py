@@ -1,297 +1,383 @@
-"""The report: summary.csv numbers, every section, table and figure of report.md, from a
-complete fake set of artefacts (tiny models, small tables, tiny PNGs)."""
+"""The Markdown report, read against the files its numbers come from.
 
-import os
+Its inputs are written by the real writers: the smoke study run by the real `snakemake`
+command (the session's `smoke_run`, shared with the workflow tests), and for the variants the
+smoke run has not (a folder of PNG or JPEG images, torchvision, element selection) the real
+prepare_data and select_features on the smoke run's data and model. Every number of the
+report is compared with the file it comes from, or with a slow reference (parameters counted
+on the loaded model, MACs from forward hooks); a key a writer stops writing fails the render.
+"""
+
+import json
 import re
 import shutil
 from pathlib import Path
 
-import matplotlib
+import jinja2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+from sicompress import markdown_report as report
+from sicompress.compression import select_features
+from sicompress.data import prepare_data
+from sicompress.markdown_report import ModelArtefacts, ReportInputs, write_report
+from sicompress.model import load_model
 
-from sicompress import report  # noqa: E402
-from sicompress.artifacts import write_json  # noqa: E402
-from sicompress.cost import macs_per_image, parameter_counts  # noqa: E402
-from sicompress.model import build_model, checkpoint_payload, vgg_arch  # noqa: E402
-from sicompress.pruning import build_compressed  # noqa: E402
-from sicompress.report import ModelArtefacts, ReportInputs, summary_table, write_report  # noqa: E402
+from conftest import ROOT
 
-WIDTH = 0.0625  # conv channels 4, 4 | 8, 8 | 16, 16, 16 | 32 ...; pool3 output 16 x 4 x 4
-CUT = "pool3"
-SELECTED = {"channel": [3, 1, 5], "element": [5, 100, 17, 200]}
-TEST_ACC = {"search": 0.4402, "e2e": 0.9012, "head": 0.8843, "compressed": 0.8711}
-BENCHMARKS = {  # path below results/benchmarks -> (seconds, max_rss)
-    "train_e2e.tsv": (3725.5, 2048.25),
-    "layer_si/e2e.tsv": (61.0, "NA"),
-    "lr_trial/lr~0.02_step~6.tsv": (120.25, 900.0),
-}
-BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
+MODELS = ["search", "e2e", "head", "compressed"]
+QUIET = {"log": lambda m: None}
 
 
-def config(source: str, path: str | None, unit: str) -> dict:
-    return {
-        "seed": 0,
-        "data": {"source": source, "path": path, "val_fraction": 0.1, "si_fraction": 0.1,
-                 "si_test_fraction": 0.1},
-        "model": {"width": WIDTH, "classifier_hidden": [16], "dropout": 0.5},
-        "train": {"epochs": 10, "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4,
-                  "gamma": 0.1, "augment": True},
-        "lr_search": {"lrs": [0.05, 0.02], "step_sizes": [6], "epochs": 2},
-        "head": {"epochs": 4, "lr": None, "step_size": None, "classifier_hidden": [8],
-                 "dropout": 0.5},
-        "si": {"order": 5, "batch_size": 500},
-        "compress": {"layer_metric": "si", "layer_tolerance": 0.01, "feature_unit": unit,
-                     "feature_tolerance": 0.01, "patience": None, "max_features": None,
-                     "epochs": 5, "lr": 0.01, "step_size": None, "classifier_hidden": [8],
-                     "dropout": 0.0},
-    }
+# ----------------------------------------------------------------------------------------
+# Helpers: the report's inputs from a finished run, and its tables read back
 
 
-def layer_si_table(arch: dict) -> pd.DataFrame:
-    rows = []
-    for split in ("train", "test"):
-        rows.append([split, 0, "input", "input", 3, 32, 32, 3072, 0.27, 0.28])
-        c, h = 3, 32
-        for i, layer in enumerate(arch["features"], start=1):
-            if layer["kind"] == "conv":
-                c = layer["out"]
-            else:
-                h //= 2
-            rows.append([split, i, layer["name"], layer["kind"], c, h, h, c * h * h,
-                         0.3 + 0.01 * i, 0.4 + 0.01 * i])
-    t = pd.DataFrame(rows, columns=["split", "layer_index", "layer", "kind", "channels", "height",
-                                    "width", "features", "si", "center_si"])
-    t["si_high"], t["si_soft"], t["order"], t["seconds"] = 0.1, 0.2, 5, 0.5
-    return t
+def run_inputs(workdir: Path, **changes) -> ReportInputs:
+    """ReportInputs of a finished run, as the report rule passes them; `changes` replace
+    fields. The config is the resolved one the trainings recorded."""
+    r = workdir / "results"
+    config = json.loads((r / "e2e/metrics.json").read_text())["provenance"]["config"]
+    models = [ModelArtefacts(name=m, metrics=r / m / "metrics.json", history=r / m / "history.csv",
+                             curves=r / m / "curves.png", model=r / m / "model.pt",
+                             layer_si=r / m / "layer_si.csv", layer_si_plot=r / m / "layer_si.png")
+              for m in MODELS]
+    fields = dict(
+        config=config, split_summary=r / "split/summary.json",
+        lr_summary=r / "lr_search/summary.csv", lr_best=r / "lr_search/best.json",
+        lr_heatmap=r / "lr_search/heatmap.png",
+        trial_curves=[r / f"lr_search/lr~{lr:g}/step~{step:g}/curves.png"  # the rule's order
+                      for lr in config["lr_search"]["lrs"]
+                      for step in config["lr_search"]["step_sizes"]], models=models,
+        cut=r / "compress/cut.json", cut_plot=r / "compress/cut.png",
+        selected=r / "compress/selected.json", ranking=r / "compress/feature_ranking.csv",
+        feature_si_plot=r / "compress/feature_si.png",
+        benchmarks=sorted((r / "benchmarks").rglob("*.tsv")), data=r / "data/cifar10.npz")
+    fields.update(changes)
+    return ReportInputs(**fields)
 
 
-def history(epochs: int) -> pd.DataFrame:
-    e = list(range(1, epochs + 1))
-    return pd.DataFrame({"epoch": e, "lr": 0.02, "train_loss": [1.0 / x for x in e],
-                         "train_acc": [0.5 + 0.04 * x for x in e], "val_loss": 0.9,
-                         "val_acc": [0.5 + 0.03 * x for x in e], "seconds": 1.5})
+def md_tables(md: str) -> dict[str, pd.DataFrame]:
+    """Every numbered table of report.md as {title: cells as text}, in order."""
+    lines = md.splitlines()
+    out = {}
+    for i, line in enumerate(lines):
+        m = re.fullmatch(r"\*\*Table (\d+): (.+)\*\*", line)
+        if not m:
+            continue
+        assert int(m.group(1)) == len(out) + 1, line  # numbered in order
+        rows = []
+        for row in lines[i + 2:]:
+            if not row.startswith("|"):
+                break
+            rows.append([c.strip() for c in row.strip("|").split(" | ")])
+        assert set(lines[i + 3]) <= set("|-: "), lines[i + 3]
+        out[m.group(2)] = pd.DataFrame(rows[2:], columns=rows[0])
+    return out
 
 
-@pytest.fixture(scope="module")
-def png(tmp_path_factory):
-    path = tmp_path_factory.mktemp("png") / "tiny.png"
-    fig, ax = plt.subplots(figsize=(1, 1))
-    ax.plot([0, 1], [0, 1])
-    fig.savefig(path, dpi=10)
-    plt.close(fig)
-    return path
+def table_starting(tables: dict[str, pd.DataFrame], start: str) -> pd.DataFrame:
+    found = [t for title, t in tables.items() if title.startswith(start)]
+    assert len(found) == 1, (start, list(tables))
+    return found[0]
 
 
-@pytest.fixture(scope="module")
-def models():
-    torch.manual_seed(0)
-    e2e = build_model(vgg_arch(WIDTH, hidden=[16]))
-    head = build_model(vgg_arch(WIDTH, hidden=[8]))
-    head.features.load_state_dict(e2e.features.state_dict())
-    compressed = {unit: build_compressed(e2e, CUT, unit, sel, hidden=[8], dropout=0.0, seed=0)
-                  for unit, sel in SELECTED.items()}
-    return e2e, head, compressed
+def pct(x) -> str:
+    return f"{100 * float(x):.2f}%"
 
 
-def make_inputs(root: Path, png: Path, models, *, unit: str, source: str,
-                path: str | None) -> ReportInputs:
-    res = root / "results"
-    cfg = config(source, path, unit)
+def macs_by_hooks(model: torch.nn.Module) -> dict[str, int]:
+    """Multiply-accumulates per image of convs and Linear layers, counted on a forward pass
+    (the slow reference of the report's MACs, which come from the arch alone)."""
+    counts = {"features": 0, "classifier": 0}
 
-    def image(p: Path) -> Path:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(png, p)
-        return p
+    def hook(part):
+        def count(mod, inputs, out):
+            if isinstance(mod, torch.nn.Conv2d):
+                k = mod.kernel_size[0] * mod.kernel_size[1]
+                counts[part] += out[0].numel() * k * mod.in_channels // mod.groups
+            elif isinstance(mod, torch.nn.Linear):
+                counts[part] += mod.in_features * mod.out_features
+        return count
 
-    write_json(res / "split" / "summary.json", {
-        "n_official_train": 50000, "n_official_test": 10000,
-        "totals": {"train": 45000, "val": 5000, "si_train": 5000, "si_test": 1000},
-        "per_class": {s: {f"c{i}": n // 10 for i in range(10)}
-                      for s, n in (("train", 45000), ("val", 5000), ("si_train", 5000),
-                                   ("si_test", 1000))},
-        "train_mean": [0.49, 0.48, 0.45], "train_std": [0.25, 0.24, 0.26]})
-
-    lr_dir = res / "lr_search"
-    lr_dir.mkdir(parents=True)
-    pd.DataFrame({"lr": [0.05, 0.02], "step_size": [6, 6], "trial_step": [1, 1],
-                  "val_acc": [0.3782, 0.4366], "val_loss": [1.6, 1.5], "best_epoch": [1, 2],
-                  "epochs_run": [2, 2], "diverged": [True, False], "test_acc": [0.37, 0.44],
-                  "seconds": [5.0, 6.0], "metrics": ["a", "b"], "chosen": [False, True]}
-                 ).to_csv(lr_dir / "summary.csv", index=False)
-    write_json(lr_dir / "best.json", {"lr": 0.02, "step_size": 6, "val_acc": 0.4366,
-                                      "test_acc_of_trial": 0.44, "n_trials": 2, "n_diverged": 1})
-    trial_curves = [image(lr_dir / f"lr~{lr}" / "step~6" / "curves.png") for lr in ("0.05", "0.02")]
-
-    e2e, head, compressed = models
-    nets = {"search": e2e, "e2e": e2e, "head": head, "compressed": compressed[unit]}
-    arts = []
-    for name, net in nets.items():
-        d = res / name
-        d.mkdir(parents=True)
-        torch.save(checkpoint_payload(net), d / "model.pt")
-        metrics = {"title": name, "best_epoch": 3, "val_acc": TEST_ACC[name] - 0.01,
-                   "val_loss": 0.4, "test_acc": TEST_ACC[name], "test_loss": 0.41,
-                   "epochs_run": 4, "train_seconds": 12.5, "parameters": parameter_counts(net),
-                   "lr": 0.02, "step_size": 2, "settings": {}, "provenance": {}}
-        if name == "search":
-            metrics.update(grid_lr=0.02, grid_step=6, trial_step=1, full_epochs=10,
-                           chosen_from_search={"lr": 0.02, "step_size": 6})
-        if name == "compressed":
-            metrics["compression"] = {"cut_layer": CUT, "unit": unit, "k": len(SELECTED[unit])}
-            metrics["source_model"] = "results/e2e/model.pt"
-        write_json(d / "metrics.json", metrics)
-        history(4).to_csv(d / "history.csv", index=False)
-        layer_si_table(net.arch).to_csv(d / "layer_si.csv", index=False)
-        arts.append(ModelArtefacts(name=name, metrics=d / "metrics.json",
-                                   history=d / "history.csv", curves=image(d / "curves.png"),
-                                   model=d / "model.pt", layer_si=d / "layer_si.csv",
-                                   layer_si_plot=image(d / "layer_si.png")))
-
-    comp = res / "compress"
-    write_json(comp / "cut.json", {"layer": CUT, "layer_index": 10, "value": 0.6358,
-                                   "best_layer": "pool4", "best_layer_index": 14,
-                                   "best_value": 0.6401, "metric": "si", "tolerance": 0.01,
-                                   "split": "train"})
-    sel = SELECTED[unit]
-    n_cand = 16 if unit == "channel" else 16 * 4 * 4
-    write_json(comp / "selected.json", {
-        "unit": unit, "cut_layer": CUT, "shape": [16, 4, 4], "n_candidates": n_cand,
-        "n_samples": 5000, "selected": sel, "kept": sorted(sel), "k": len(sel),
-        "si_at_k": 0.61, "center_si_at_k": 0.55, "best_si": 0.615, "best_k": len(sel) + 2,
-        "si_all": 0.6358, "center_si_all": 0.58, "tolerance": 0.01, "patience": None,
-        "steps": len(sel) + 3, "stopped": "all steps run", "seconds": 3.2})
-    steps = len(sel) + 3
-    pd.DataFrame({"step": range(1, steps + 1), "feature": sel + list(range(6, 9)),
-                  "si": [0.4 + 0.03 * i for i in range(steps)],
-                  "center_si": [0.3 + 0.03 * i for i in range(steps)]}
-                 ).to_csv(comp / "feature_ranking.csv", index=False)
-
-    bench = []
-    for rel, (s, rss) in reversed(BENCHMARKS.items()):  # not in workflow order
-        p = res / "benchmarks" / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(f"{BENCH_HEADER}\n{s}\t0:00:00\t{rss}\tNA\tNA\tNA\tNA\tNA\tNA\t1.0\n")
-        bench.append(p)
-
-    return ReportInputs(config=cfg, split_summary=res / "split" / "summary.json",
-                        lr_summary=lr_dir / "summary.csv", lr_best=lr_dir / "best.json",
-                        lr_heatmap=image(lr_dir / "heatmap.png"), trial_curves=trial_curves,
-                        models=arts, cut=comp / "cut.json", cut_plot=image(comp / "cut.png"),
-                        selected=comp / "selected.json",
-                        ranking=comp / "feature_ranking.csv",
-                        feature_si_plot=image(comp / "feature_si.png"), benchmarks=bench)
+    handles = [mod.register_forward_hook(hook(part))
+               for part in ("features", "classifier")
+               for mod in getattr(model, part).modules()]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32))
+    for h in handles:
+        h.remove()
+    return {**counts, "total": counts["features"] + counts["classifier"]}
 
 
-CASES = [  # unit, source, path, JPEG caveat expected
-    ("channel", "torchvision", "data/cifar10", False),
-    ("element", "folder", "data/cifar10.tar.gz", True),
-    ("channel", "folder", "data/cifar10-png", False),
-]
+# ----------------------------------------------------------------------------------------
+# One source for the assumptions; templates shipped with the package
 
 
-@pytest.mark.parametrize("unit,source,path,jpeg", CASES)
-def test_report(tmp_path, png, models, unit, source, path, jpeg):
-    inputs = make_inputs(tmp_path, png, models, unit=unit, source=source, path=path)
-    out_md = tmp_path / "results" / "report" / "report.md"
-    out_csv = tmp_path / "results" / "report" / "summary.csv"
-    write_report(inputs, out_md=out_md, out_csv=out_csv)
-    md = out_md.read_text()
+def test_readme_assumptions_are_the_template():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## How the study is set up (assumptions)"):]
+    section = section[:section.index("\n## ", 1)]
+    m = re.search(r"-->\n(.*)<!-- end of assumptions.md -->", section, flags=re.S)
+    assert m, "README's assumptions section lost its markers"
+    assert m.group(1) == report.ASSUMPTIONS.read_text(), (
+        "README's assumptions differ from src/sicompress/templates/assumptions.md, their one "
+        "source: edit that file and copy it between the markers in README.md")
 
-    # summary.csv: one row per model, numbers from the models and metrics
-    table = pd.read_csv(out_csv)
-    assert list(table.columns) == report.SUMMARY_COLUMNS
-    assert list(table["model"]) == ["search", "e2e", "head", "compressed"]
-    e2e, head, compressed = models
-    nets = {"search": e2e, "e2e": e2e, "head": head, "compressed": compressed[unit]}
+
+def test_templates_are_package_data():
+    import importlib.resources
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["sicompress"]
+    templates = importlib.resources.files("sicompress") / "templates"
+    names = sorted(p.name for p in templates.iterdir() if not p.name.startswith("."))
+    assert names == ["assumptions.md", "report.md.j2"]
+    for name in names:  # each matched by a package-data pattern, so a wheel carries it
+        assert any(Path("templates", name).match(p) for p in patterns), name
+
+
+def test_a_missing_key_fails_the_render():
+    env = report.environment()
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("stopped: {{ sel.stopped }}").render(sel={"k": 3})
+
+
+# ----------------------------------------------------------------------------------------
+# The smoke run's report, number by number against its sources
+
+
+@pytest.mark.workflow
+def test_summary_against_metrics_and_models(smoke_run):
+    r = smoke_run / "results"
+    table = pd.read_csv(r / "report/summary.csv")
+    assert list(table.columns) == report.SUMMARY_COLUMNS and list(table["model"]) == MODELS
+    acc = {m: json.loads((r / m / "metrics.json").read_text())["test_acc"] for m in MODELS}
     for _, row in table.iterrows():
-        net = nets[row["model"]]
-        params, macs = parameter_counts(net), macs_per_image(net.arch)
-        for part in ("features", "classifier", "total"):
-            assert row[f"params_{part}"] == params[part]
-            assert row[f"macs_{part}"] == macs[part]
-        assert row["test_acc"] == pytest.approx(TEST_ACC[row["model"]])
-        assert row["test_acc_change_vs_e2e"] == pytest.approx(TEST_ACC[row["model"]] - TEST_ACC["e2e"])
-        assert row["test_acc_change_vs_head"] == pytest.approx(TEST_ACC[row["model"]] - TEST_ACC["head"])
-        assert row["best_epoch"] == 3 and row["epochs_run"] == 4
-    comp, full = table.iloc[3], table.iloc[1]
-    assert comp["params_total"] < full["params_total"]
-    assert comp["macs_features"] < full["macs_features"]
-    pd.testing.assert_frame_equal(table, summary_table(inputs), check_dtype=False)
+        metrics = json.loads((r / row["model"] / "metrics.json").read_text())
+        net = load_model(r / row["model"] / "model.pt")
+        for key in ("test_acc", "val_acc", "best_epoch", "epochs_run", "train_seconds"):
+            assert row[key] == pytest.approx(metrics[key]), (row["model"], key)
+        params = {"features": sum(p.numel() for p in net.features.parameters()),
+                  "classifier": sum(p.numel() for p in net.classifier.parameters()),
+                  "total": sum(p.numel() for p in net.parameters())}
+        for part, value in params.items():
+            assert row[f"params_{part}"] == value == metrics["parameters"][part], part
+        for part, value in macs_by_hooks(net).items():
+            assert row[f"macs_{part}"] == value, (row["model"], part)
+        for ref in ("e2e", "head"):
+            assert row[f"test_acc_change_vs_{ref}"] == pytest.approx(acc[row["model"]] - acc[ref])
 
-    # markdown: percentages and percentage points
-    assert "90.12%" in md and "87.11%" in md
-    assert f"{100 * (TEST_ACC['compressed'] - TEST_ACC['e2e']):+.2f} pp" in md
-    assert f"{100 * (TEST_ACC['compressed'] - TEST_ACC['head']):+.2f} pp" in md
 
-    # every section, in order
+@pytest.mark.workflow
+def test_report_against_its_sources(smoke_run):
+    r = smoke_run / "results"
+    md = (r / "report/report.md").read_text()
+    tables = md_tables(md)
+    metrics = {m: json.loads((r / m / "metrics.json").read_text()) for m in MODELS}
+    summary = pd.read_csv(r / "report/summary.csv")
+
     headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
     assert headings == report.SECTIONS
 
-    # every table has a numbered title line, followed by a Markdown table
-    lines = md.splitlines()
-    titles = [(i, line) for i, line in enumerate(lines) if line.startswith("**Table ")]
-    assert [int(re.match(r"\*\*Table (\d+):", t).group(1)) for _, t in titles] == \
-        list(range(1, len(titles) + 1))
-    for i, _ in titles:
-        assert lines[i + 2].startswith("| ") and set(lines[i + 3]) <= set("|-: ")
-    text = "\n".join(t for _, t in titles)
-    for expected in ("Summary of the trained models", "Learning-rate search",
-                     "SI and Center SI per layer", "steps of the forward selection",
-                     "Parameters before (e2e) and after", "Multiply-accumulates per image",
-                     "Test accuracy before (e2e, head) and after", "Wall time per job"):
-        assert expected in text, expected
-    assert text.count("SI and Center SI per layer") == 4  # search, e2e, head, compressed
-    assert len(titles) == 1 + 1 + 4 + 1 + 3 + 1
+    # Table 1: summary, from metrics.json and summary.csv
+    t = table_starting(tables, "Summary of the trained models")
+    assert list(t["model"]) == MODELS
+    for (_, row), (_, src) in zip(t.iterrows(), summary.iterrows()):
+        m = metrics[row["model"]]
+        assert row["test acc"] == pct(m["test_acc"]) and row["val acc"] == pct(m["val_acc"])
+        assert row["best epoch"] == str(m["best_epoch"])
+        assert row["params total"] == f"{m['parameters']['total']:,}"
+        assert row["MACs total"] == f"{src['macs_total']:,}"
 
-    # every figure: a relative link that resolves, then an italic caption line
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    wanted = {inputs.lr_heatmap, *inputs.trial_curves, inputs.cut_plot, inputs.feature_si_plot}
-    for m in inputs.models:
-        wanted |= {m.curves, m.layer_si_plot}
-    resolved = set()
-    for link in links:
-        assert not os.path.isabs(link.strip("<>"))
-        target = (out_md.parent / link.strip("<>")).resolve()
-        assert target.is_file(), link
-        resolved.add(target)
-    assert resolved == {Path(p).resolve() for p in wanted}
-    for i, line in enumerate(lines):
-        if line.startswith("!["):
-            assert re.match(r"\*Figure \d+: .+\*$", lines[i + 2]), lines[i + 2]
+    # the search: every trial of lr_search/summary.csv, the choice of best.json
+    grid = pd.read_csv(r / "lr_search/summary.csv")
+    best = json.loads((r / "lr_search/best.json").read_text())
+    t = table_starting(tables, "Learning-rate search: validation accuracy")
+    assert sorted(map(float, t["lr"])) == sorted(grid["lr"])
+    for _, row in t.iterrows():
+        src = grid[grid["lr"] == float(row["lr"])].iloc[0]
+        assert row["val acc"] == pct(src["val_acc"])
+        assert row["trial step"] == str(src["trial_step"])
+        assert (row["chosen"] == "**yes**") == bool(src["chosen"])
+    assert f"initial lr **{best['lr']:g}**, StepLR step **{best['step_size']}** epochs " \
+           f"(validation accuracy {pct(best['val_acc'])})" in md
 
-    # search, cut and selection decisions
-    assert "decided on validation accuracy only" in md
-    assert "decided on si_train rows only" in md
-    assert "**0.02**" in md and "**6**" in md
-    chosen = md[md.index("## " + report.MODEL_TITLES["search"]):md.index("## " + report.MODEL_TITLES["e2e"])]
-    assert "lr 0.02, step 6 of the full schedule, 1 in the trial" in chosen
-    assert "Test accuracy of the best model: **44.02%**" in chosen
+    # per model: the paragraph from metrics.json, the layer table from layer_si.csv
+    for name in MODELS:
+        m = metrics[name]
+        part = md[md.index("## " + report.MODEL_TITLES[name]):]
+        assert f"Best epoch by validation accuracy: **{m['best_epoch']}** (validation accuracy " \
+               f"{pct(m['val_acc'])}). Test accuracy of the best model: **{pct(m['test_acc'])}**" \
+               f" (test loss {m['test_loss']:.4f})" in part
+        si = pd.read_csv(r / name / "layer_si.csv")
+        t = table_starting(tables, report.MODEL_TITLES[name] + ": SI and Center SI per layer")
+        assert len(t) == si["layer_index"].nunique()
+        for _, row in t.iterrows():
+            for col, metric, split in (("SI train", "si", "train"), ("SI test", "si", "test"),
+                                       ("CSI train", "center_si", "train"),
+                                       ("CSI test", "center_si", "test")):
+                src = si[(si["layer_index"] == int(row["#"])) & (si["split"] == split)].iloc[0]
+                assert row["layer"] == src["layer"]
+                assert row[col] == f"{src[metric]:.4f}", (name, row["layer"], col)
+
+    # the decisions: cut.json, selected.json, feature_ranking.csv
+    cut = json.loads((r / "compress/cut.json").read_text())
+    sel = json.loads((r / "compress/selected.json").read_text())
+    assert f"cut after **{cut['layer']}** (layer {cut['layer_index']}), whose SI is " \
+           f"{cut['value']:.4f}. The best layer is {cut['best_layer']} (layer " \
+           f"{cut['best_layer_index']}) with SI {cut['best_value']:.4f}" in md
+    assert f"Kept k = **{sel['k']}** channels with SI {sel['si_at_k']:.4f} and Center SI " \
+           f"{sel['center_si_at_k']:.4f}" in md
+    assert f"The selection stopped: {sel['stopped']}." in md
+    ranking = pd.read_csv(r / "compress/feature_ranking.csv")
+    t = table_starting(tables, "First")
+    assert len(t) == min(report.RANKING_ROWS, len(ranking))
+    for (_, row), (_, src) in zip(t.iterrows(), ranking.iterrows()):
+        assert (row["step"], row["channel"], row["SI"]) == \
+            (str(int(src["step"])), str(int(src["feature"])), f"{src['si']:.4f}")
+        assert row["kept"] == ("yes" if src["step"] <= sel["k"] else "no")
+    e2e, comp = summary.iloc[1], summary.iloc[3]
+    t = table_starting(tables, "Parameters before (e2e) and after")
+    assert list(t["before (e2e)"]) == [f"{e2e[f'params_{p}']:,}" for p in ("features", "classifier", "total")]
+    assert list(t["after (compressed)"]) == [f"{comp[f'params_{p}']:,}" for p in ("features", "classifier", "total")]
+    assert t["reduction"].iloc[2] == \
+        f"{100 * (e2e['params_total'] - comp['params_total']) / e2e['params_total']:.2f}%"
     assert "differs from the decisions above" not in md
 
-    # unit- and source-specific sentences
-    assert (report.ELEMENT_NOTE in md) == (unit == "element")
-    assert (report.JPEG_CAVEAT in md) == jpeg
-    assert ("JPEG copy of CIFAR-10" in md) == jpeg
+    # wall time: one row per benchmark file, seconds as written, the total their sum
+    t = table_starting(tables, "Wall time per job")
+    bench = {report.benchmark_label(p)[1]: pd.read_csv(p, sep="\t")["s"].iloc[0]
+             for p in (r / "benchmarks").rglob("*.tsv")}
+    assert set(t["job"][:-1]) == set(bench) and t["job"].iloc[-1] == "**total**"
+    for _, row in t.iloc[:-1].iterrows():
+        assert row["seconds"] == f"{bench[row['job']]:.1f}", row["job"]
+    assert t["seconds"].iloc[-1] == f"{sum(bench.values()):.1f}"
 
-    # wall time: every job, workflow order, total
-    wall = md[md.index("## Wall time per job"):md.index("## Assumptions")]
-    jobs = ["lr_trial lr~0.02_step~6", "train_e2e", "layer_si e2e"]
-    positions = [wall.index(f"| {job} ") for job in jobs]
-    assert positions == sorted(positions)
-    total = sum(s for s, _ in BENCHMARKS.values())
-    assert re.search(rf"\| \*\*total\*\* +\| +{total:.1f} \| +1:05:07 \|", wall)
-    assert "1:02:06" in wall  # train_e2e 3725.5 s
+    # this run's settings: counts of split/summary.json, the format recorded by prepare_data
+    split = json.loads((r / "split/summary.json").read_text())
+    t = table_starting(tables, "The settings and counts of this run").set_index("setting")["value"]
+    totals = split["totals"]
+    assert t["val"].startswith(f"{totals['val']:,} of {split['n_official_train']:,} images")
+    assert t["si_test"].startswith(f"{totals['si_test']:,} of {split['n_official_test']:,} images")
+    assert t["train"].startswith(f"{totals['train']:,} images")
+    with np.load(r / "data/cifar10.npz") as z:
+        assert t["data"] == f"source synthetic, image format {z['image_format']}"
+    assert str(np.load(r / "data/cifar10.npz")["image_format"]) == "synthetic"
+    assert report.ASSUMPTIONS.read_text() in md
 
-    # assumptions: the subsets with their actual counts, the step scaling
-    assum = md[md.index("## Assumptions"):]
-    for s in ("5,000 of 50,000", "45,000", "1,000 of 10,000", "lowest index", "MACs",
-              "2/10", "compress.lr"):
-        assert s in assum, s
+    # every figure: a relative link to a file of the run, then its numbered caption
+    lines = md.splitlines()
+    links = [(i, m.group(1)) for i, line in enumerate(lines)
+             if (m := re.fullmatch(r"!\[Figure \d+\]\((.+)\)", line))]
+    targets = {(r / "report" / link).resolve() for _, link in links}
+    assert targets == {p.resolve() for p in [
+        r / "lr_search/heatmap.png", *(r / "lr_search").glob("lr~*/step~*/curves.png"),
+        *(r / m / f for m in MODELS for f in ("curves.png", "layer_si.png")),
+        r / "compress/cut.png", r / "compress/feature_si.png"]}
+    for n, (i, _) in enumerate(links, start=1):
+        assert re.fullmatch(rf"\*Figure {n}: .+\*", lines[i + 2]), lines[i + 2]
+
+
+@pytest.mark.workflow
+def test_the_report_is_rendered_again_identically(smoke_run):
+    """run_inputs passes what the report rule passes (the variants below rest on it)."""
+    again = smoke_run / "results/report_again"  # beside results/report: the same image links
+    try:
+        write_report(run_inputs(smoke_run), out_md=again / "report.md",
+                     out_csv=again / "summary.csv")
+        for name in ("report.md", "summary.csv"):
+            assert (again / name).read_text() == (smoke_run / "results/report" / name).read_text()
+    finally:
+        shutil.rmtree(again, ignore_errors=True)
+
+
+@pytest.mark.workflow
+def test_a_key_the_writer_drops_fails_the_report(smoke_run, tmp_path):
+    r = tmp_path / "results"
+    shutil.copytree(smoke_run / "results", r)
+    sel = json.loads((r / "compress/selected.json").read_text())
+    del sel["stopped"]
+    (r / "compress/selected.json").write_text(json.dumps(sel))
+    with pytest.raises(jinja2.UndefinedError, match="stopped"):
+        write_report(run_inputs(tmp_path), out_md=tmp_path / "report.md",
+                     out_csv=tmp_path / "summary.csv")
+
+
+# ----------------------------------------------------------------------------------------
+# Variants the smoke run has not: the data's recorded format, torchvision, element selection
+
+
+def image_folder(workdir: Path, root: Path, fmt: str) -> Path:
+    """A few of the smoke run's images per class as files train/<class>/*, test/<class>/*."""
+    with np.load(workdir / "results/data/cifar10.npz") as z:
+        for split in ("train", "test"):
+            x, y = z[f"x_{split}"], z[f"y_{split}"]
+            for c, name in enumerate(z["classes"]):
+                d = root / split / str(name)
+                d.mkdir(parents=True)
+                for n in np.flatnonzero(y == c)[:2]:
+                    Image.fromarray(x[n]).save(d / f"{n}.img", format=fmt)
+    return root
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("folder,fmt,jpeg", [
+    ("cifar10-jpeg", "PNG", False),   # a name that says JPEG does not make the data JPEG
+    ("images", "JPEG", True),
+])
+def test_data_format_is_the_one_prepare_data_read(smoke_run, tmp_path, folder, fmt, jpeg):
+    root = image_folder(smoke_run, tmp_path / folder, fmt)
+    summary = prepare_data("folder", str(root), tmp_path / "data.npz", **QUIET)
+    assert summary["image_format"] == fmt
+    inputs = run_inputs(smoke_run, data=tmp_path / "data.npz")
+    inputs.config = {**inputs.config, "data": {**inputs.config["data"], "source": "folder",
+                                               "path": str(root)}}
+    write_report(inputs, out_md=tmp_path / "report.md", out_csv=tmp_path / "summary.csv")
+    intro = (tmp_path / "report.md").read_text().split("## Summary")[0]
+    assert ("a JPEG copy of CIFAR-10" in intro) == jpeg
+    assert ("not strictly comparable with published ones" in intro) == jpeg
+    if not jpeg:
+        assert f"`{folder}` (image format {fmt}, as read)" in intro
+
+
+@pytest.mark.workflow
+def test_torchvision_and_an_unrecorded_format(smoke_run, tmp_path):
+    inputs = run_inputs(smoke_run)
+    inputs.config = {**inputs.config, "data": {**inputs.config["data"], "source": "torchvision"}}
+    write_report(inputs, out_md=tmp_path / "a.md", out_csv=tmp_path / "a.csv")
+    assert "The data are the canonical CIFAR-10 release" in (tmp_path / "a.md").read_text()
+    inputs.config["data"] = {**inputs.config["data"], "source": "folder", "path": "x/c.tar.gz"}
+    inputs.data = None  # e.g. an npz from before the format was recorded
+    write_report(inputs, out_md=tmp_path / "b.md", out_csv=tmp_path / "b.csv")
+    md = (tmp_path / "b.md").read_text()
+    assert "`c.tar.gz` (image format not recorded" in md and "JPEG copy" not in md
+
+
+@pytest.mark.workflow
+def test_element_selection(smoke_run, tmp_path):
+    r = smoke_run / "results"
+    out = select_features(model_path=r / "e2e/model.pt", data_npz=r / "data/cifar10.npz",
+                          split_npz=r / "split/split.npz", cut_json=r / "compress/cut.json",
+                          ranking_csv=tmp_path / "ranking.csv", selected_json=tmp_path / "sel.json",
+                          unit="element", max_features=12, **QUIET)
+    inputs = run_inputs(smoke_run, ranking=tmp_path / "ranking.csv", selected=tmp_path / "sel.json")
+    write_report(inputs, out_md=tmp_path / "report.md", out_csv=tmp_path / "summary.csv")
+    md = (tmp_path / "report.md").read_text()
+    assert 'With unit "element" the conv layers do not shrink' in md
+    assert f"Kept k = **{out['k']}** elements" in md
+    c, h, w = out["shape"]
+    t = table_starting(md_tables(md), "First")
+    ranking = pd.read_csv(tmp_path / "ranking.csv")
+    for (_, row), f in zip(t.iterrows(), ranking["feature"]):
+        assert row["element"] == str(f)
+        assert row["(c, y, x)"] == str(tuple(int(v) for v in np.unravel_index(f, (c, h, w))))
+    # the compressed model of the run kept channels: the report says it differs
+    assert "**this differs from the decisions above**" in md
 
 
 def test_benchmark_label():
@@ -301,15 +387,6 @@ def test_benchmark_label():
         ("lr_trial", "lr_trial lr~0.02_step~6")
     assert report.benchmark_label("b/plot_layer_si/head.tsv", root="b") == \
         ("plot_layer_si", "plot_layer_si head")
-
-
-def test_jpeg_source(monkeypatch):
-    monkeypatch.delenv("CIFAR10_JPEG", raising=False)
-    assert report.is_jpeg_source({"data": {"source": "folder", "path": "d/cifar.tgz"}})
-    assert report.is_jpeg_source({"data": {"source": "folder", "path": "d/CIFAR_JPEG"}})
-    assert report.is_jpeg_source({"data": {"source": "folder", "path": None}})  # $CIFAR10_JPEG
-    assert not report.is_jpeg_source({"data": {"source": "folder", "path": "d/cifar-png"}})
-    assert not report.is_jpeg_source({"data": {"source": "torchvision", "path": "x.tar.gz"}})
 
 
 def test_counts_read_as_english():

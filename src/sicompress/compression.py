@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import artifacts, reporting
+from . import artifacts, figures
 from .cost import macs_per_image
 from .decisions import choose_cut, choose_k
 from .devices import pick_device
@@ -57,7 +57,7 @@ def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
                    "layer_si_csv": str(layer_si_csv), "metric": metric, "tolerance": tolerance}))
     artifacts.write_json(out_json, cut)
     if out_plot is not None:
-        reporting.plot_cut(train, out_plot, cut=cut)
+        figures.plot_cut(train, out_plot, cut=cut)
     log(f"cut after {cut['layer']} (layer {cut['layer_index']} of {cut['n_layers']}): "
         f"{metric} {cut['value']:.4f}, best {cut['best_value']:.4f} at {cut['best_layer']}, "
         f"tolerance {tolerance:g}")
@@ -164,7 +164,7 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
     }
     artifacts.write_json(selected_json, out)
     if plot is not None:
-        reporting.plot_feature_si(ranking, plot, selected=out)
+        figures.plot_feature_si(ranking, plot, selected=out)
     partial.unlink(missing_ok=True)
     log(f"k = {k} of {n_candidates} {unit}s: SI {out['si_at_k']:.4f} (best {out['best_si']:.4f} "
         f"at {out['best_k']}, all {si_all:.4f}), Center SI {out['center_si_at_k']:.4f}")

@@ -7,8 +7,10 @@
   wrong file is an error that names it, not a silent change of the data.
 - `synthetic`: a small, deterministic, learnable stand-in for tests of the workflow.
 
-The npz holds `x_train` uint8 (N, 32, 32, 3), `y_train` int64 (N,), `x_test`, `y_test` and
-`classes` (str array); a label is the index of its class in `classes`.
+The npz holds `x_train` uint8 (N, 32, 32, 3), `y_train` int64 (N,), `x_test`, `y_test`,
+`classes` (str array) and `image_format` (str): the format of the images as read, e.g. "JPEG" or
+"PNG" (PIL's name for the files' format; several joined by ", "), "CIFAR-10 binary" for
+torchvision, "synthetic". A label is the index of its class in `classes`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Dataset:
     x_test: np.ndarray             # uint8 (M, 32, 32, 3)
     y_test: np.ndarray             # int64 (M,)
     classes: list[str]
+    image_format: str = "unknown"  # as read: "JPEG", "PNG", "CIFAR-10 binary", "synthetic"
 
 
 # ----------------------------------------------------------------------------------------
@@ -76,6 +79,7 @@ def prepare_data(source: str, path: str | None, out: str | Path, *,
         "source": source,
         "path": None if path is None else str(path),
         "classes": ds.classes,
+        "image_format": ds.image_format,
         "n_train": len(ds.y_train),
         "n_test": len(ds.y_test),
         "train_per_class": _counts(ds.y_train, ds.classes),
@@ -83,7 +87,8 @@ def prepare_data(source: str, path: str | None, out: str | Path, *,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     log(f"wrote {out}: {summary['n_train']} train / {summary['n_test']} test images, "
-        f"{len(ds.classes)} classes, source {source}, {summary['seconds']:.1f} s")
+        f"{len(ds.classes)} classes, source {source}, image format {ds.image_format}, "
+        f"{summary['seconds']:.1f} s")
     return summary
 
 
@@ -91,7 +96,8 @@ def save_dataset(out: str | Path, ds: Dataset) -> None:
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         # uncompressed: 180 MB for CIFAR-10, but loads in a fraction of a second
         np.savez(fh, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test,
-                 y_test=ds.y_test, classes=np.array(ds.classes, dtype=str))
+                 y_test=ds.y_test, classes=np.array(ds.classes, dtype=str),
+                 image_format=np.array(ds.image_format, dtype=str))
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -104,7 +110,19 @@ def load_dataset(path: str | Path) -> Dataset:
         if missing:
             raise DataError(f"data file {path} lacks the key(s) {', '.join(missing)}")
         return Dataset(z["x_train"], z["y_train"].astype(np.int64), z["x_test"],
-                       z["y_test"].astype(np.int64), [str(c) for c in z["classes"]])
+                       z["y_test"].astype(np.int64), [str(c) for c in z["classes"]],
+                       _image_format(z))
+
+
+def image_format(path: str | Path) -> str:
+    """The image format recorded in a data npz by prepare_data ("unknown" for an older npz);
+    reads that one entry only."""
+    with np.load(path, allow_pickle=False) as z:
+        return _image_format(z)
+
+
+def _image_format(z) -> str:
+    return str(z["image_format"]) if "image_format" in z.files else "unknown"
 
 
 def _counts(y: np.ndarray, classes: list[str]) -> dict[str, int]:
@@ -149,7 +167,7 @@ def _from_torchvision(path: str | None, classes: list[str] | None, log: Log) -> 
         parts[split] = (np.ascontiguousarray(d.data, dtype=np.uint8),
                         np.asarray(d.targets, dtype=np.int64))
         log(f"read {len(d.targets)} {split} images from torchvision CIFAR10 in {path}")
-    return Dataset(*parts["train"], *parts["test"], list(CIFAR10_CLASSES))
+    return Dataset(*parts["train"], *parts["test"], list(CIFAR10_CLASSES), "CIFAR-10 binary")
 
 
 # ----------------------------------------------------------------------------------------
@@ -172,20 +190,21 @@ def _from_folder(path: str | None, classes: list[str] | None, log: Log) -> Datas
         + ", ".join(f"{sum(len(v) for v in tree[s].values())} {s}" for s in SPLITS)
         + f" images in {len(classes)} classes")
 
-    parts = []
+    parts, formats = [], set()
     for split in SPLITS:
         items = [(i, name, files[key]) for i, c in enumerate(classes)
                  for name, key in sorted(tree[split][c].items())]
         x = np.empty((len(items), *IMAGE_SHAPE), dtype=np.uint8)  # (N, 32, 32, 3)
         y = np.empty(len(items), dtype=np.int64)
         for n, (label, name, data) in enumerate(items):
-            x[n] = _decode(data, f"{split}/{classes[label]}/{name}", where)
+            x[n], fmt = _decode(data, f"{split}/{classes[label]}/{name}", where)
+            formats.add(fmt)
             y[n] = label
             if (n + 1) % LOG_EVERY == 0 or n + 1 == len(items):
                 log(f"read {n + 1}/{len(items)} {split} images")
         parts += [x, y]
     log(f"decoded {where} in {time.perf_counter() - t0:.1f} s")
-    return Dataset(*parts, classes)
+    return Dataset(*parts, classes, ", ".join(sorted(formats)))
 
 
 def _read_tar(path: Path) -> tuple[set[tuple[str, ...]], dict[tuple[str, ...], bytes]]:
@@ -280,8 +299,9 @@ def _resolve_classes(tree: dict, classes: list[str] | None, where: str) -> list[
     return classes
 
 
-def _decode(data: bytes, name: str, where: str) -> np.ndarray:
-    """One image file as uint8 (32, 32, 3); never resized or converted."""
+def _decode(data: bytes, name: str, where: str) -> tuple[np.ndarray, str]:
+    """One image file as uint8 (32, 32, 3), never resized or converted, and its format as PIL
+    names it ("JPEG", "PNG", ...)."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # decode now, so that a truncated file fails here, named
@@ -289,7 +309,7 @@ def _decode(data: bytes, name: str, where: str) -> np.ndarray:
             if size != IMAGE_SHAPE[1::-1] or mode != "RGB":
                 raise DataError(f"{where}: image {name} is {size[0]}x{size[1]} {mode}, "
                                 "expected 32x32 RGB (images are never resized or converted)")
-            return np.asarray(im, dtype=np.uint8)  # (32, 32, 3)
+            return np.asarray(im, dtype=np.uint8), str(im.format)  # (32, 32, 3)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         if isinstance(e, DataError):
             raise
@@ -335,7 +355,8 @@ def make_synthetic(train_per_class: int = 100, test_per_class: int = 20, num_cla
 
     x_train, y_train = images(int(train_per_class))
     x_test, y_test = images(int(test_per_class))
-    return Dataset(x_train, y_train, x_test, y_test, [f"class{k}" for k in range(num_classes)])
+    return Dataset(x_train, y_train, x_test, y_test, [f"class{k}" for k in range(num_classes)],
+                   "synthetic")
 
 
 def _smooth_patterns(rng: np.random.Generator, n: int) -> np.ndarray:

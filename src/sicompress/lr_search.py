@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 import pandas as pd
 import torch
 
-from . import artifacts, reporting
+from . import artifacts, figures
 from .trainings import load_study_data, run_training
 from .model import build_model, vgg_arch
 from .devices import pick_device
@@ -87,7 +87,7 @@ def select_lr(*, trial_metrics: Iterable[str | Path], summary_csv, best_json, he
     artifacts.write_json(best_json, out)
     if chosen_out:
         _copy_chosen(Path(best["metrics"]).parent, chosen_out, out)
-    reporting.plot_lr_heatmap(table, heatmap, chosen=(out["lr"], out["step_size"]))
+    figures.plot_lr_heatmap(table, heatmap, chosen=(out["lr"], out["step_size"]))
     log(f"lr search: chose lr {out['lr']:g}, step {out['step_size']} "
         f"(val acc {100 * out['val_acc']:.2f}%) out of {len(table)} trials, "
         f"{out['n_diverged']} diverged")

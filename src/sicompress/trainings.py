@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import artifacts, reporting
+from . import artifacts, figures
 from .data import load_dataset
 from .cost import parameter_counts
 from .model import VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint, vgg_arch
@@ -77,7 +77,7 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
     result: FitResult = fit(model, data.train, data.val, settings, log=log, resume=state_file)
     with artifacts.atomic_path(history) as tmp:
         result.history.to_csv(tmp, index=False)
-    reporting.plot_curves(result.history, curves, title=title, best_epoch=result.best_epoch)
+    figures.plot_curves(result.history, curves, title=title, best_epoch=result.best_epoch)
     if result.diverged and fail_on_divergence:
         raise DivergedError(f"{title}: training loss became non-finite at epoch "
                             f"{result.diverged_epoch} with lr {settings.lr:g}; "

@@ -3,6 +3,7 @@
 
 rule report:
     input:
+        data=rules.prepare_data.output.data,
         split_summary=rules.split.output.summary,
         lr_summary=rules.select_lr.output.summary,
         lr_best=rules.select_lr.output.best,

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from sicompress.logs import step_log
-from sicompress.reporting import plot_layer_si
+from sicompress.figures import plot_layer_si
 
 
 def main(smk):

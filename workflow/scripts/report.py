@@ -1,7 +1,7 @@
 """Rule report: results/report/report.md and summary.csv from every artefact of the study."""
 
 from sicompress.logs import step_log
-from sicompress.report import ModelArtefacts, ReportInputs, write_report
+from sicompress.markdown_report import ModelArtefacts, ReportInputs, write_report
 
 
 def main(smk):
@@ -16,7 +16,8 @@ def main(smk):
                               lr_heatmap=i.lr_heatmap, trial_curves=list(i.trial_curves),
                               models=models, cut=i.cut, cut_plot=i.cut_plot,
                               selected=i.selected, ranking=i.ranking,
-                              feature_si_plot=i.feature_si_plot, benchmarks=list(i.benchmarks))
+                              feature_si_plot=i.feature_si_plot, benchmarks=list(i.benchmarks),
+                              data=i.data)
         write_report(inputs, out_md=smk.output.md, out_csv=smk.output.summary)
         log(f"report written to {smk.output.md} and {smk.output.summary}")
 

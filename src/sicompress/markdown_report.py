@@ -1,0 +1,616 @@
+"""The study's report in Markdown (results/report/report.md): every table and figure the
+study must hand in, and summary.csv with a row per trained model. (The figures themselves are
+drawn by `figures`; the HTML report is Snakemake's own, from the `report:` captions.)
+
+Code computes, templates write: this module reads the workflow's artefacts (metrics, histories,
+SI tables, decisions, checkpoints, Snakemake benchmark files), computes every number and every
+table (as pandas DataFrames), and fills the Jinja2 template `templates/report.md.j2`, which
+holds all the prose, the section order and the captions. The assumptions are written once, in
+`templates/assumptions.md`, included here and copied verbatim into the README (a test fails
+when the two drift apart). A key the template needs and the context lacks is an error
+(StrictUndefined), never an empty gap. Figures are linked relative to the report's folder, so
+the report renders where it is written.
+
+    inputs = ReportInputs(config=..., split_summary=..., ..., benchmarks=[...])
+    write_report(inputs, out_md="results/report/report.md",
+                 out_csv="results/report/summary.csv")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import jinja2
+import pandas as pd
+import torch
+
+from . import artifacts
+from .data import image_format
+from .cost import macs_per_image, parameter_counts
+from .model import build_model, load_checkpoint
+from .training import scaled_step
+
+TEMPLATES = Path(__file__).with_name("templates")  # report.md.j2, assumptions.md
+ASSUMPTIONS = TEMPLATES / "assumptions.md"
+
+# Column order of summary.csv (and of the summary table in the report).
+SUMMARY_COLUMNS = [
+    "model", "test_acc", "val_acc", "best_epoch", "epochs_run",
+    "params_features", "params_classifier", "params_total",
+    "macs_features", "macs_classifier", "macs_total",
+    "test_acc_change_vs_e2e", "test_acc_change_vs_head", "train_seconds",
+]
+
+# Section headings of report.md, in order (the per-model ones are filled from MODEL_TITLES).
+MODEL_TITLES = {
+    "search": "Learning-rate search: the chosen trial's model",
+    "e2e": "End-to-end training (a)",
+    "head": "Frozen features, new classifier (b)",
+    "compressed": "Compressed model (c)",
+}
+SECTIONS = [
+    "Summary",
+    "Learning-rate search",
+    MODEL_TITLES["search"],
+    MODEL_TITLES["e2e"],
+    MODEL_TITLES["head"],
+    MODEL_TITLES["compressed"],
+    "Compression",
+    "Wall time per job",
+    "Assumptions",
+]
+
+# Order of the Snakemake rules in the workflow, for the wall-time table; others come last.
+WORKFLOW_ORDER = [
+    "prepare_data", "split", "lr_trial", "select_lr", "train_e2e", "train_head", "layer_si",
+    "plot_layer_si", "cut_layers", "select_features", "train_compressed",
+]
+
+RANKING_ROWS = 10  # rows of the feature ranking shown in the report
+METRIC_NAMES = {"si": "SI", "center_si": "Center SI"}
+
+
+@dataclass
+class ModelArtefacts:
+    """The artefacts of one training: e2e, head or compressed."""
+
+    name: str            # "search" (the chosen trial), "e2e", "head" or "compressed"
+    metrics: Path        # metrics.json
+    history: Path        # history.csv (epoch, lr, train_loss, train_acc, val_loss, val_acc, seconds)
+    curves: Path         # curves.png
+    model: Path          # model.pt (checkpoint with "arch")
+    layer_si: Path       # layer_si.csv (split, layer_index, layer, kind, ..., si, center_si, ...)
+    layer_si_plot: Path  # layer_si.png
+
+
+@dataclass
+class ReportInputs:
+    """Every artefact the report reads, plus the resolved config."""
+
+    config: dict                  # the resolved config (config.yaml plus a "compress" section)
+    split_summary: Path           # results/split/summary.json
+    lr_summary: Path              # results/lr_search/summary.csv
+    lr_best: Path                 # results/lr_search/best.json
+    lr_heatmap: Path              # results/lr_search/heatmap.png
+    trial_curves: list[Path]      # results/lr_search/lr~{lr}/step~{step}/curves.png, one per trial
+    models: list[ModelArtefacts]  # search, e2e, head, compressed (in that order)
+    cut: Path                     # results/compress/cut.json
+    cut_plot: Path                # results/compress/cut.png
+    selected: Path                # results/compress/selected.json
+    ranking: Path                 # results/compress/feature_ranking.csv (step, feature, si, center_si)
+    feature_si_plot: Path         # results/compress/feature_si.png
+    benchmarks: list[Path] = field(default_factory=list)  # Snakemake benchmark TSVs, one per job
+    data: Path | None = None      # results/data/cifar10.npz (its recorded image format)
+
+
+# ----------------------------------------------------------------------------------------
+# Summary table
+
+
+def _model_counts(checkpoint: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """(parameter counts, MACs per image) of a saved model, from its arch alone."""
+    arch = load_checkpoint(checkpoint)["arch"]
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        params = parameter_counts(build_model(arch))
+    macs = macs_per_image(arch)
+    return params, {k: macs[k] for k in ("features", "classifier", "total")}
+
+
+def summary_table(inputs: ReportInputs) -> pd.DataFrame:
+    """One row per model (in the order of `inputs.models`) with the columns SUMMARY_COLUMNS.
+
+    Accuracies and their changes are fractions (0.9 = 90%); a change is the model's test
+    accuracy minus that of e2e (or head), NaN when that model is not among the inputs.
+    Parameters and MACs per image come from each checkpoint's arch.
+    """
+    rows = []
+    for m in inputs.models:
+        metrics = artifacts.read_json(m.metrics)
+        params, macs = _model_counts(m.model)
+        rows.append({
+            "model": m.name,
+            "test_acc": float(metrics["test_acc"]),
+            "val_acc": float(metrics["val_acc"]),
+            "best_epoch": int(metrics["best_epoch"]),
+            "epochs_run": int(metrics["epochs_run"]),
+            "params_features": params["features"],
+            "params_classifier": params["classifier"],
+            "params_total": params["total"],
+            "macs_features": macs["features"],
+            "macs_classifier": macs["classifier"],
+            "macs_total": macs["total"],
+            "train_seconds": float(metrics.get("train_seconds", math.nan)),
+        })
+    table = pd.DataFrame(rows, columns=[c for c in SUMMARY_COLUMNS
+                                        if not c.startswith("test_acc_change")])
+    acc = dict(zip(table["model"], table["test_acc"]))
+    for ref in ("e2e", "head"):
+        # rounded: accuracies are fractions with a few decimals, keep the CSV free of float noise
+        table[f"test_acc_change_vs_{ref}"] = (table["test_acc"] - acc.get(ref, math.nan)).round(8)
+    return table[SUMMARY_COLUMNS]
+
+
+# ----------------------------------------------------------------------------------------
+# Formatting helpers
+
+
+def _pct(x: Any) -> str:
+    return "–" if _missing(x) else f"{100 * float(x):.2f}%"
+
+
+def _pp(x: Any) -> str:
+    return "–" if _missing(x) else f"{100 * float(x):+.2f} pp"
+
+
+def _num(x: Any, digits: int = 4) -> str:
+    return "–" if _missing(x) else f"{float(x):.{digits}f}"
+
+
+def _int(x: Any) -> str:
+    return "–" if _missing(x) else f"{int(x):,}"
+
+
+def _reduction(before: float, after: float) -> str:
+    if not before:
+        return "–"
+    return f"{100 * (before - after) / before:.2f}%"
+
+
+def _missing(x: Any) -> bool:
+    if x is None:
+        return True
+    try:
+        return math.isnan(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _hms(seconds: float) -> str:
+    if _missing(seconds):
+        return "–"
+    s = int(round(float(seconds)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _value(v: Any, none: str = "null") -> str:
+    """A config value as text: None -> `none`, floats in short form, lists in brackets."""
+    if v is None:
+        return none
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return str(v)
+
+
+# ----------------------------------------------------------------------------------------
+# Benchmarks
+
+
+def benchmark_label(path: str | Path, root: str | Path | None = None) -> tuple[str, str]:
+    """(rule, job label) of a Snakemake benchmark file, from its path below the `benchmarks`
+    folder (or below `root`): benchmarks/train_e2e.tsv -> ("train_e2e", "train_e2e"),
+    benchmarks/layer_si/e2e.tsv -> ("layer_si", "layer_si e2e")."""
+    path = Path(path)
+    parts = list(path.parts)
+    if root is not None:
+        rel = list(path.relative_to(root).parts)
+    elif "benchmarks" in parts:
+        last = len(parts) - 1 - parts[::-1].index("benchmarks")
+        rel = parts[last + 1:]
+    else:
+        rel = [path.name]
+    rel[-1] = re.sub(r"\.tsv$", "", rel[-1])
+    rule = rel[0]
+    if len(rel) == 1:
+        return rule, rule
+    return rule, f"{rule} {'/'.join(rel[1:])}"
+
+
+def read_benchmarks(paths: Sequence[str | Path], model_order: Sequence[str] = ()) -> pd.DataFrame:
+    """job, rule, seconds, max_rss (MiB) of every benchmark file, in workflow order."""
+    paths = [Path(p) for p in paths]
+    # Files outside a folder named "benchmarks": label them below their common folder.
+    outside = [p for p in paths if "benchmarks" not in p.parts]
+    root = Path(os.path.commonpath([p.parent for p in outside])) if outside else None
+    rows = []
+    for p in paths:
+        rule, job = benchmark_label(p, None if "benchmarks" in p.parts else root)
+        bench = pd.read_csv(p, sep="\t", na_values=["NA", "-", ""])
+        first = bench.iloc[0] if len(bench) else pd.Series(dtype=float)
+        rest = job[len(rule):].strip()
+        numbers = tuple(float(v) for v in re.findall(r"~([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)", rest))
+        rows.append({
+            "job": job,
+            "rule": rule,
+            "seconds": pd.to_numeric(first.get("s"), errors="coerce"),
+            "max_rss": pd.to_numeric(first.get("max_rss"), errors="coerce"),
+            "_key": (WORKFLOW_ORDER.index(rule) if rule in WORKFLOW_ORDER else len(WORKFLOW_ORDER),
+                     rule if rule not in WORKFLOW_ORDER else "",
+                     list(model_order).index(rest) if rest in model_order else len(model_order),
+                     numbers, rest),
+        })
+    rows.sort(key=lambda r: r["_key"])
+    return pd.DataFrame(rows, columns=["job", "rule", "seconds", "max_rss"])
+
+
+def _plural(count: Any, word: str) -> str:
+    """`word` or `word`s, to follow the number `count` (1 epoch, 2 epochs)."""
+    try:
+        return word if float(count) == 1 else word + "s"
+    except (TypeError, ValueError):
+        return word + "s"
+
+
+def _truthy(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1", "yes")
+    return bool(v) and not _missing(v)
+
+
+def md_table(table: pd.DataFrame, align: str) -> str:
+    """A DataFrame of cells as an aligned Markdown table; `align` holds "l" or "r" per column."""
+    headers = [str(c) for c in table.columns]
+    rows = [[str(c) for c in r] for r in table.itertuples(index=False)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows] + [3]) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "| " + " | ".join(
+            c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(cells, widths, align)
+        ) + " |"
+
+    sep = "| " + " | ".join(("-" * (w - 1) + ":") if a == "r" else ("-" * w)
+                            for w, a in zip(widths, align)) + " |"
+    return "\n".join([line(headers), sep] + [line(r) for r in rows])
+
+
+def _frame(rows: list[list[Any]], columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns), dtype=object)
+
+
+# ----------------------------------------------------------------------------------------
+# Data source
+
+
+def _data_path(config: dict) -> str | None:
+    data = config.get("data", {})
+    path = data.get("path")
+    if data.get("source") == "folder" and not path:
+        path = os.environ.get("CIFAR10_JPEG") or "$CIFAR10_JPEG"
+    return path
+
+
+def _data_context(inputs: ReportInputs) -> dict:
+    """Source, file name and image format of the data; the format is the one prepare_data
+    recorded in the npz ("unknown" when the npz predates that record or is not an input)."""
+    data = inputs.config.get("data", {})
+    fmt = image_format(inputs.data) if inputs.data is not None else "unknown"
+    return {"source": data.get("source"), "name": Path(str(_data_path(inputs.config))).name,
+            "image_format": fmt, "jpeg": "JPEG" in fmt.split(", ")}
+
+
+# ----------------------------------------------------------------------------------------
+# The numbers and tables of each section
+
+
+def _summary_cells(table: pd.DataFrame) -> pd.DataFrame:
+    rows = [[r["model"], _pct(r["test_acc"]), _pct(r["val_acc"]), _int(r["best_epoch"]),
+             _int(r["epochs_run"]), _int(r["params_features"]), _int(r["params_classifier"]),
+             _int(r["params_total"]), _int(r["macs_features"]), _int(r["macs_classifier"]),
+             _int(r["macs_total"]), _pp(r["test_acc_change_vs_e2e"]),
+             _pp(r["test_acc_change_vs_head"]), _num(r["train_seconds"], 1)]
+            for _, r in table.iterrows()]
+    return _frame(rows, ["model", "test acc", "val acc", "best epoch", "epochs run",
+                         "params features", "params classifier", "params total", "MACs features",
+                         "MACs classifier", "MACs total", "Δ test vs e2e", "Δ test vs head",
+                         "train s"])
+
+
+def _trial_name(path: Path) -> tuple[str, str]:
+    lr = next((p.split("~", 1)[1] for p in path.parts if p.startswith("lr~")), "?")
+    step = next((p.split("~", 1)[1] for p in path.parts if p.startswith("step~")), "?")
+    return lr, step
+
+
+def _search(inputs: ReportInputs) -> dict:
+    grid = pd.read_csv(inputs.lr_summary)
+    best = artifacts.read_json(inputs.lr_best)
+    shown = grid.sort_values(["lr", "step_size"], ascending=[False, True])
+    rows = [[f"{r['lr']:g}", _int(r["step_size"]), _int(r.get("trial_step")),
+             _pct(r["val_acc"]), "yes" if _truthy(r["diverged"]) else "no",
+             "**yes**" if _truthy(r.get("chosen", False)) else ""]
+            for _, r in shown.iterrows()]
+    trials = []
+    for path in inputs.trial_curves:
+        lr, step = _trial_name(Path(path))
+        trials.append({"curves": path, "lr": lr, "step": step})
+    return {
+        "n_trials_run": len(grid),
+        "table": _frame(rows, ["lr", "step", "trial step", "val acc", "diverged", "chosen"]),
+        "best": best,
+        "n_diverged": best.get("n_diverged", int(grid["diverged"].map(_truthy).sum())),
+        "n_trials": best.get("n_trials", len(grid)),
+        "heatmap": inputs.lr_heatmap,
+        "trials": trials,
+    }
+
+
+def _layer_si_cells(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path)
+    layers = (table[["layer_index", "layer", "kind", "features"]]
+              .drop_duplicates("layer_index").sort_values("layer_index"))
+    rows = []
+    for _, layer in layers.iterrows():
+        vals = []
+        for metric in ("si", "center_si"):
+            for split in ("train", "test"):
+                hit = table[(table["layer_index"] == layer["layer_index"]) & (table["split"] == split)]
+                vals.append(_num(hit[metric].iloc[0]) if len(hit) else "–")
+        rows.append([_int(layer["layer_index"]), layer["layer"], layer["kind"],
+                     _int(layer["features"])] + vals)
+    return _frame(rows, ["#", "layer", "kind", "features", "SI train", "SI test", "CSI train",
+                         "CSI test"])
+
+
+def _model(m: ModelArtefacts, row: pd.Series) -> dict:
+    return {
+        "name": m.name,
+        "title": MODEL_TITLES.get(m.name, m.name),
+        "metrics": artifacts.read_json(m.metrics),
+        "history_rows": len(pd.read_csv(m.history)),
+        "change_vs_e2e": row["test_acc_change_vs_e2e"],
+        "curves": m.curves,
+        "layer_si_plot": m.layer_si_plot,
+        "layer_table": _layer_si_cells(m.layer_si),
+    }
+
+
+def _compression(inputs: ReportInputs, table: pd.DataFrame) -> dict:
+    cut = artifacts.read_json(inputs.cut)
+    sel = artifacts.read_json(inputs.selected)
+    by_model = {r["model"]: r for _, r in table.iterrows()}
+    unit, shape = sel["unit"], sel.get("shape") or []
+
+    ranking = pd.read_csv(inputs.ranking).sort_values("step")
+    head = ranking.head(RANKING_ROWS)
+    hw = int(shape[1]) * int(shape[2]) if len(shape) == 3 else None
+    where = unit == "element" and hw
+    rows = []
+    for _, r in head.iterrows():
+        f = int(r["feature"])
+        row = [_int(r["step"]), str(f), _num(r["si"]), _num(r["center_si"]),
+               "yes" if int(r["step"]) <= int(sel["k"]) else "no"]
+        if where:
+            row.insert(2, f"({f // hw}, {f % hw // int(shape[2])}, {f % int(shape[2])})")
+        rows.append(row)
+    columns = ["step", unit, "SI", "Center SI", "kept"]
+    if where:
+        columns.insert(2, "(c, y, x)")
+
+    e2e, comp = by_model.get("e2e"), by_model.get("compressed")
+    size = {}
+    if e2e is not None and comp is not None:
+        for what in ("params", "macs"):
+            size[what] = _frame(
+                [[part, _int(e2e[f"{what}_{part}"]), _int(comp[f"{what}_{part}"]),
+                  _reduction(e2e[f"{what}_{part}"], comp[f"{what}_{part}"])]
+                 for part in ("features", "classifier", "total")],
+                ["part", "before (e2e)", "after (compressed)", "reduction"])
+    acc = _frame([[name, _pct(r["test_acc"]),
+                   "" if name == "e2e" else _pp(r["test_acc_change_vs_e2e"]),
+                   "" if name in ("e2e", "head") else _pp(r["test_acc_change_vs_head"])]
+                  for name in ("e2e", "head", "compressed")
+                  if (r := by_model.get(name)) is not None],
+                 ["model", "test acc", "change vs e2e", "change vs head"])
+
+    record = None  # what the compressed model's metrics say it was built from
+    if comp is not None:
+        record = artifacts.read_json(next(m.metrics for m in inputs.models
+                                          if m.name == "compressed")).get("compression") or None
+    if record:
+        record = dict(record, same=(record.get("cut_layer") == sel["cut_layer"]
+                                    and record.get("unit") == unit
+                                    and record.get("k") == sel["k"]))
+    return {
+        "cut": cut, "metric": METRIC_NAMES.get(cut["metric"], cut["metric"]),
+        "cut_plot": inputs.cut_plot, "sel": sel, "unit": unit,
+        "shape": " × ".join(str(s) for s in shape),
+        "feature_si_plot": inputs.feature_si_plot,
+        "ranking": _frame(rows, columns), "ranking_align": "rrlrrl" if where else "rrrrl",
+        "ranking_shown": len(head), "ranking_steps": len(ranking),
+        "params": size.get("params"), "macs": size.get("macs"), "accuracy": acc,
+        "record": record,
+    }
+
+
+def _wall_time(inputs: ReportInputs) -> pd.DataFrame:
+    bench = read_benchmarks(inputs.benchmarks, [m.name for m in inputs.models])
+    rows = [[r["job"], _num(r["seconds"], 1), _hms(r["seconds"]), _num(r["max_rss"], 1)]
+            for _, r in bench.iterrows()]
+    total = bench["seconds"].sum(min_count=1) if len(bench) else math.nan
+    peak = bench["max_rss"].max() if len(bench) else math.nan
+    rows.append(["**total**", _num(total, 1), _hms(total), _num(peak, 1)])
+    return _frame(rows, ["job", "seconds", "h:m:s", "max RSS (MiB)"])
+
+
+def _run_settings(inputs: ReportInputs, data: dict) -> pd.DataFrame:
+    """The values the assumptions name, as this run resolved and used them: one row each."""
+    cfg = inputs.config
+    train, ls = cfg.get("train", {}), cfg.get("lr_search", {})
+    head_cfg, comp_cfg, dcfg = cfg.get("head", {}), cfg.get("compress", {}), cfg.get("data", {})
+    best = artifacts.read_json(inputs.lr_best)
+    split = artifacts.read_json(inputs.split_summary)
+    totals = split.get("totals", {})
+    metrics = {m.name: artifacts.read_json(m.metrics) for m in inputs.models}
+    full = train.get("epochs")
+
+    def per_class(name: str) -> str:
+        counts = list(split.get("per_class", {}).get(name, {}).values())
+        if counts and min(counts) == max(counts):
+            return f", {counts[0]:,} per class"
+        if counts:
+            return f", {min(counts):,} to {max(counts):,} per class"
+        return ""
+
+    def schedule(key: str, section: dict, label: str) -> str:
+        m = metrics.get(key, {})
+        epochs = section.get("epochs")
+        lr_txt = (f"lr {_value(section['lr'])} (config {label}.lr)" if section.get("lr") is not None
+                  else f"lr {best['lr']:g}, the search's choice ({label}.lr is null)")
+        if section.get("step_size") is not None:
+            step_txt = f"step {_value(section['step_size'])} (config {label}.step_size)"
+        elif epochs and full:
+            step_txt = (f"step {scaled_step(int(best['step_size']), int(epochs), int(full))}, the "
+                        f"search's step {int(best['step_size'])} scaled by {epochs}/{full} "
+                        f"({label}.step_size is null)")
+        else:
+            step_txt = f"the search's step scaled to {epochs} epochs ({label}.step_size is null)"
+        used = (f"; the run used lr {_value(m.get('lr'))} and step {_value(m.get('step_size'))}"
+                if m else "")
+        return (f"{_value(epochs)} {_plural(epochs, 'epoch')}; {lr_txt}; {step_txt}{used}; "
+                f"classifier hidden {_value(section.get('classifier_hidden'))}, dropout "
+                f"{_value(section.get('dropout'))}")
+
+    norm = (f"mean {_value([round(x, 4) for x in split['train_mean']])}, std "
+            f"{_value([round(x, 4) for x in split['train_std']])}"
+            if "train_mean" in split and "train_std" in split else "–")
+    layer_metric = comp_cfg.get("layer_metric")
+    rows = [
+        ["data", f"source {data['source']}, image format {data['image_format']}",
+         "`data.source`; prepare_data"],
+        ["learning-rate grid", f"lr ∈ {_value(ls.get('lrs'))}, StepLR step ∈ "
+         f"{_value(ls.get('step_sizes'))} epochs of the {_value(full)}-epoch schedule",
+         "`lr_search.lrs`, `lr_search.step_sizes`"],
+        ["trial length", f"{_value(ls.get('epochs'))} {_plural(ls.get('epochs'), 'epoch')}, "
+         f"step scaled by {_value(ls.get('epochs'))}/{_value(full)} (rounded, at least 1)",
+         "`lr_search.epochs`"],
+        ["end-to-end (a)", f"{_value(full)} {_plural(full, 'epoch')} from random initial "
+         f"weights; the search's lr {best['lr']:g} and step {int(best['step_size'])}",
+         "`train.epochs`; the search"],
+        ["frozen features (b)", schedule("head", head_cfg, "head"), "`head.*`"],
+        ["compressed (c)", schedule("compressed", comp_cfg, "compress"), "`compress.*`"],
+        ["optimiser", f"SGD, momentum {_value(train.get('momentum'))}, weight decay "
+         f"{_value(train.get('weight_decay'))}, batch {_value(train.get('batch_size'))}, StepLR "
+         f"factor {_value(train.get('gamma'))}", "`train.*`"],
+        ["augmentation", "random crop with 4-px zero padding, horizontal flip"
+         if train.get("augment") else "none", "`train.augment`"],
+        ["val", f"{_int(totals.get('val'))} of {_int(split.get('n_official_train'))} images "
+         f"({_value(dcfg.get('val_fraction'))}){per_class('val')}", "`data.val_fraction`"],
+        ["train", f"{_int(totals.get('train'))} images{per_class('train')}", "the rest of the official training set"],
+        ["si_train", f"{_int(totals.get('si_train'))} images ({_value(dcfg.get('si_fraction'))} "
+         f"× {_int(split.get('n_official_train'))}){per_class('si_train')}", "`data.si_fraction`"],
+        ["si_test", f"{_int(totals.get('si_test'))} of {_int(split.get('n_official_test'))} "
+         f"images ({_value(dcfg.get('si_test_fraction'))}){per_class('si_test')}",
+         "`data.si_test_fraction`"],
+        ["input normalisation", norm, "the train subset"],
+        ["cut rule", f"{METRIC_NAMES.get(layer_metric, _value(layer_metric))} within "
+         f"{_value(comp_cfg.get('layer_tolerance'))} of the best layer's",
+         "`compress.layer_metric`, `compress.layer_tolerance`"],
+        ["k rule", f"{_value(comp_cfg.get('feature_unit'))}s; SI within "
+         f"{_value(comp_cfg.get('feature_tolerance'))} of the best on the curve; patience "
+         f"{_value(comp_cfg.get('patience'), none='none')}; most features selected "
+         f"{_value(comp_cfg.get('max_features'), none='no limit')}",
+         "`compress.feature_unit`, `compress.feature_tolerance`, `compress.patience`, "
+         "`compress.max_features`"],
+    ]
+    return _frame(rows, ["setting", "value", "config key or source"])
+
+
+def report_context(inputs: ReportInputs, table: pd.DataFrame) -> dict:
+    """Everything report.md.j2 shows, computed from the artefacts; `table` is summary_table's."""
+    cfg = inputs.config
+    rows = {r["model"]: r for _, r in table.iterrows()}
+    data = _data_context(inputs)
+    return {
+        "cfg": cfg,
+        "data": data,
+        "summary": _summary_cells(table),
+        "search": _search(inputs),
+        "models": [_model(m, rows[m.name]) for m in inputs.models],
+        "compression": _compression(inputs, table),
+        "wall_time": _wall_time(inputs),
+        "run_settings": _run_settings(inputs, data),
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# Rendering
+
+
+class _Numbers:
+    """Running numbers of the tables and figures, in the order the template shows them."""
+
+    def __init__(self):
+        self.tables = self.figures = 0
+
+    def table(self) -> int:
+        self.tables += 1
+        return self.tables
+
+    def figure(self) -> int:
+        self.figures += 1
+        return self.figures
+
+
+def environment(base: str | Path | None = None) -> jinja2.Environment:
+    """The Jinja2 environment of the report's templates; image links relative to `base`."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+
+    def link(path) -> str:
+        rel = Path(os.path.relpath(Path(path).resolve(), Path(base or ".").resolve())).as_posix()
+        return f"<{rel}>" if re.search(r"[\s()<>]", rel) else rel
+
+    env.filters.update(pct=_pct, pp=_pp, num=_num, count=_int, value=_value, plural=_plural,
+                       md_table=md_table, link=link,
+                       oneline=lambda text: " ".join(str(text).split()))
+    return env
+
+
+def render_report(inputs: ReportInputs, table: pd.DataFrame, base: str | Path) -> str:
+    """report.md's text: the template filled from the artefacts."""
+    text = environment(base).get_template("report.md.j2").render(
+        **report_context(inputs, table), number=_Numbers(), titles=MODEL_TITLES)
+    # the template's blocks leave blank lines where a section has nothing: one at most
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+
+
+# ----------------------------------------------------------------------------------------
+# Entry point
+
+
+def write_report(inputs: ReportInputs, *, out_md: str | Path, out_csv: str | Path) -> None:
+    """Write report.md (Markdown with relative image links) and summary.csv, atomically."""
+    out_md, out_csv = Path(out_md), Path(out_csv)
+    table = summary_table(inputs)
+    text = render_report(inputs, table, out_md.parent)
+    with artifacts.atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    with artifacts.atomic_path(out_md) as tmp:
+        tmp.write_text(text)
