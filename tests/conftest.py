@@ -84,3 +84,29 @@ def smoke_run(tmp_path_factory):
     snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=workdir)
     snakemake("--configfile", str(SMOKE), "--report", "results/report/report.html", workdir=workdir)
     return workdir
+
+
+def macs_by_hooks(model: torch.nn.Module) -> dict[str, int]:
+    """Multiply-accumulates per image of convs and Linear layers, counted on a forward pass
+    (the slow reference of the report's MACs, which come from the arch alone)."""
+    counts = {"features": 0, "classifier": 0}
+
+    def hook(part):
+        def count(mod, inputs, out):
+            if isinstance(mod, torch.nn.Conv2d):
+                k = mod.kernel_size[0] * mod.kernel_size[1]
+                counts[part] += out[0].numel() * k * mod.in_channels // mod.groups
+            elif isinstance(mod, torch.nn.Linear):
+                counts[part] += mod.in_features * mod.out_features
+        return count
+
+    handles = [mod.register_forward_hook(hook(part))
+               for part in ("features", "classifier")
+               for mod in getattr(model, part).modules()]
+    was_training = model.training
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 32, 32))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return {**counts, "total": counts["features"] + counts["classifier"]}

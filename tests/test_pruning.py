@@ -9,6 +9,8 @@ from sicompress.layer_si import layer_output
 from sicompress.model import VGG16, build_model, checkpoint_payload, load_model, vgg_arch
 from sicompress.pruning import build_compressed
 
+from conftest import macs_by_hooks
+
 # Tiny VGG at width 1/16: conv channels 4, 4 | 8, 8 | 16, 16, 16 | 32 ... ; 32 -> 16 -> 8 px.
 
 
@@ -178,29 +180,6 @@ def test_save_load_round_trip(e2e, images, tmp_path, unit, cut, selected):
 # Multiply-accumulates
 
 
-def hooked_macs(model, images):
-    """Slow reference: MACs per image counted from the modules actually run."""
-    macs = {"features": 0, "classifier": 0}
-
-    def hook(part):
-        def count(m, inputs, out):
-            if isinstance(m, nn.Conv2d):
-                kh, kw = m.kernel_size
-                macs[part] += out[0].numel() * m.in_channels * kh * kw
-            elif isinstance(m, nn.Linear):
-                macs[part] += m.in_features * m.out_features
-        return count
-
-    handles = [m.register_forward_hook(hook(part))
-               for part in ("features", "classifier")
-               for m in getattr(model, part).modules()]
-    with torch.no_grad():
-        model.eval()(images[:1])
-    for h in handles:
-        h.remove()
-    return macs
-
-
 def test_vgg16_macs():
     macs = macs_per_image(vgg_arch(1.0))
     by_hand = (3 * 3 * 3 * 64 * 32 * 32 + 3 * 3 * 64 * 64 * 32 * 32
@@ -223,7 +202,7 @@ def test_macs_match_the_modules_run(e2e, images, unit, cut, selected):
     model = e2e if unit is None else build_compressed(e2e, cut, unit, selected, hidden=[16],
                                                       dropout=0.5, seed=0)
     macs = macs_per_image(model.arch)
-    ref = hooked_macs(model, images)
+    ref = macs_by_hooks(model)
     assert (macs["features"], macs["classifier"]) == (ref["features"], ref["classifier"])
     if unit == "element":
         assert macs["classifier"] == 3 * 16 + 16 * 10

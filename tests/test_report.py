@@ -17,7 +17,6 @@ import jinja2
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from sicompress import markdown_report as report
@@ -26,7 +25,7 @@ from sicompress.data import prepare_data
 from sicompress.markdown_report import ModelArtefacts, ReportInputs, write_report
 from sicompress.model import load_model
 
-from conftest import ROOT
+from conftest import ROOT, macs_by_hooks
 
 MODELS = ["search", "e2e", "head", "compressed"]
 QUIET = {"log": lambda m: None}
@@ -87,30 +86,6 @@ def table_starting(tables: dict[str, pd.DataFrame], start: str) -> pd.DataFrame:
 
 def pct(x) -> str:
     return f"{100 * float(x):.2f}%"
-
-
-def macs_by_hooks(model: torch.nn.Module) -> dict[str, int]:
-    """Multiply-accumulates per image of convs and Linear layers, counted on a forward pass
-    (the slow reference of the report's MACs, which come from the arch alone)."""
-    counts = {"features": 0, "classifier": 0}
-
-    def hook(part):
-        def count(mod, inputs, out):
-            if isinstance(mod, torch.nn.Conv2d):
-                k = mod.kernel_size[0] * mod.kernel_size[1]
-                counts[part] += out[0].numel() * k * mod.in_channels // mod.groups
-            elif isinstance(mod, torch.nn.Linear):
-                counts[part] += mod.in_features * mod.out_features
-        return count
-
-    handles = [mod.register_forward_hook(hook(part))
-               for part in ("features", "classifier")
-               for mod in getattr(model, part).modules()]
-    with torch.no_grad():
-        model(torch.zeros(1, 3, 32, 32))
-    for h in handles:
-        h.remove()
-    return {**counts, "total": counts["features"] + counts["classifier"]}
 
 
 # ----------------------------------------------------------------------------------------

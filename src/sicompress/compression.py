@@ -30,7 +30,7 @@ from .layer_si import si_train_activations
 from .model import load_checkpoint
 from .pruning import build_compressed
 from .selection import UNITS, forward_select
-from .si import center_separation_index, center_si_curve, separation_index
+from .si import PRECISION, center_separation_index, center_si_curve, separation_index
 from .training import TrainSettings
 from .trainings import load_study_data, run_training
 
@@ -101,7 +101,7 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
                                         batch_size=batch_size, device=device)
     n, c, h, w = acts.shape
     n_candidates = c if unit == "channel" else c * h * w
-    log(f"{layer} output of si_train on {acts.device} (float32, TF32 off): {n} images x {c} "
+    log(f"{layer} output of si_train on {acts.device} ({PRECISION}): {n} images x {c} "
         f"channels x {h}x{w}; ranking "
         f"{n_candidates if max_features is None else min(max_features, n_candidates)} of "
         f"{n_candidates} {unit}s by forward selection")
@@ -160,7 +160,7 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
             "model": str(model_path), "data": str(data_npz), "split": str(split_npz),
             "cut": str(cut_json), "unit": unit, "tolerance": tolerance, "patience": patience,
             "max_features": max_features, "device": str(device),
-            "precision": "float32 activations, float64 distances, TF32 off"}),
+            "precision": f"activations {PRECISION}; distances float64"}),
     }
     artifacts.write_json(selected_json, out)
     if plot is not None:
