@@ -1,6 +1,7 @@
 # Compressing VGG16 on CIFAR-10 with the Separation Index.
 # (a) train VGG16 end to end, (b) retrain a classifier on its frozen features,
-# (c) cut the layers and channels that add no separation and retrain a small classifier.
+# (c) cut the layers and channels that add no separation and retrain a small classifier,
+# and its controls: other channel selectors, other sizes, repeats, from scratch, latency.
 
 import os
 
@@ -23,11 +24,17 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+check_controls()
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/lr_search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/separation.smk"
 include: "workflow/rules/compress.smk"
+include: "workflow/rules/controls.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -78,29 +78,56 @@ def study(tmp_path_factory):
     return d
 
 
+def rank_and_choose(study, out, *, unit="channel", tolerance=0.02, log=lambda m: None,
+                    **options) -> dict:
+    """rank_features then choose_features on the study's model, files in `out`."""
+    compression.rank_features(
+        model_path=study / "model.pt", data_npz=study / "data.npz", split_npz=study / "split.npz",
+        cut_json=out / "cut.json", ranking_csv=out / "ranking.csv", info_json=out / "ranking.json",
+        unit=unit, log=log, **options)
+    return compression.choose_features(
+        ranking_csv=out / "ranking.csv", info_json=out / "ranking.json",
+        selected_json=out / "selected.json", plot=out / "feature_si.png", tolerance=tolerance,
+        log=log)
+
+
 @pytest.mark.parametrize("unit,layer", [("channel", "pool2"), ("element", "pool4")])
 def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer, device):
     (tmp_path / "cut.json").write_text(json.dumps({"layer": layer}))
-    out = compression.select_features(
-        model_path=study / "model.pt", data_npz=study / "data.npz", split_npz=study / "split.npz",
-        cut_json=tmp_path / "cut.json", ranking_csv=tmp_path / "ranking.csv",
-        selected_json=tmp_path / "selected.json", plot=tmp_path / "feature_si.png", unit=unit,
-        tolerance=0.02, log=lambda m: None)
+    out = rank_and_choose(study, tmp_path, unit=unit)
     acts, labels = si_train_activations(study / "model.pt", study / "data.npz",
                                                     study / "split.npz", layer)
     assert acts.device.type == device.type  # the jobs' device: SICOMPRESS_DEVICE
     assert len(labels) == 150  # si_fraction 0.5 of 300 training images
     ref = forward_select(acts, labels, unit=unit)
     ranking = pd.read_csv(tmp_path / "ranking.csv")
-    assert list(ranking.columns) == ["step", "feature", "si", "center_si"]
+    assert list(ranking.columns) == ["step", "feature", "si", "center_si", "si_test",
+                                     "center_si_test"]
     assert ranking["feature"].tolist() == ref.order and ranking["si"].tolist() == ref.si
     assert ranking["center_si"].tolist() == center_si_curve(acts, labels, ref.order, unit)
+    # the same order on si_test, each prefix's SI and Center SI computed directly
+    test_acts, test_labels = si_train_activations(study / "model.pt", study / "data.npz",
+                                                  study / "split.npz", layer, subset="si_test")
+    assert len(test_labels) == 10  # si_test_fraction 0.2 of 50 test images
+    flat = test_acts.reshape(10, test_acts.shape[1], -1) if unit == "channel" \
+        else test_acts.reshape(10, -1, 1)
+    for i in (0, len(ref.order) // 2, len(ref.order) - 1):
+        prefix = flat[:, ref.order[:i + 1]].reshape(10, -1)
+        assert ranking["si_test"][i] == separation_index(prefix, test_labels), i
+        assert ranking["center_si_test"][i] == center_separation_index(prefix, test_labels), i
     k = choose_k(ref.si, 0.02)["k"]
     assert out == json.loads((tmp_path / "selected.json").read_text())
     assert out["k"] == k and out["selected"] == ref.order[:k] and out["kept"] == sorted(ref.order[:k])
+    assert out["si_test_at_k"] == ranking["si_test"][k - 1]
     assert out["si_all"] == separation_index(acts, labels)
     assert out["n_candidates"] == (acts.shape[1] if unit == "channel" else acts[0].numel())
     assert out["cut_layer"] == layer and out["shape"] == list(acts.shape[1:])
+
+    # another tolerance: k from the same ranking, nothing ranked again
+    loose = compression.choose_features(
+        ranking_csv=tmp_path / "ranking.csv", info_json=tmp_path / "ranking.json",
+        selected_json=tmp_path / "loose.json", tolerance=0.2, log=lambda m: None)
+    assert loose["k"] == choose_k(ref.si, 0.2)["k"] and loose["selected"] == ref.order[:loose["k"]]
 
     # the compressed extractor computes exactly the kept part of the cut layer's output
     model = build_compressed(study / "model.pt", layer, unit, out["selected"], hidden=[8],
@@ -115,16 +142,13 @@ def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer, devic
         torch.testing.assert_close(got, full)
 
 
-
 def test_an_interrupted_ranking_goes_on_where_it_stopped(study, tmp_path, monkeypatch):
-    (tmp_path / "cut.json").write_text(json.dumps({"layer": "pool2"}))
+    for name in ("whole", "killed"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "cut.json").write_text(json.dumps({"layer": "pool2"}))
 
-    def run(out, log, tolerance=0.02):
-        return compression.select_features(
-            model_path=study / "model.pt", data_npz=study / "data.npz",
-            split_npz=study / "split.npz", cut_json=tmp_path / "cut.json",
-            ranking_csv=out / "ranking.csv", selected_json=out / "selected.json",
-            tolerance=tolerance, log=log)
+    def run(out, log):
+        return rank_and_choose(study, out, log=log)
 
     whole = run(tmp_path / "whole", lambda m: None)
 
@@ -145,18 +169,18 @@ def test_an_interrupted_ranking_goes_on_where_it_stopped(study, tmp_path, monkey
     partial = json.loads((out / compression.PARTIAL_RANKING).read_text())
     first = pd.read_csv(tmp_path / "whole" / "ranking.csv")["feature"].tolist()[:3]
     assert partial["order"] == first and len(partial["si"]) == 3
-    assert not (out / "selected.json").exists()
+    assert not (out / "ranking.csv").exists()
 
     logs = []
     again = run(out, logs.append)
     assert any("continuing the ranking after 3 channels" in line for line in logs)
-    assert {k: v for k, v in again.items() if k != "seconds"} == \
-        {k: v for k, v in whole.items() if k != "seconds"}
+    assert {k: v for k, v in again.items() if k not in ("seconds", "provenance")} == \
+        {k: v for k, v in whole.items() if k not in ("seconds", "provenance")}
     assert pd.read_csv(out / "ranking.csv").equals(pd.read_csv(tmp_path / "whole" / "ranking.csv"))
     assert not (out / compression.PARTIAL_RANKING).exists()
 
     # a partial ranking made with other options is not taken
-    (out / compression.PARTIAL_RANKING).write_text(json.dumps({**partial, "tolerance": 0.5}))
+    (out / compression.PARTIAL_RANKING).write_text(json.dumps({**partial, "max_features": 5}))
     logs.clear()
     run(out, logs.append)
     assert any("other activations or options; ranking from the start" in line for line in logs)

@@ -1,16 +1,22 @@
-"""Part (c) from files to files: cut the layers, select the features, train the compressed model.
+"""Part (c) from files to files: cut the layers, rank and select the features, train the
+compressed model, and train the controls that say what the compression is worth.
 
 Every decision rests on the `si_train` subset of the split (training images only):
 
 1. `cut_layers`: from the e2e layer SI table (train rows), the shortest prefix of the feature
    extractor whose SI (or Center SI) is within a tolerance of the best layer's
    (`decisions.choose_cut`).
-2. `select_features`: forward selection by SI (`selection.forward_select`) on the cut
-   layer's output of the e2e model for `si_train`, then k, the fewest features within a
-   tolerance of the best SI on the curve (`decisions.choose_k`).
+2. `rank_features`: forward selection by SI (`selection.forward_select`) on the cut layer's
+   output of the e2e model for `si_train` (the expensive step, resumable); then
+   `choose_features`: k, the fewest features within a tolerance of the best SI on the
+   curve (`decisions.choose_k`), cheap, so another tolerance does not redo the ranking.
 3. `train_compressed`: the kept prefix with only the selected channels (or, with unit
    "element", a fixed index selection before the classifier), a new classifier for k x H x W
    inputs, trained alone on frozen features with the engine every training uses.
+4. Controls (`train_control`, `train_scratch`, `finetune`): the same cut and k with the
+   channels of other selectors (`selectors`), other k (the frontier), other seeds (repeats),
+   the compressed architecture trained from random weights, and the compressed model
+   fine-tuned end to end.
 """
 
 from __future__ import annotations
@@ -21,20 +27,23 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import artifacts, figures
 from .cost import macs_per_image
 from .decisions import choose_cut, choose_k
 from .devices import pick_device
 from .layer_si import si_train_activations
-from .model import load_checkpoint
-from .pruning import build_compressed
+from .model import build_model, load_checkpoint, load_model
+from .pruning import arch_and_state, build_compressed, compressed_arch
 from .selection import UNITS, forward_select
-from .si import PRECISION, center_separation_index, center_si_curve, separation_index
+from .selectors import choose_channels, cut_conv_weight, k_of_fraction
+from .si import PRECISION, center_separation_index, center_si_curve, separation_index, si_curve
 from .training import TrainSettings
 from .trainings import load_study_data, run_training
 
-RANKING_COLUMNS = ["step", "feature", "si", "center_si"]
+# si, center_si: on si_train (the ranking is chosen on it); *_test: on si_test, reported only
+RANKING_COLUMNS = ["step", "feature", "si", "center_si", "si_test", "center_si_test"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -87,14 +96,25 @@ def progress_every(seconds: float, unit: str, log: Callable[[str], None]):
     return progress
 
 
-def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, selected_json,
-                    plot=None, unit: str = "channel", tolerance: float = 0.01,
-                    patience: int | None = None, max_features: int | None = None,
-                    batch_size: int = 500, device: str | None = None,
-                    log: Callable[[str], None] = print) -> dict:
-    """Rank the cut layer's features by forward selection on si_train and choose k."""
+def rank_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, info_json,
+                  unit: str = "channel", patience: int | None = None,
+                  patience_tolerance: float | None = None, max_features: int | None = None,
+                  batch_size: int = 500, device: str | None = None,
+                  log: Callable[[str], None] = print) -> dict:
+    """Rank the cut layer's features by forward selection on si_train (the expensive step).
+
+    Writes `ranking_csv` (RANKING_COLUMNS: the order, SI and Center SI of every prefix on
+    si_train, which the ranking was chosen on, and the same two along the same order on
+    si_test, which is only reported, never used to decide) and `info_json` (the cut layer,
+    its shape, the all-feature values, the time and provenance). k is chosen apart, from
+    these files (`choose_features`), so another tolerance does not redo the ranking.
+    patience_tolerance: the gain that counts against `patience` (the study passes
+    compress.feature_tolerance); unused, and must be None, when patience is None.
+    """
     if unit not in UNITS:
         raise ValueError(f"compress.feature_unit must be one of {UNITS}, got {unit!r}")
+    if patience is None and patience_tolerance is not None:
+        raise ValueError("patience_tolerance only applies with a patience; pass None")
     layer = artifacts.read_json(cut_json)["layer"]
     device = pick_device(device, log=log)
     acts, labels = si_train_activations(model_path, data_npz, split_npz, layer,
@@ -113,7 +133,8 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
     # ranking, and a rerun on the same activations and options goes on from there.
     partial = Path(ranking_csv).with_name(PARTIAL_RANKING)
     identity = {"layer": layer, "unit": unit, "max_features": max_features, "patience": patience,
-                "tolerance": tolerance, "data": artifacts.fingerprint(acts, labels)}
+                "patience_tolerance": patience_tolerance,
+                "data": artifacts.fingerprint(acts, labels)}
     resume = _load_partial_ranking(partial, identity, log)
     show = progress_every(PROGRESS_SECONDS, unit, log)
 
@@ -123,51 +144,92 @@ def select_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, s
 
     t0 = time.perf_counter()
     sel = forward_select(acts, labels, unit=unit, max_features=max_features, patience=patience,
-                         tolerance=tolerance, device=device, progress=progress, resume=resume)
+                         tolerance=patience_tolerance or 0.0, device=device, progress=progress,
+                         resume=resume)
     log(f"ranked {len(sel.order)} {unit}s in {sel.seconds:.1f} s (stopped: {sel.stopped}); "
         f"SI after 1, {len(sel.order)}: {sel.si[0]:.4f}, {sel.si[-1]:.4f}")
     csi = center_si_curve(acts, labels, sel.order, unit)
+    seconds = time.perf_counter() - t0
+    del acts
+    test_acts, test_labels = si_train_activations(model_path, data_npz, split_npz, layer,
+                                                  batch_size=batch_size, device=device,
+                                                  subset="si_test")
+    t1 = time.perf_counter()
+    si_test = si_curve(test_acts, test_labels, sel.order, unit)
+    csi_test = center_si_curve(test_acts, test_labels, sel.order, unit)
+    log(f"the same order on si_test ({len(test_labels)} images, reported only): SI after 1, "
+        f"{len(sel.order)}: {si_test[0]:.4f}, {si_test[-1]:.4f} ({time.perf_counter() - t1:.1f} s)")
     ranking = pd.DataFrame({"step": np.arange(1, len(sel.order) + 1), "feature": sel.order,
-                            "si": sel.si, "center_si": csi}, columns=RANKING_COLUMNS)
+                            "si": sel.si, "center_si": csi, "si_test": si_test,
+                            "center_si_test": csi_test}, columns=RANKING_COLUMNS)
     with artifacts.atomic_path(ranking_csv) as tmp:
         ranking.to_csv(tmp, index=False)
-
-    choice = choose_k(sel.si, tolerance)
-    k = choice["k"]
-    chosen = [int(f) for f in sel.order[:k]]
-    out = {
+    info = {
         "unit": unit,
         "cut_layer": layer,
         "shape": [c, h, w],
         "n_candidates": n_candidates,
         "n_samples": n,
+        "n_samples_test": len(test_labels),
+        "si_all": si_all,
+        "center_si_all": csi_all,
+        "patience": patience,
+        "patience_tolerance": patience_tolerance,
+        "max_features": max_features,
+        "steps": len(sel.order),
+        "stopped": sel.stopped,
+        "seconds": seconds,
+        "provenance": artifacts.provenance(settings={
+            "model": str(model_path), "data": str(data_npz), "split": str(split_npz),
+            "cut": str(cut_json), "unit": unit, "patience": patience,
+            "patience_tolerance": patience_tolerance, "max_features": max_features,
+            "device": str(device), "precision": f"activations {PRECISION}; distances float64"}),
+    }
+    artifacts.write_json(info_json, info)
+    partial.unlink(missing_ok=True)
+    return info
+
+
+def choose_features(*, ranking_csv, info_json, selected_json, plot=None,
+                    tolerance: float = 0.01, log: Callable[[str], None] = print) -> dict:
+    """k from a ranking: the fewest features within `tolerance` of the best SI on the si_train
+    curve (`decisions.choose_k`); writes selected.json (and the curve's plot). Cheap: no
+    activation is computed."""
+    ranking = pd.read_csv(ranking_csv)
+    missing = [col for col in RANKING_COLUMNS if col not in ranking.columns]
+    if missing:
+        raise ValueError(f"{ranking_csv}: lacks columns {missing}; expected a ranking of "
+                         "rank_features")
+    info = artifacts.read_json(info_json)
+    order = [int(f) for f in ranking["feature"]]
+    si, csi = ranking["si"].tolist(), ranking["center_si"].tolist()
+    choice = choose_k(si, tolerance)
+    k = choice["k"]
+    chosen = order[:k]
+    out = {
+        **{key: info[key] for key in ("unit", "cut_layer", "shape", "n_candidates", "n_samples")},
         "selected": chosen,
         "kept": sorted(chosen),
         "k": k,
         "si_at_k": choice["si_at_k"],
         "center_si_at_k": csi[k - 1],
+        "si_test_at_k": float(ranking["si_test"].iloc[k - 1]),
+        "center_si_test_at_k": float(ranking["center_si_test"].iloc[k - 1]),
         "best_si": choice["best_si"],
         "best_k": choice["best_k"],
-        "si_all": si_all,
-        "center_si_all": csi_all,
+        **{key: info[key] for key in ("si_all", "center_si_all")},
         "tolerance": choice["tolerance"],
-        "patience": patience,
-        "max_features": max_features,
-        "steps": len(sel.order),
-        "stopped": sel.stopped,
-        "seconds": time.perf_counter() - t0,
+        **{key: info[key] for key in ("patience", "max_features", "steps", "stopped")},
+        "seconds": info["seconds"],
         "provenance": artifacts.provenance(settings={
-            "model": str(model_path), "data": str(data_npz), "split": str(split_npz),
-            "cut": str(cut_json), "unit": unit, "tolerance": tolerance, "patience": patience,
-            "max_features": max_features, "device": str(device),
-            "precision": f"activations {PRECISION}; distances float64"}),
+            "ranking": str(ranking_csv), "info": str(info_json), "tolerance": tolerance}),
     }
     artifacts.write_json(selected_json, out)
     if plot is not None:
         figures.plot_feature_si(ranking, plot, selected=out)
-    partial.unlink(missing_ok=True)
-    log(f"k = {k} of {n_candidates} {unit}s: SI {out['si_at_k']:.4f} (best {out['best_si']:.4f} "
-        f"at {out['best_k']}, all {si_all:.4f}), Center SI {out['center_si_at_k']:.4f}")
+    log(f"k = {k} of {out['n_candidates']} {out['unit']}s: SI {out['si_at_k']:.4f} "
+        f"(best {out['best_si']:.4f} at {out['best_k']}, all {out['si_all']:.4f}), Center SI "
+        f"{out['center_si_at_k']:.4f}; on si_test SI {out['si_test_at_k']:.4f}")
     return out
 
 
@@ -194,30 +256,142 @@ def _load_partial_ranking(path: Path, identity: dict,
 # 3. The compressed model
 
 
-def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
-                     history, metrics, curves, settings: TrainSettings, hidden, dropout: float,
-                     config: dict | None = None, device: str | None = None,
-                     log: Callable[[str], None] = print) -> dict:
-    """(c) The cut, pruned e2e extractor frozen, a new classifier for k x H x W inputs trained."""
-    if settings.train_only != "classifier":
-        raise ValueError("train_compressed trains the classifier only: "
-                         "settings.train_only must be 'classifier'")
-    sel = artifacts.read_json(selected_json)
-    model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], sel["selected"],
-                             hidden=hidden, dropout=dropout, seed=settings.seed)
+def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int], data_npz, split_npz,
+                  summary_json, model_out, history, metrics, curves, predictions,
+                  settings: TrainSettings, title: str, extra: dict, config: dict | None,
+                  device: str | None, log: Callable[[str], None]) -> dict:
+    """Train a model of the compressed architecture and write the usual artefacts, with the
+    compression's description and MACs in metrics.json."""
     before = macs_per_image(load_checkpoint(e2e_model)["arch"])
     after = macs_per_image(model.arch)
-    log(f"compressed model: cut after {sel['cut_layer']}, {sel['k']} of {sel['n_candidates']} "
+    log(f"{title}: cut after {sel['cut_layer']}, {len(kept)} of {sel['n_candidates']} "
         f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
     dev = pick_device(device, log=log)
     data = load_study_data(data_npz, split_npz, summary_json, dev)
-    extra = {
-        "compression": {"cut_layer": sel["cut_layer"], "unit": sel["unit"], "k": sel["k"],
-                        "n_candidates": sel["n_candidates"]},
-        "macs": {k: after[k] for k in ("features", "classifier", "total")},
-        "source_model": str(e2e_model),
-        "classes": data.classes,
-    }
+    compression = {"cut_layer": sel["cut_layer"], "unit": sel["unit"], "k": len(kept),
+                   "n_candidates": sel["n_candidates"], "kept": sorted(kept), **extra}
     return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
-                        checkpoint=model_out, config=config, title="compressed (c)", log=log,
-                        extra_metrics=extra)
+                        checkpoint=model_out, predictions=predictions, config=config,
+                        title=title, log=log,
+                        extra_metrics={"compression": compression,
+                                       "macs": {k: after[k] for k in ("features", "classifier",
+                                                                       "total")},
+                                       "source_model": str(e2e_model), "classes": data.classes})
+
+
+def _classifier_only(settings: TrainSettings, what: str) -> None:
+    if settings.train_only != "classifier":
+        raise ValueError(f"{what} trains the classifier only: settings.train_only must be "
+                         "'classifier'")
+
+
+def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
+                     history, metrics, curves, settings: TrainSettings, hidden, dropout: float,
+                     predictions=None, config: dict | None = None, device: str | None = None,
+                     log: Callable[[str], None] = print) -> dict:
+    """(c) The cut, pruned e2e extractor frozen, a new classifier for k x H x W inputs trained."""
+    _classifier_only(settings, "train_compressed")
+    sel = artifacts.read_json(selected_json)
+    model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], sel["selected"],
+                             hidden=hidden, dropout=dropout, seed=settings.seed)
+    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": settings.seed}
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=sel["selected"],
+                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
+                         model_out=model_out, history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings, title="compressed (c)",
+                         extra=extra, config=config, device=device, log=log)
+
+
+# ----------------------------------------------------------------------------------------
+# 4. Controls: other selectors, other sizes, repeats, from scratch, fine-tuning
+
+
+def control_channels(*, e2e_model, selected_json, ranking_csv, selector: str,
+                     fraction: float | None, seed: int) -> tuple[list[int], dict]:
+    """The channels a control keeps: `selector` at the study's k (fraction None) or at
+    k = round(fraction x the cut layer's features). -> (channels in the selector's order,
+    the study's selected.json)."""
+    sel = artifacts.read_json(selected_json)
+    n = sel["n_candidates"]
+    k = sel["k"] if fraction is None else k_of_fraction(fraction, n)
+    weight = None
+    if selector == "l1":
+        arch, state = arch_and_state(e2e_model)
+        weight = cut_conv_weight(arch, state, sel["cut_layer"])
+    ranking = pd.read_csv(ranking_csv)["feature"].tolist() if selector == "si" else None
+    chosen = choose_channels(selector, k, unit=sel["unit"], n_candidates=n, ranking=ranking,
+                             conv_weight=weight, seed=seed)
+    return chosen, sel
+
+
+def train_control(*, e2e_model, selected_json, ranking_csv, selector: str,
+                  fraction: float | None, repeat: int, data_npz, split_npz, summary_json,
+                  model_out, history, metrics, curves, predictions, settings: TrainSettings,
+                  hidden, dropout: float, config: dict | None = None,
+                  device: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """One classifier-only training of the controls, trained like (c): the features `selector`
+    keeps (at the study's k, or at a frontier fraction), a new classifier whose weights and
+    batch order come from `settings.seed` (the study's seed + repeat; the random selector
+    draws its channels with that seed too)."""
+    _classifier_only(settings, "train_control")
+    chosen, sel = control_channels(e2e_model=e2e_model, selected_json=selected_json,
+                                   ranking_csv=ranking_csv, selector=selector,
+                                   fraction=fraction, seed=settings.seed)
+    model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], chosen, hidden=hidden,
+                             dropout=dropout, seed=settings.seed)
+    size = "the chosen k" if fraction is None else f"fraction {fraction:g}"
+    extra = {"selector": selector, "fraction": fraction, "repeat": repeat,
+             "seed": settings.seed, "selected": chosen}
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=chosen, data_npz=data_npz,
+                         split_npz=split_npz, summary_json=summary_json, model_out=model_out,
+                         history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings,
+                         title=f"{selector} at {size}, repeat {repeat}", extra=extra,
+                         config=config, device=device, log=log)
+
+
+def train_scratch(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
+                  history, metrics, curves, predictions, settings: TrainSettings, hidden,
+                  dropout: float, config: dict | None = None, device: str | None = None,
+                  log: Callable[[str], None] = print) -> dict:
+    """The compressed architecture (the cut prefix, the kept channels, a new classifier)
+    trained end to end from random weights: is the pruned e2e extractor worth anything?"""
+    if settings.train_only != "all":
+        raise ValueError("train_scratch trains every layer: settings.train_only must be 'all'")
+    sel = artifacts.read_json(selected_json)
+    arch, _ = arch_and_state(e2e_model)
+    new_arch = compressed_arch(arch, sel["cut_layer"], sel["unit"], sel["selected"], hidden,
+                               dropout)
+    torch.manual_seed(settings.seed)
+    model = build_model(new_arch)  # random weights; normalisation from the arch
+    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": settings.seed,
+             "from_scratch": True}
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=sel["selected"],
+                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
+                         model_out=model_out, history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings,
+                         title="compressed architecture from scratch", extra=extra,
+                         config=config, device=device, log=log)
+
+
+def finetune(*, compressed_model, e2e_model, data_npz, split_npz, summary_json, model_out,
+             history, metrics, curves, predictions, settings: TrainSettings,
+             config: dict | None = None, device: str | None = None,
+             log: Callable[[str], None] = print) -> dict:
+    """The trained compressed model, then every layer trained (fine-tuning; the caller sets
+    the lr, the search's x 0.1 in the study)."""
+    if settings.train_only != "all":
+        raise ValueError("finetune trains every layer: settings.train_only must be 'all'")
+    ckpt = load_checkpoint(compressed_model)
+    model = load_model(compressed_model)
+    comp = ckpt["arch"]["compression"]
+    sel = {"cut_layer": comp["cut_layer"], "unit": comp["unit"],
+           "n_candidates": comp["candidates"]}
+    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": settings.seed,
+             "finetuned_from": str(compressed_model)}
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
+                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
+                         model_out=model_out, history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings,
+                         title="compressed (c), fine-tuned", extra=extra, config=config,
+                         device=device, log=log)

@@ -133,12 +133,18 @@ def plot_cut(table: pd.DataFrame, path: str | Path, *, cut: dict) -> None:
 
 
 def plot_feature_si(ranking: pd.DataFrame, path: str | Path, *, selected: dict) -> None:
-    """SI (and Center SI) against the number of selected features, k and the all-features SI marked."""
+    """SI (and Center SI) against the number of selected features, k and the all-features SI
+    marked; solid: si_train (the ranking's data), dotted: si_test along the same order."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     steps = ranking["step"]
     ax.plot(steps, ranking["si"], color="tab:orange", label="SI of the first n features")
     ax.plot(steps, ranking["center_si"], color="tab:blue", alpha=0.8,
             label="Center SI of the first n features")
+    if "si_test" in ranking.columns:  # the same order on si_test: reported, never decided on
+        ax.plot(steps, ranking["si_test"], color="tab:orange", ls=":", alpha=0.9,
+                label="SI on si_test, same order")
+        ax.plot(steps, ranking["center_si_test"], color="tab:blue", ls=":", alpha=0.7,
+                label="Center SI on si_test, same order")
     ax.axhline(selected["si_all"], color="tab:orange", ls="--",
                label=f"SI of all {selected['n_candidates']} {selected['unit']}s "
                      f"({selected['si_all']:.3f})")
@@ -151,7 +157,7 @@ def plot_feature_si(ranking: pd.DataFrame, path: str | Path, *, selected: dict) 
     if len(steps) > 60:
         ax.set_xscale("log")
     ax.set_xlabel(f"number of selected {selected['unit']}s (forward selection order)")
-    ax.set_ylabel("separation index (si_train)")
+    ax.set_ylabel("separation index")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)

@@ -37,6 +37,9 @@ LAYER_COLUMNS = ["layer_index", "layer", "kind", "channels", "height", "width", 
 # The activation of one layer
 
 
+SUBSETS = {"si_train": "train", "si_test": "test"}  # SI subsets and the set each indexes
+
+
 def layer_output(model: VGG, images: torch.Tensor, layer: str) -> torch.Tensor:
     """The activation after feature layer `layer` (a conv block's output after its ReLU),
     in eval mode, without gradient and in float32 (`exact_float32`: no TF32, no autocast,
@@ -53,18 +56,23 @@ def layer_output(model: VGG, images: torch.Tensor, layer: str) -> torch.Tensor:
 
 
 def si_train_activations(model_path, data_npz, split_npz, layer: str, *, batch_size: int = 500,
-                         device: str | None = None) -> tuple[torch.Tensor, np.ndarray]:
-    """The output of `layer` of a saved model for the `si_train` images: ((N, C, H, W) float32
-    on `device` (None: `devices.pick_device`), labels as a host array). The forward passes run
-    in float32 with TF32 and autocast off (`layer_output`), as SI needs."""
+                         device: str | None = None,
+                         subset: str = "si_train") -> tuple[torch.Tensor, np.ndarray]:
+    """The output of `layer` of a saved model for the `si_train` images (or, with subset
+    "si_test", the si_test images of the test set): ((N, C, H, W) float32 on `device` (None:
+    `devices.pick_device`), labels as a host array). The forward passes run in float32 with
+    TF32 and autocast off (`layer_output`), as SI needs."""
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
     dev = pick_device(device)
     model = load_model(model_path, map_location=dev)
     ds = load_dataset(data_npz)
-    idx = load_split(split_npz)["si_train"]
-    images = torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2)
+    idx = load_split(split_npz)[subset]
+    x, y = (ds.x_train, ds.y_train) if SUBSETS[subset] == "train" else (ds.x_test, ds.y_test)
+    images = torch.from_numpy(np.ascontiguousarray(x[idx])).permute(0, 3, 1, 2)
     parts = [layer_output(model, images[a:a + batch_size].to(dev), layer).float()
              for a in range(0, len(images), batch_size)]
-    return torch.cat(parts), ds.y_train[idx]
+    return torch.cat(parts), y[idx]
 
 
 # ----------------------------------------------------------------------------------------

@@ -68,7 +68,8 @@ SECTIONS = [
 # Order of the Snakemake rules in the workflow, for the wall-time table; others come last.
 WORKFLOW_ORDER = [
     "prepare_data", "split", "lr_trial", "select_lr", "train_e2e", "train_head", "layer_si",
-    "plot_layer_si", "cut_layers", "select_features", "train_compressed",
+    "plot_layer_si", "cut_layers", "rank_features", "choose_features", "train_compressed",
+    "train_control", "train_scratch", "finetune", "measure_latency", "summarize_controls",
 ]
 
 RANKING_ROWS = 10  # rows of the feature ranking shown in the report

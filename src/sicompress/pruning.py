@@ -46,7 +46,7 @@ Source = str | Path | dict | VGG
 # Inputs
 
 
-def _arch_and_state(source: Source) -> tuple[dict, dict[str, torch.Tensor]]:
+def arch_and_state(source: Source) -> tuple[dict, dict[str, torch.Tensor]]:
     """(arch, state_dict) of a checkpoint path, a checkpoint dict or a model."""
     if isinstance(source, VGG):
         return copy.deepcopy(source.arch), {k: v.detach().cpu() for k, v in source.state_dict().items()}
@@ -171,7 +171,7 @@ def build_compressed(source: Source, cut_layer: str, unit: str, selected: Sequen
     normalisation and the kept extractor weights come from it; the classifier is new. The
     model is built on the CPU; move it where it runs (`fit` does).
     """
-    arch, state = _arch_and_state(source)
+    arch, state = arch_and_state(source)
     new_arch = compressed_arch(arch, cut_layer, unit, selected, hidden, dropout, num_classes)
     kept_state = compressed_state(arch, state, cut_layer, unit, selected)
     torch.manual_seed(seed)

@@ -39,7 +39,7 @@ import torch
 __all__ = ["DISTANCE_BUDGET_BYTES", "DEFAULT_ORDER", "PRECISION", "center_separation_index",
            "center_si_curve", "check_order", "default_chunk_size", "exact_float32",
            "exact_matmul", "label_codes", "nearest_neighbors",
-           "separation_index", "separation_indices", "si_from_neighbors"]
+           "separation_index", "separation_indices", "si_curve", "si_from_neighbors"]
 
 # ----------------------------------------------------------------------------------------
 # Settings
@@ -404,3 +404,43 @@ def center_si_curve(features, labels, order, unit: str = "channel") -> list[floa
     if not hits:
         return []
     return [int(h) / x.shape[0] for h in torch.stack(hits).tolist()]
+
+
+def si_curve(features, labels, order, unit: str = "channel", *,
+             memory_budget: int = DISTANCE_BUDGET_BYTES) -> list[float]:
+    """SI of every prefix of `order`: out[i] = SI of the features order[:i + 1].
+
+    Squared distances add over features, so each step adds one feature's contribution to
+    every pair. As in the forward selection: float64, each pair's contribution the sum of
+    its L = H*W squared differences value by value (differences taken directly, no
+    expansion), the contributions summed in the order of `order`, self excluded by index and
+    ties to the lowest index. So on the data a ranking was chosen on, this curve is the
+    ranking's own SI curve; on other data (e.g. si_test) it is that data's SI along the same
+    order. Memory: an (N, N) float64 matrix plus row blocks of about `memory_budget` bytes.
+    Computed on the features' device; the curve is a host list.
+    """
+    if unit not in ("channel", "element"):
+        raise ValueError(f"unit must be 'channel' or 'element', got {unit!r}")
+    x = _grouped(features, unit)  # (N, F, L)
+    n, _, n_values = x.shape
+    if n < 2:
+        raise ValueError(f"need at least 2 samples for a nearest other sample, got N={n}")
+    dev = x.device
+    y = label_codes(labels, n).to(dev)
+    dist = torch.zeros((n, n), dtype=torch.float64, device=dev)
+    dist.fill_diagonal_(float("inf"))
+    rows = max(1, memory_budget // (8 * 3 * n))
+    hits = []  # kept on the device: one host read at the end
+    for f in order:
+        xf = x[:, f, :]  # (N, L)
+        for a in range(0, n, rows):
+            acc = None
+            for v in range(n_values):
+                d = xf[a:a + rows, v, None] - xf[None, :, v]  # (R, N)
+                sq = d * d
+                acc = sq if acc is None else acc + sq
+            dist[a:a + rows] += acc
+        hits.append((y[dist.argmin(1)] == y).sum())
+    if not hits:
+        return []
+    return [int(h) / n for h in torch.stack(hits).tolist()]

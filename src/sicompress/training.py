@@ -153,6 +153,21 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     return total_loss / n, correct / n
 
 
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000,
+            bf16: bool = True) -> torch.Tensor:
+    """The predicted class (argmax of the logits) of every image, in eval mode: (N,) int64 on
+    x's device."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        with _autocast(x.device, bf16):
+            out.append(model(x[i:i + batch_size]).float().argmax(1))
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=x.device)
+
+
 def _set_train_mode(model: nn.Module, train_only: str) -> None:
     model.train()
     if train_only == "classifier":

@@ -20,8 +20,8 @@ from .cost import parameter_counts
 from .model import VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint, vgg_arch
 from .splits import load_split, load_summary
 from .devices import pick_device
-from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, scaled_step,
-                       settings_from_config, to_device_images)
+from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, predict,
+                       scaled_step, settings_from_config, to_device_images)
 
 Pair = tuple[torch.Tensor, torch.Tensor]
 RESUME_FILE = "resume.pt"  # the resumable state of a running training, beside its metrics.json
@@ -61,11 +61,12 @@ def load_study_data(data_npz: str | Path, split_npz: str | Path, summary_json: s
 
 def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, history: str | Path,
                  metrics: str | Path, curves: str | Path, title: str,
-                 checkpoint: str | Path | None = None, config: dict | None = None,
-                 extra_metrics: dict | None = None, fail_on_divergence: bool = True,
+                 checkpoint: str | Path | None = None, predictions: str | Path | None = None,
+                 config: dict | None = None, extra_metrics: dict | None = None, fail_on_divergence: bool = True,
                  resume: bool = True, log: Callable[[str], None] = print) -> dict:
     """Fit, restore the best epoch, test it once, write the artefacts; return the metrics.
 
+    predictions: where to write the best model's test predictions (`write_predictions`).
     resume: keep a resumable state, `resume.pt` beside `metrics` (written at epoch ends, at
     most every `settings.resume_every` seconds: see `fit`), continue from it when it is
     there, and remove it once every artefact is written.
@@ -105,6 +106,8 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
         "settings": result.settings,
         "provenance": artifacts.provenance(config, settings.seed),
     }
+    if predictions is not None:
+        write_predictions(predictions, model, data.test, settings)
     if checkpoint is not None:
         payload = checkpoint_payload(model.cpu(), metrics={k: v for k, v in out.items()
                                                            if k not in ("provenance", "settings")},
@@ -116,6 +119,17 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
     log(f"{title}: best epoch {result.best_epoch}, val acc {100 * result.best_val_acc:.2f}%, "
         f"test acc {100 * test_acc:.2f}%")
     return out
+
+
+def write_predictions(path: str | Path, model: VGG, test: Pair, settings: TrainSettings) -> None:
+    """predictions.npz: `label` and `predicted` (int64, the test set in its stored order), so
+    that two models can be compared image by image (`stats.mcnemar_exact`)."""
+    x, y = test
+    pred = predict(model, x, batch_size=settings.eval_batch_size, bf16=settings.bf16)
+    with artifacts.atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, label=y.cpu().numpy().astype(np.int64),
+                     predicted=pred.cpu().numpy().astype(np.int64))
 
 
 def _plain(obj):
@@ -155,7 +169,7 @@ def classifier_settings(section: dict, best: dict, train: dict, seed: int,
 
 def train_e2e(*, data_npz, split_npz, summary_json, model_out, history, metrics, curves,
               settings: TrainSettings, width: float, hidden, dropout: float,
-              config: dict | None = None, device: str | None = None,
+              predictions=None, config: dict | None = None, device: str | None = None,
               log: Callable[[str], None] = print) -> dict:
     """(a) VGG16 from random initial weights, every layer trained."""
     dev = pick_device(device, log=log)
@@ -163,7 +177,8 @@ def train_e2e(*, data_npz, split_npz, summary_json, model_out, history, metrics,
     torch.manual_seed(settings.seed)
     model = build_model(vgg_arch(width, hidden, dropout, len(data.classes), data.mean, data.std))
     return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
-                        checkpoint=model_out, config=config, title="end-to-end (a)", log=log,
+                        checkpoint=model_out, predictions=predictions, config=config,
+                        title="end-to-end (a)", log=log,
                         extra_metrics={"width": width, "classes": data.classes})
 
 
@@ -185,7 +200,7 @@ def head_model(e2e_checkpoint: str | Path, hidden, dropout: float, seed: int) ->
 
 
 def train_head(*, e2e_model, data_npz, split_npz, summary_json, model_out, history, metrics,
-               curves, settings: TrainSettings, hidden, dropout: float,
+               curves, settings: TrainSettings, hidden, dropout: float, predictions=None,
                config: dict | None = None, device: str | None = None,
                log: Callable[[str], None] = print) -> dict:
     """(b) The e2e feature extractor frozen (BatchNorm in eval mode), a new classifier trained."""
@@ -195,5 +210,6 @@ def train_head(*, e2e_model, data_npz, split_npz, summary_json, model_out, histo
     data = load_study_data(data_npz, split_npz, summary_json, dev)
     model = head_model(e2e_model, hidden, dropout, settings.seed)
     return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
-                        checkpoint=model_out, config=config, title="frozen features (b)", log=log,
+                        checkpoint=model_out, predictions=predictions, config=config,
+                        title="frozen features (b)", log=log,
                         extra_metrics={"source_model": str(e2e_model), "classes": data.classes})

@@ -7,6 +7,10 @@ import os
 ENV = "../../envs/sicompress.yaml"
 BENCHMARKS = "results/benchmarks"  # wall time and memory of every job (Snakemake benchmark files)
 MODELS = ["search", "e2e", "head", "compressed"]  # search: the chosen trial's model
+FINETUNE = config["compress"]["finetune_epochs"] > 0  # (c) fine-tuned end to end as well
+# Models with a layer SI table and plot: the study's four, and the fine-tuned one when made
+SI_MODELS = MODELS + (["finetuned"] if FINETUNE else [])
+CONTROLS = config["controls"]
 
 
 def get_data_path():
@@ -41,12 +45,14 @@ def get_trial_metrics():
 
 
 def get_trained(model, key):
-    """File `key` (model, history, metrics or curves) of a trained model, by its name in MODELS.
+    """File `key` (model, history, metrics, predictions or curves) of a trained model, by its
+    name in MODELS (or "scratch", "finetuned").
     "search" is the search's chosen trial, which select_lr copies to results/search/."""
     if model == "search":
         return getattr(rules.select_lr.output, "model" if key == "model" else f"trial_{key}")
     trainings = {"e2e": rules.train_e2e, "head": rules.train_head,
-                 "compressed": rules.train_compressed}
+                 "compressed": rules.train_compressed, "scratch": rules.train_scratch,
+                 "finetuned": rules.finetune}
     return getattr(trainings[model].output, key)
 
 
@@ -65,16 +71,109 @@ def get_layer_si(model):
     return expand(rules.layer_si.output.table, model=model)[0]
 
 
+# ----------------------------------------------------------------------------------------
+# Controls of (c)
+
+
+def check_controls():
+    """Combinations the schema cannot express, named by key before any job starts."""
+    selectors = CONTROLS["selectors"]
+    if "si" not in selectors:
+        raise ValueError(f"controls.selectors must include si (the study's own choice), got "
+                         f"{selectors}")
+    if "l1" in selectors and config["compress"]["feature_unit"] != "channel":
+        raise ValueError("controls.selectors: l1 (filter norms) needs compress.feature_unit "
+                         "channel; remove l1 or select channels")
+
+
+def point_name(fraction):
+    """The {point} of a control training: "chosen" (the study's k) or "frac~F"."""
+    return "chosen" if fraction is None else f"frac~{format_value(fraction)}"
+
+
+def point_fraction(point):
+    """The fraction of a {point} (None for "chosen"), as the config wrote it."""
+    if point == "chosen":
+        return None
+    text = point[len("frac~"):]
+    for f in CONTROLS["frontier"]:
+        if format_value(f) == text:
+            return f
+    raise ValueError(f"{point}: not a fraction of controls.frontier {CONTROLS['frontier']}")
+
+
+def get_control_runs():
+    """Every classifier-only training of the controls, as plain records: the study's k with
+    every selector x repeat (group "chosen"; si repeat 0 is the study's own compressed
+    model), then every frontier fraction x selector x repeat (group "frontier")."""
+    runs = []
+    for selector in CONTROLS["selectors"]:
+        for repeat in range(CONTROLS["repeats"]):
+            runs.append({"group": "chosen", "selector": selector, "fraction": None,
+                         "repeat": repeat})
+    for fraction in CONTROLS["frontier"]:
+        for selector in CONTROLS["selectors"]:
+            for repeat in range(CONTROLS["repeats"]):
+                runs.append({"group": "frontier", "selector": selector, "fraction": fraction,
+                             "repeat": repeat})
+    return runs
+
+
+def control_file(run, key):
+    """File `key` of one control run (the study's compressed model for si, chosen, repeat 0)."""
+    if run["group"] == "chosen" and run["selector"] == "si" and run["repeat"] == 0:
+        return get_trained("compressed", key)
+    return getattr(rules.train_control.output, key).format(
+        selector=run["selector"], point=point_name(run["fraction"]), repeat=run["repeat"])
+
+
+def get_control_files(key):
+    """File `key` of every control run, in the order of get_control_runs()."""
+    return [control_file(run, key) for run in get_control_runs()]
+
+
+def get_control_references(wildcards=None):
+    """The models the controls are compared with: e2e, head, and scratch and finetuned when
+    made (named inputs e2e_metrics, e2e_predictions, e2e_model, ...)."""
+    names = ["e2e", "head"] + (["scratch"] if CONTROLS["scratch"] else []) \
+        + (["finetuned"] if FINETUNE else [])
+    return {f"{name}_{key}": get_trained(name, key) for name in names
+            for key in ("metrics", "predictions", "model")}
+
+
+def get_latency_names():
+    """The models whose latency is measured, in the report's order (one per architecture:
+    the controls at the chosen k share the compressed model's)."""
+    return ["e2e", "head", "compressed"] + (["scratch"] if CONTROLS["scratch"] else []) \
+        + (["finetuned"] if FINETUNE else [])
+
+
+def get_latency_models(wildcards=None):
+    return {name: get_trained(name, "model") for name in get_latency_names()}
+
+
+# ----------------------------------------------------------------------------------------
+# Everything
+
+
 def get_benchmarks():
     """The benchmark file of every job the report covers, in workflow order."""
+    controls = [rules.train_control.benchmark.format(
+        selector=run["selector"], point=point_name(run["fraction"]), repeat=run["repeat"])
+        for run in get_control_runs()
+        if not (run["group"] == "chosen" and run["selector"] == "si" and run["repeat"] == 0)]
     return (
         [rules.prepare_data.benchmark, rules.split.benchmark]
         + grid(rules.lr_trial.benchmark)
         + [rules.select_lr.benchmark, rules.train_e2e.benchmark, rules.train_head.benchmark]
-        + expand(rules.layer_si.benchmark, model=MODELS)
-        + expand(rules.plot_layer_si.benchmark, model=MODELS)
-        + [rules.cut_layers.benchmark, rules.select_features.benchmark,
-           rules.train_compressed.benchmark]
+        + expand(rules.layer_si.benchmark, model=SI_MODELS)
+        + expand(rules.plot_layer_si.benchmark, model=SI_MODELS)
+        + [rules.cut_layers.benchmark, rules.rank_features.benchmark,
+           rules.choose_features.benchmark, rules.train_compressed.benchmark]
+        + controls
+        + ([rules.train_scratch.benchmark] if CONTROLS["scratch"] else [])
+        + ([rules.finetune.benchmark] if FINETUNE else [])
+        + [rules.measure_latency.benchmark, rules.summarize_controls.benchmark]
     )
 
 
@@ -83,6 +182,7 @@ def get_final_outputs():
                rules.select_lr.output.trial_metrics, rules.select_lr.output.trial_curves]
     for rule_ in (rules.train_e2e, rules.train_head, rules.train_compressed):
         outputs += [rule_.output.model, rule_.output.metrics, rule_.output.curves]
-    outputs += expand(rules.plot_layer_si.output.plot, model=MODELS)
+    outputs += expand(rules.plot_layer_si.output.plot, model=SI_MODELS)
+    outputs += [rules.summarize_controls.output.plot, rules.measure_latency.output.table]
     outputs += [rules.report.output.md, rules.report.output.summary]
     return outputs

@@ -24,7 +24,7 @@ rule cut_layers:
         "../scripts/cut_layers.py"
 
 
-rule select_features:
+rule rank_features:
     input:
         model=rules.train_e2e.output.model,
         cut=rules.cut_layers.output.cut,
@@ -32,20 +32,18 @@ rule select_features:
         split=rules.split.output.split,
     output:
         ranking="results/compress/feature_ranking.csv",
-        selected="results/compress/selected.json",
-        plot=report(
-            "results/compress/feature_si.png",
-            caption="../report/feature_si.rst",
-            category="4. Compression (c)",
-        ),
+        info="results/compress/feature_ranking.json",
     log:
-        "logs/compress/select_features.log",
+        "logs/compress/rank_features.log",
     benchmark:
-        f"{BENCHMARKS}/select_features.tsv"
+        f"{BENCHMARKS}/rank_features.tsv"
     params:
         unit=config["compress"]["feature_unit"],
-        tolerance=config["compress"]["feature_tolerance"],
         patience=config["compress"]["patience"],
+        # the gain that counts against patience; without patience the ranking does not
+        # depend on feature_tolerance, so changing it re-runs choose_features only
+        patience_tolerance=(config["compress"]["feature_tolerance"]
+                            if config["compress"]["patience"] else None),
         max_features=config["compress"]["max_features"],
     threads: 4
     resources:
@@ -53,13 +51,36 @@ rule select_features:
     conda:
         ENV
     script:
-        "../scripts/select_features.py"
+        "../scripts/rank_features.py"
+
+
+rule choose_features:
+    input:
+        ranking=rules.rank_features.output.ranking,
+        info=rules.rank_features.output.info,
+    output:
+        selected="results/compress/selected.json",
+        plot=report(
+            "results/compress/feature_si.png",
+            caption="../report/feature_si.rst",
+            category="4. Compression (c)",
+        ),
+    log:
+        "logs/compress/choose_features.log",
+    benchmark:
+        f"{BENCHMARKS}/choose_features.tsv"
+    params:
+        tolerance=config["compress"]["feature_tolerance"],
+    conda:
+        ENV
+    script:
+        "../scripts/choose_features.py"
 
 
 rule train_compressed:
     input:
         e2e=rules.train_e2e.output.model,
-        selected=rules.select_features.output.selected,
+        selected=rules.choose_features.output.selected,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,
         summary=rules.split.output.summary,
@@ -68,6 +89,7 @@ rule train_compressed:
         model="results/compressed/model.pt",
         history="results/compressed/history.csv",
         metrics="results/compressed/metrics.json",
+        predictions="results/compressed/predictions.npz",
         curves=report(
             "results/compressed/curves.png",
             caption="../report/curves.rst",

@@ -17,9 +17,9 @@ rule report:
         layer_si_plot=expand(rules.plot_layer_si.output.plot, model=MODELS),
         cut=rules.cut_layers.output.cut,
         cut_plot=rules.cut_layers.output.plot,
-        selected=rules.select_features.output.selected,
-        ranking=rules.select_features.output.ranking,
-        feature_si_plot=rules.select_features.output.plot,
+        selected=rules.choose_features.output.selected,
+        ranking=rules.rank_features.output.ranking,
+        feature_si_plot=rules.choose_features.output.plot,
         benchmarks=get_benchmarks(),
     output:
         md="results/report/report.md",

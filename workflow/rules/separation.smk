@@ -1,5 +1,5 @@
 wildcard_constraints:
-    model="search|e2e|head|compressed",
+    model="search|e2e|head|compressed|finetuned",
 
 
 rule layer_si:

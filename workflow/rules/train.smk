@@ -8,6 +8,7 @@ rule train_e2e:
         model="results/e2e/model.pt",
         history="results/e2e/history.csv",
         metrics="results/e2e/metrics.json",
+        predictions="results/e2e/predictions.npz",
         curves=report(
             "results/e2e/curves.png",
             caption="../report/curves.rst",
@@ -42,6 +43,7 @@ rule train_head:
         model="results/head/model.pt",
         history="results/head/history.csv",
         metrics="results/head/metrics.json",
+        predictions="results/head/predictions.npz",
         curves=report(
             "results/head/curves.png",
             caption="../report/curves.rst",

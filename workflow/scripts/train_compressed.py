@@ -15,7 +15,8 @@ def main(smk):
                          data_npz=smk.input.data, split_npz=smk.input.split,
                          summary_json=smk.input.summary, model_out=smk.output.model,
                          history=smk.output.history, metrics=smk.output.metrics,
-                         curves=smk.output.curves, settings=settings,
+                         curves=smk.output.curves, predictions=smk.output.predictions,
+                         settings=settings,
                          hidden=section["classifier_hidden"], dropout=section["dropout"],
                          config=smk.config, log=log)
 

@@ -14,7 +14,8 @@ def main(smk):
         train_e2e(data_npz=smk.input.data, split_npz=smk.input.split,
                   summary_json=smk.input.summary, model_out=smk.output.model,
                   history=smk.output.history, metrics=smk.output.metrics,
-                  curves=smk.output.curves, settings=settings, width=p.model["width"],
+                  curves=smk.output.curves, predictions=smk.output.predictions,
+                  settings=settings, width=p.model["width"],
                   hidden=p.model["classifier_hidden"], dropout=p.model["dropout"],
                   config=smk.config, log=log)
 

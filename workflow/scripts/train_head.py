@@ -13,8 +13,8 @@ def main(smk):
         train_head(e2e_model=smk.input.e2e, data_npz=smk.input.data, split_npz=smk.input.split,
                    summary_json=smk.input.summary, model_out=smk.output.model,
                    history=smk.output.history, metrics=smk.output.metrics,
-                   curves=smk.output.curves, settings=settings,
-                   hidden=head["classifier_hidden"], dropout=head["dropout"],
+                   curves=smk.output.curves, predictions=smk.output.predictions,
+                   settings=settings, hidden=head["classifier_hidden"], dropout=head["dropout"],
                    config=smk.config, log=log)
 
 

@@ -1,0 +1,233 @@
+"""The controls of part (c): the selectors' channels, the SI curve on other data, the control
+trainings and the latency measurement."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+from sicompress import compression, latency
+from sicompress.model import build_model, checkpoint_payload, load_checkpoint, load_model, vgg_arch
+from sicompress.pruning import compressed_arch
+from sicompress.selection import forward_select_naive
+from sicompress.selectors import (choose_channels, cut_conv_weight, k_of_fraction, l1_channels,
+                                  random_channels)
+from sicompress.si import si_curve
+from sicompress.training import TrainSettings
+
+from conftest import synthetic_study
+
+QUIET = {"log": lambda m: None}
+
+
+# ----------------------------------------------------------------------------------------
+# Selectors
+
+
+def test_l1_channels_by_hand():
+    # 4 filters of a conv with 2 inputs, 3x3; L1 norms by hand: 6, 9, 9, 1.5
+    w = torch.zeros(4, 2, 3, 3)
+    w[0, 0, 0, 0], w[0, 1, 2, 2] = 2.0, -4.0       # |2| + |-4| = 6
+    w[1, 0, 1, 1], w[1, 1, 0, 1] = -5.0, 4.0       # 9
+    w[2, :, 0, 0] = torch.tensor([4.5, -4.5])       # 9 (a tie with filter 1: lower index first)
+    w[3, 1] = 1.5 / 9                               # 9 values of 1/6: 1.5
+    assert l1_channels(w, 1) == [1]
+    assert l1_channels(w, 3) == [1, 2, 0]
+    assert l1_channels(w, 4) == [1, 2, 0, 3]
+    assert choose_channels("l1", 2, unit="channel", n_candidates=4, conv_weight=w) == [1, 2]
+    with pytest.raises(ValueError, match="feature_unit 'channel'"):
+        choose_channels("l1", 2, unit="element", n_candidates=4, conv_weight=w)
+
+
+def test_l1_of_the_cut_conv_of_a_model():
+    torch.manual_seed(0)
+    model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
+    state = model.state_dict()
+    w = cut_conv_weight(model.arch, state, "pool2")  # pool2 follows conv2_2
+    assert w is state["features.conv2_2.conv.weight"]
+    norms = [float(w[o].abs().sum()) for o in range(w.shape[0])]  # plain Python sums
+    expected = sorted(range(len(norms)), key=lambda o: (-norms[o], o))[:3]
+    assert l1_channels(w, 3) == expected
+
+
+def test_random_channels_are_reproducible_by_seed():
+    a = random_channels(64, 16, seed=3)
+    assert a == random_channels(64, 16, seed=3)
+    assert a != random_channels(64, 16, seed=4)
+    assert len(set(a)) == 16 and all(0 <= c < 64 for c in a)
+    assert sorted(random_channels(5, 5, seed=0)) == [0, 1, 2, 3, 4]
+    # uniform: over many seeds every channel is drawn about k/n of the time
+    counts = np.bincount(np.concatenate([random_channels(8, 2, seed=s) for s in range(4000)]),
+                         minlength=8)
+    assert np.all(np.abs(counts / 4000 - 2 / 8) < 0.03), counts
+
+
+def test_si_selector_and_k_of_fraction():
+    assert choose_channels("si", 2, unit="channel", n_candidates=5, ranking=[4, 0, 2]) == [4, 0]
+    with pytest.raises(ValueError, match="holds 3"):
+        choose_channels("si", 4, unit="channel", n_candidates=5, ranking=[4, 0, 2])
+    assert [k_of_fraction(f, 64) for f in (0.125, 0.25, 0.5, 1.0)] == [8, 16, 32, 64]
+    assert k_of_fraction(0.01, 10) == 1 and k_of_fraction(0.25, 10) == 3  # 2.5 rounds up
+    for bad in (0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="fraction"):
+            k_of_fraction(bad, 10)
+    with pytest.raises(ValueError, match="selector must be one of"):
+        choose_channels("taylor", 1, unit="channel", n_candidates=5)
+
+
+# ----------------------------------------------------------------------------------------
+# SI along an order, on any data
+
+
+def sklearn_si(x, y):
+    idx = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(x).kneighbors(
+        x, return_distance=False)
+    nn = np.where(idx[:, 0] == np.arange(len(x)), idx[:, 1], idx[:, 0])
+    return float(np.mean(y[nn] == y))
+
+
+@pytest.mark.parametrize("unit", ["channel", "element"])
+def test_si_curve_against_sklearn_and_the_selection(unit, device):
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(90, 5, 2, 2, generator=g, dtype=torch.float64)
+    x[:, 2] += torch.arange(90, dtype=torch.float64)[:, None, None] % 3  # an informative channel
+    y = np.arange(90) % 3
+    # sklearn on each prefix of a random order (continuous data: no distance ties)
+    n_features = 5 if unit == "channel" else 20
+    order = torch.randperm(n_features, generator=g).tolist()
+    curve = si_curve(x.to(device), y, order, unit)
+    flat = x.reshape(90, 5, 4) if unit == "channel" else x.reshape(90, 20, 1)
+    for i in range(n_features):
+        assert curve[i] == sklearn_si(flat[:, order[:i + 1]].reshape(90, -1).numpy(), y), i
+    # on the data the ranking was chosen on, the ranking's own curve (ties included)
+    xq = (x * 4).round() / 4  # coarse values: many tied distances
+    ref = forward_select_naive(xq, y, unit=unit)
+    assert si_curve(xq.to(device), y, ref.order, unit, memory_budget=5000) == ref.si
+    assert si_curve(xq, y, [], unit) == []
+
+
+# ----------------------------------------------------------------------------------------
+# Control trainings
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A synthetic data set and split, a tiny VGG checkpoint, its cut and a ranking."""
+    d = synthetic_study(tmp_path_factory.mktemp("controls"), train_per_class=30, si_fraction=0.5)
+    torch.manual_seed(99)  # not the trainings' seed: "e2e" weights unlike a fresh seed-0 init
+    model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
+    torch.save(checkpoint_payload(model), d / "model.pt")
+    (d / "cut.json").write_text(json.dumps({"layer": "pool2"}))
+    compression.rank_features(model_path=d / "model.pt", data_npz=d / "data.npz",
+                              split_npz=d / "split.npz", cut_json=d / "cut.json",
+                              ranking_csv=d / "ranking.csv", info_json=d / "ranking.json", **QUIET)
+    compression.choose_features(ranking_csv=d / "ranking.csv", info_json=d / "ranking.json",
+                                selected_json=d / "selected.json", tolerance=0.02, **QUIET)
+    return d
+
+
+def train_files(out):
+    return {"model_out": out / "model.pt", "history": out / "history.csv",
+            "metrics": out / "metrics.json", "curves": out / "curves.png",
+            "predictions": out / "predictions.npz"}
+
+
+def data_files(d):
+    return {"data_npz": d / "data.npz", "split_npz": d / "split.npz",
+            "summary_json": d / "summary.json"}
+
+
+@pytest.mark.parametrize("selector,fraction", [("l1", None), ("random", 0.5), ("si", 0.25)])
+def test_a_control_keeps_its_selectors_channels(study, tmp_path, selector, fraction):
+    settings = TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64, seed=7,
+                             train_only="classifier")
+    out = compression.train_control(
+        e2e_model=study / "model.pt", selected_json=study / "selected.json",
+        ranking_csv=study / "ranking.csv", selector=selector, fraction=fraction, repeat=7,
+        **data_files(study), **train_files(tmp_path), settings=settings, hidden=[8],
+        dropout=0.0, **QUIET)
+    sel = json.loads((study / "selected.json").read_text())
+    n = sel["n_candidates"]
+    k = sel["k"] if fraction is None else max(1, int(fraction * n + 0.5))
+    ckpt = load_checkpoint(study / "model.pt")
+    if selector == "l1":
+        w = ckpt["state_dict"]["features.conv2_2.conv.weight"].numpy()
+        norms = np.abs(w).sum(axis=(1, 2, 3))
+        expected = sorted(range(n), key=lambda o: (-norms[o], o))[:k]
+    elif selector == "random":
+        expected = np.random.default_rng(7).choice(n, size=k, replace=False).tolist()
+    else:
+        expected = pd.read_csv(study / "ranking.csv")["feature"].tolist()[:k]
+    comp = out["compression"]
+    assert comp["selected"] == expected and comp["kept"] == sorted(expected)
+    assert (comp["selector"], comp["fraction"], comp["repeat"], comp["seed"], comp["k"]) == \
+        (selector, fraction, 7, 7, k)
+    # the trained model's cut conv holds exactly those filters of the e2e model, unchanged
+    model = load_model(tmp_path / "model.pt")
+    torch.testing.assert_close(model.state_dict()["features.conv2_2.conv.weight"],
+                               ckpt["state_dict"]["features.conv2_2.conv.weight"][sorted(expected)])
+    # predictions: the test labels in stored order, and the accuracy the metrics report
+    pred = np.load(tmp_path / "predictions.npz")
+    assert pred["label"].tolist() == np.load(study / "data.npz")["y_test"].tolist()
+    assert np.mean(pred["predicted"] == pred["label"]) == pytest.approx(out["test_acc"])
+
+
+def test_scratch_starts_from_random_weights_of_the_compressed_architecture(study, tmp_path):
+    settings = TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64, seed=0)
+    out = compression.train_scratch(
+        e2e_model=study / "model.pt", selected_json=study / "selected.json",
+        **data_files(study), **train_files(tmp_path), settings=settings, hidden=[8],
+        dropout=0.0, **QUIET)
+    sel = json.loads((study / "selected.json").read_text())
+    e2e = load_checkpoint(study / "model.pt")
+    arch = compressed_arch(e2e["arch"], "pool2", "channel", sel["selected"], [8], 0.0)
+    trained = load_checkpoint(tmp_path / "model.pt")
+    assert trained["arch"]["features"] == arch["features"]
+    assert out["compression"]["from_scratch"] and out["settings"]["train_only"] == "all"
+    # conv1_1 was trained from its own random start, not from the e2e weights: it is far from
+    # them (one epoch of SGD moves a weight by much less than the spread of two inits)
+    w_e2e = e2e["state_dict"]["features.conv1_1.conv.weight"]
+    w = trained["state_dict"]["features.conv1_1.conv.weight"]
+    assert (w - w_e2e).abs().mean() > 0.5 * w_e2e.abs().mean()
+
+
+def test_finetune_trains_every_layer_of_the_compressed_model(study, tmp_path):
+    comp = tmp_path / "compressed"
+    comp.mkdir()
+    compression.train_compressed(
+        e2e_model=study / "model.pt", selected_json=study / "selected.json",
+        **data_files(study), **train_files(comp),
+        settings=TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64,
+                               train_only="classifier"), hidden=[8], dropout=0.0, **QUIET)
+    tuned = tmp_path / "tuned"
+    tuned.mkdir()
+    compression.finetune(compressed_model=comp / "model.pt", e2e_model=study / "model.pt",
+                         **data_files(study), **train_files(tuned),
+                         settings=TrainSettings(epochs=1, lr=0.001, step_size=1, batch_size=64),
+                         **QUIET)
+    before = load_checkpoint(comp / "model.pt")["state_dict"]
+    after = load_checkpoint(tuned / "model.pt")["state_dict"]
+    assert set(before) == set(after)
+    assert not torch.equal(before["features.conv1_1.conv.weight"],
+                           after["features.conv1_1.conv.weight"])  # the extractor moved too
+
+
+# ----------------------------------------------------------------------------------------
+# Latency
+
+
+def test_latency_table_and_speedups(study, tmp_path):
+    table = latency.measure_latency({"e2e": study / "model.pt", "again": study / "model.pt"},
+                                    study / "data.npz", tmp_path / "latency.csv",
+                                    batch_sizes=(1, 64), min_run_time=0.05, **QUIET)
+    assert pd.read_csv(tmp_path / "latency.csv").shape == (4, len(latency.COLUMNS))
+    assert list(table["model"]) == ["e2e", "e2e", "again", "again"]
+    assert list(table["batch_size"]) == [1, 64, 1, 64]
+    assert (table["seconds_per_image"] > 0).all() and (table["measurements"] >= 1).all()
+    # speed-up by hand on a made-up table
+    t = pd.DataFrame({"model": ["e2e", "e2e", "small", "small"], "batch_size": [1, 256, 1, 256],
+                      "seconds_per_image": [4e-3, 1e-3, 1e-3, 5e-4]})
+    assert latency.speedups(t)["speedup"].tolist() == [1.0, 1.0, 4.0, 2.0]

@@ -1,0 +1,15 @@
+"""Rule measure_latency: seconds per image of every model at batch 1 and 256, one after
+another on the training device (torch.utils.benchmark, after warm-up)."""
+
+from sicompress.latency import measure_latency
+from sicompress.logs import step_log
+
+
+def main(smk):
+    with step_log(smk.log[0], smk.threads) as log:
+        models = {name: smk.input[name] for name in smk.params.models}
+        measure_latency(models, smk.input.data, smk.output.table, log=log)
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821

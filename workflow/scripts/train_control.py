@@ -1,0 +1,28 @@
+"""Rule train_control: one control of (c), classifier-only like (c): a selector's channels at
+the chosen k or a frontier fraction, with the seed of its repeat."""
+
+from sicompress.artifacts import read_json
+from sicompress.compression import train_control
+from sicompress.logs import step_log
+from sicompress.trainings import classifier_settings
+
+
+def main(smk):
+    with step_log(smk.log[0], smk.threads) as log:
+        p, section = smk.params, smk.params.compress
+        repeat = int(smk.wildcards.repeat)
+        settings = classifier_settings(section, read_json(smk.input.best), p.train,
+                                       p.seed + repeat, smk.config["compute"])
+        train_control(e2e_model=smk.input.e2e, selected_json=smk.input.selected,
+                      ranking_csv=smk.input.ranking, selector=smk.wildcards.selector,
+                      fraction=p.fraction, repeat=repeat, data_npz=smk.input.data,
+                      split_npz=smk.input.split, summary_json=smk.input.summary,
+                      model_out=smk.output.model, history=smk.output.history,
+                      metrics=smk.output.metrics, curves=smk.output.curves,
+                      predictions=smk.output.predictions, settings=settings,
+                      hidden=section["classifier_hidden"], dropout=section["dropout"],
+                      config=smk.config, log=log)
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821

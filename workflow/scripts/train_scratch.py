@@ -1,0 +1,25 @@
+"""Rule train_scratch: the compressed architecture trained end to end from random weights,
+with the e2e schedule (train.epochs at the searched lr and step)."""
+
+from sicompress.artifacts import read_json
+from sicompress.compression import train_scratch
+from sicompress.logs import step_log
+from sicompress.training import settings_from_config
+
+
+def main(smk):
+    with step_log(smk.log[0], smk.threads) as log:
+        p, best = smk.params, read_json(smk.input.best)
+        settings = settings_from_config(p.train, p.seed, compute=smk.config["compute"],
+                                        lr=best["lr"], step_size=best["step_size"])
+        train_scratch(e2e_model=smk.input.e2e, selected_json=smk.input.selected,
+                      data_npz=smk.input.data, split_npz=smk.input.split,
+                      summary_json=smk.input.summary, model_out=smk.output.model,
+                      history=smk.output.history, metrics=smk.output.metrics,
+                      curves=smk.output.curves, predictions=smk.output.predictions,
+                      settings=settings, hidden=p.compress["classifier_hidden"],
+                      dropout=p.compress["dropout"], config=smk.config, log=log)
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821
