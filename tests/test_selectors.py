@@ -145,7 +145,8 @@ def test_a_control_keeps_its_selectors_channels(study, tmp_path, selector, fract
     settings = TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64, seed=7,
                              train_only="classifier")
     out = compression.train_control(
-        e2e_model=study / "model.pt", selected_json=study / "selected.json",
+        e2e_model=study / "model.pt",
+        cut_json=study / ("selected.json" if fraction is None else "ranking.json"),
         ranking_csv=study / "ranking.csv", selector=selector, fraction=fraction, repeat=7,
         **data_files(study), **train_files(tmp_path), settings=settings, hidden=[8],
         dropout=0.0, **QUIET)

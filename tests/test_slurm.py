@@ -27,14 +27,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "tests" / "smoke.yaml"
+SLIM = ROOT / "tests" / "smoke-slurm.yaml"  # on top of SMOKE: every rule once, fewer controls
 PROFILE = ROOT / "profiles" / "slurm"
 PARTITION = "smoke"
 MEM_MB = 1000  # memory bound of every job on the test cluster (SICOMPRESS_SLURM_MEM_MB)
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "scancel", "srun")
 # jobs of the smoke run by rule (tests/smoke.yaml: a grid of 2 learning rates x 1 step)
+# (and SLIM: 1 control at the chosen k (l1) and 2 at one frontier point, the fine-tuned model
+# with its layer SI)
 EXPECTED_JOBS = {"prepare_data": 1, "split": 1, "lr_trial": 2, "select_lr": 1, "train_e2e": 1,
-                 "train_head": 1, "layer_si": 4, "plot_layer_si": 4, "cut_layers": 1,
-                 "select_features": 1, "train_compressed": 1, "report": 1}
+                 "train_head": 1, "layer_si": 5, "plot_layer_si": 5, "cut_layers": 1,
+                 "rank_features": 1, "choose_features": 1, "train_compressed": 1,
+                 "train_control": 3, "train_scratch": 1, "finetune": 1, "measure_latency": 1,
+                 "summarize_controls": 1, "report": 1}
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 
@@ -208,7 +213,7 @@ def snakemake_slurm(cluster: Cluster, workdir: Path, *targets: str,
     env.update(SICOMPRESS_SLURM_PARTITION=PARTITION, SICOMPRESS_SLURM_GPUS="0",
                SICOMPRESS_SLURM_MEM_MB=str(MEM_MB))
     cmd = [exe, "--profile", str(PROFILE), "--executor", "slurm", "--directory", str(workdir),
-           "--configfile", str(SMOKE), *map(str, configfiles),
+           "--configfile", str(SMOKE), str(SLIM), *map(str, configfiles),
            "--max-threads", "1",  # two jobs side by side on the 2 CPUs of a small machine
            "--retries", "0",  # a failure shows at once
            "--slurm-status-command", "squeue",  # no accounting: sacct cannot answer
@@ -286,7 +291,8 @@ def test_profile_resources_reach_sbatch(slurm_run):
         assert job["NumCPUs"] == "1", job  # --max-threads 1
 
 
-GPU_RULES = {"lr_trial", "train_e2e", "train_head", "layer_si", "select_features", "train_compressed"}
+GPU_RULES = {"lr_trial", "train_e2e", "train_head", "layer_si", "rank_features", "train_compressed",
+             "train_control", "train_scratch", "finetune", "measure_latency"}
 
 
 def profile_resources(tmp_path: Path, **environ: str) -> dict[str, str]:
@@ -295,7 +301,7 @@ def profile_resources(tmp_path: Path, **environ: str) -> dict[str, str]:
     env.update(environ)
     exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
     proc = subprocess.run([exe, "--profile", str(PROFILE), "--directory", str(tmp_path), "-n",
-                           "--configfile", str(SMOKE)], cwd=ROOT, env=env, capture_output=True,
+                           "--configfile", str(SMOKE), str(SLIM)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     found = re.findall(r"^rule (\w+):\n(?:    (?!resources:).*\n)*    resources: (.*)$", proc.stdout, re.M)
@@ -329,5 +335,5 @@ def test_partial_rerun_through_slurm_leaves_e2e_alone(slurm_run, slurm_cluster, 
     before = {job["JobId"] for job in slurm_cluster.jobs()}
     snakemake_slurm(slurm_cluster, workdir, "results/compress/selected.json", configfiles=(tolerance,))
     jobs = [job for job in slurm_cluster.jobs() if job["JobId"] not in before]
-    assert [_rule(j) for j in jobs] == ["select_features"], [_rule(j) for j in jobs]
+    assert [_rule(j) for j in jobs] == ["choose_features"], [_rule(j) for j in jobs]
     assert e2e.stat().st_mtime_ns == stamp  # e2e not retrained

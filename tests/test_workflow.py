@@ -38,11 +38,16 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     assert counts["select_lr"] == counts["train_e2e"] == counts["train_head"] == 1
     # the search's chosen trial, e2e, head, compressed
     assert counts["layer_si"] == 4 and counts["plot_layer_si"] == 4
-    for rule in ("cut_layers", "select_features", "train_compressed", "report"):
+    for rule in ("cut_layers", "rank_features", "choose_features", "train_compressed",
+                 "train_scratch", "measure_latency", "summarize_controls", "report"):
         assert counts[rule] == 1, rule
+    # controls: 3 selectors x 3 repeats at the chosen k (less the study's own), and
+    # 3 fractions x 3 selectors x 3 repeats on the frontier; no fine-tuning by default
+    assert counts["train_control"] == (3 * 3 - 1) + 3 * 3 * 3 and "finetune" not in counts
 
     # the rules that train or compute SI hold the GPU; the light ones do not
-    gpu_rules = {"lr_trial", "train_e2e", "train_head", "layer_si", "select_features", "train_compressed"}
+    gpu_rules = {"lr_trial", "train_e2e", "train_head", "layer_si", "rank_features",
+                 "train_compressed", "train_control", "train_scratch", "measure_latency"}
     seen = set()
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         m = re.match(r"(?:local)?rule (\w+):", block)
@@ -83,7 +88,8 @@ def test_dry_run_of_the_gpu_quick_study_lists_every_rule(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     counts = job_counts(proc.stdout)
     rules = {"prepare_data", "split", "lr_trial", "select_lr", "train_e2e", "train_head",
-             "layer_si", "plot_layer_si", "cut_layers", "select_features", "train_compressed",
+             "layer_si", "plot_layer_si", "cut_layers", "rank_features", "choose_features",
+             "train_compressed", "train_control", "measure_latency", "summarize_controls",
              "report", "all"}
     assert set(counts) == rules
     assert counts["lr_trial"] == 2 and counts["layer_si"] == 4
@@ -101,14 +107,28 @@ def test_smoke_workflow_writes_every_output(smoke_run):
     for model in ("search", "e2e", "head", "compressed"):
         for name in ("model.pt", "history.csv", "metrics.json", "curves.png", "layer_si.csv", "layer_si.png"):
             expected.append(f"{model}/{name}")
+    for model in ("e2e", "head", "compressed", "scratch"):
+        expected.append(f"{model}/predictions.npz")
+    for name in ("model.pt", "history.csv", "metrics.json", "curves.png", "predictions.npz"):
+        expected.append(f"scratch/{name}")
+        for selector in ("si", "l1", "random"):
+            for point in ("chosen", "frac~0.25", "frac~0.5"):
+                for repeat in (0, 1):
+                    if (selector, point, repeat) != ("si", "chosen", 0):  # the study's own
+                        expected.append(f"controls/{selector}/{point}/repeat~{repeat}/{name}")
+    expected += ["controls/selectors.csv", "controls/frontier.csv", "controls/mcnemar.csv",
+                 "controls/frontier.png", "latency/latency.csv"]
     expected += ["compress/cut.json", "compress/cut.png", "compress/feature_ranking.csv",
-                 "compress/selected.json", "compress/feature_si.png",
+                 "compress/feature_ranking.json", "compress/selected.json",
+                 "compress/feature_si.png",
                  "report/report.md", "report/summary.csv", "report/report.html"]
     expected += [f"benchmarks/{job}.tsv" for job in (
         "prepare_data", "split", "lr_trial/lr~0.05_step~4", "lr_trial/lr~0.01_step~4", "select_lr",
         "train_e2e", "train_head", "layer_si/search", "layer_si/e2e", "layer_si/head",
         "layer_si/compressed",
-        "cut_layers", "select_features", "train_compressed")]
+        "cut_layers", "rank_features", "choose_features", "train_compressed",
+        "train_control/l1/chosen/repeat~0", "train_control/random/frac~0.5/repeat~1",
+        "train_scratch", "measure_latency", "summarize_controls")]
     missing = [p for p in expected if not (r / p).is_file() or (r / p).stat().st_size == 0]
     assert not missing, missing
     for p in expected:
@@ -116,7 +136,9 @@ def test_smoke_workflow_writes_every_output(smoke_run):
             assert (r / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
     for log in ("data/prepare_data.log", "split/split.log", "e2e/train.log", "head/train.log",
                 "e2e/layer_si.log", "lr_search/select_lr.log", "compress/cut_layers.log",
-                "compress/select_features.log", "compressed/train.log", "report/report.log"):
+                "compress/rank_features.log", "compress/choose_features.log", "compressed/train.log",
+                "controls/l1/chosen/repeat~1.log", "scratch/train.log",
+                "latency/measure_latency.log", "report/report.log"):
         assert (smoke_run / "logs" / log).stat().st_size > 0, log
     # nothing half-written left behind
     assert not list(r.rglob("*.tmp*"))
@@ -171,12 +193,77 @@ def test_smoke_trainings(smoke_run):
     assert e2e["parameters"]["total"] == sum(p.numel() for p in m_e2e.parameters())
 
 
+def test_smoke_controls(smoke_run):
+    """Every control keeps its selector's channels, tables have a row per run, and the
+    per-image comparisons and accuracies agree with the predictions the trainings wrote."""
+    r = smoke_run / "results"
+    sel = json.loads((r / "compress/selected.json").read_text())
+    n = sel["n_candidates"]
+    ranking = pd.read_csv(r / "compress/feature_ranking.csv")["feature"].tolist()
+    e2e_state = torch.load(r / "e2e/model.pt", weights_only=True)["state_dict"]
+    labels = np.load(r / "data/cifar10.npz")["y_test"]
+
+    def expected_channels(selector, k, seed):
+        if selector == "si":
+            return ranking[:k]
+        if selector == "random":
+            return np.random.default_rng(seed).choice(n, size=k, replace=False).tolist()
+        # l1: the last conv kept (the compressed model's), its filters' L1 norms in the e2e model
+        layers = load_model(r / "compressed/model.pt").arch["features"]
+        last = [layer["name"] for layer in layers if layer["kind"] == "conv"][-1]
+        norms = e2e_state[f"features.{last}.conv.weight"].abs().sum(dim=(1, 2, 3)).tolist()
+        return sorted(range(n), key=lambda o: (-norms[o], o))[:k]
+
+    runs = 0
+    for selector in ("si", "l1", "random"):
+        for point, k in (("chosen", sel["k"]), ("frac~0.25", max(1, int(0.25 * n + 0.5))),
+                         ("frac~0.5", max(1, int(0.5 * n + 0.5)))):
+            for repeat in (0, 1):
+                d = r / ("compressed" if (selector, point, repeat) == ("si", "chosen", 0)
+                         else f"controls/{selector}/{point}/repeat~{repeat}")
+                m = json.loads((d / "metrics.json").read_text())
+                c = m["compression"]
+                assert (c["selector"], c["repeat"], c["seed"], c["k"]) == (selector, repeat,
+                                                                           repeat, k), d
+                want = expected_channels(selector, k, repeat)
+                assert c["kept"] == sorted(want), d
+                pred = np.load(d / "predictions.npz")
+                assert np.array_equal(pred["label"], labels), d
+                assert np.mean(pred["predicted"] == pred["label"]) == pytest.approx(m["test_acc"])
+                runs += 1
+    assert runs == 18
+
+    frontier = pd.read_csv(r / "controls/frontier.csv")
+    assert len(frontier) == 3 * 2 * 2  # selectors x fractions x repeats
+    assert not frontier.duplicated(["selector", "fraction", "repeat"]).any()
+    selectors = pd.read_csv(r / "controls/selectors.csv")
+    assert len(selectors) == 3 * 2
+
+    # McNemar's counts against e2e, recounted from the predictions
+    e2e_ok = np.load(r / "e2e/predictions.npz")["predicted"] == labels
+    mc = pd.read_csv(r / "controls/mcnemar.csv")
+    comp_ok = np.load(r / "compressed/predictions.npz")["predicted"] == labels
+    row = mc[mc["model"] == "compressed"].iloc[0]
+    assert (row["only_model"], row["only_e2e"]) == (int(np.sum(comp_ok & ~e2e_ok)),
+                                                   int(np.sum(~comp_ok & e2e_ok)))
+    assert 0 < row["p_value"] <= 1
+
+    scratch = json.loads((r / "scratch/metrics.json").read_text())
+    assert scratch["settings"]["train_only"] == "all" and scratch["epochs_run"] == 6
+    assert scratch["compression"]["kept"] == sorted(sel["selected"])
+    lat = pd.read_csv(r / "latency/latency.csv")
+    assert sorted(zip(lat["model"], lat["batch_size"])) == sorted(
+        (m, b) for m in ("e2e", "head", "compressed", "scratch") for b in (1, 256))
+    assert (lat["seconds_per_image"] > 0).all()
+
+
 def test_smoke_jobs_ran_on_the_test_device(smoke_run, device):
     """Every job that trains or computes SI ran where the tests asked (SICOMPRESS_DEVICE)."""
     logs = smoke_run / "logs"
-    for log in ("e2e/train.log", "head/train.log", "compressed/train.log"):
+    for log in ("e2e/train.log", "head/train.log", "compressed/train.log", "scratch/train.log",
+                "controls/random/frac~0.25/repeat~1.log"):
         assert f"images on {device}" in (logs / log).read_text(), log
-    for log in ("e2e/layer_si.log", "compress/select_features.log"):
+    for log in ("e2e/layer_si.log", "compress/rank_features.log"):
         assert re.search(rf"\bon {device}\b", (logs / log).read_text()), log
 
 
@@ -292,9 +379,13 @@ def test_partial_reruns(smoke_run, tmp_path):
     tolerance = tmp_path / "tolerance.yaml"
     tolerance.write_text("compress:\n  feature_tolerance: 0.05\n")
     jobs = dry_run_jobs(smoke_run, tolerance)
-    assert set(jobs) == {"select_features", "train_compressed", "layer_si", "plot_layer_si",
-                         "report", "all"}, jobs
+    # k is chosen again from the same ranking: no ranking, no frontier training (their k come
+    # from fractions), only what depends on the chosen k
+    assert set(jobs) == {"choose_features", "train_compressed", "layer_si", "plot_layer_si",
+                         "train_control", "train_scratch", "measure_latency",
+                         "summarize_controls", "report", "all"}, jobs
     assert jobs["layer_si"] == 1  # only the compressed model's
+    assert jobs["train_control"] == 3 * 2 - 1  # the chosen k's: 3 selectors x 2 repeats
 
     grid = tmp_path / "grid.yaml"
     grid.write_text("lr_search:\n  lrs: [0.05, 0.02]\n")
@@ -316,7 +407,7 @@ def test_compute_settings_rerun_nothing_study_settings_do(smoke_run, tmp_path):
     epochs.write_text("train:\n  epochs: 8\n")
     jobs = dry_run_jobs(smoke_run, epochs)
     assert jobs["train_e2e"] == 1 and jobs["layer_si"] == 4  # the trials scale their step by it
-    assert {"train_head", "cut_layers", "select_features", "train_compressed", "report"} <= set(jobs)
+    assert {"train_head", "cut_layers", "rank_features", "train_compressed", "report"} <= set(jobs)
     assert "prepare_data" not in jobs and "split" not in jobs
 
 

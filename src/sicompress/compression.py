@@ -306,14 +306,21 @@ def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_j
 # 4. Controls: other selectors, other sizes, repeats, from scratch, fine-tuning
 
 
-def control_channels(*, e2e_model, selected_json, ranking_csv, selector: str,
+def control_channels(*, e2e_model, cut_json, ranking_csv, selector: str,
                      fraction: float | None, seed: int) -> tuple[list[int], dict]:
-    """The channels a control keeps: `selector` at the study's k (fraction None) or at
-    k = round(fraction x the cut layer's features). -> (channels in the selector's order,
-    the study's selected.json)."""
-    sel = artifacts.read_json(selected_json)
+    """The channels a control keeps: `selector` at the study's k (fraction None; cut_json is
+    then selected.json, which holds k) or at k = round(fraction x the cut layer's features)
+    (cut_json may be the ranking's info json: a frontier point does not depend on the chosen
+    k, so another feature_tolerance does not retrain it). -> (channels in the selector's
+    order, the cut description read)."""
+    sel = artifacts.read_json(cut_json)
     n = sel["n_candidates"]
-    k = sel["k"] if fraction is None else k_of_fraction(fraction, n)
+    if fraction is None:
+        if "k" not in sel:
+            raise ValueError(f"{cut_json}: no chosen k; the study's k is in selected.json")
+        k = sel["k"]
+    else:
+        k = k_of_fraction(fraction, n)
     weight = None
     if selector == "l1":
         arch, state = arch_and_state(e2e_model)
@@ -324,17 +331,17 @@ def control_channels(*, e2e_model, selected_json, ranking_csv, selector: str,
     return chosen, sel
 
 
-def train_control(*, e2e_model, selected_json, ranking_csv, selector: str,
+def train_control(*, e2e_model, cut_json, ranking_csv, selector: str,
                   fraction: float | None, repeat: int, data_npz, split_npz, summary_json,
                   model_out, history, metrics, curves, predictions, settings: TrainSettings,
                   hidden, dropout: float, config: dict | None = None,
                   device: str | None = None, log: Callable[[str], None] = print) -> dict:
     """One classifier-only training of the controls, trained like (c): the features `selector`
-    keeps (at the study's k, or at a frontier fraction), a new classifier whose weights and
-    batch order come from `settings.seed` (the study's seed + repeat; the random selector
-    draws its channels with that seed too)."""
+    keeps (at the study's k, or at a frontier fraction; see `control_channels`), a new
+    classifier whose weights and batch order come from `settings.seed` (the study's seed +
+    repeat; the random selector draws its channels with that seed too)."""
     _classifier_only(settings, "train_control")
-    chosen, sel = control_channels(e2e_model=e2e_model, selected_json=selected_json,
+    chosen, sel = control_channels(e2e_model=e2e_model, cut_json=cut_json,
                                    ranking_csv=ranking_csv, selector=selector,
                                    fraction=fraction, seed=settings.seed)
     model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], chosen, hidden=hidden,

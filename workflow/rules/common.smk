@@ -127,6 +127,14 @@ def control_file(run, key):
         selector=run["selector"], point=point_name(run["fraction"]), repeat=run["repeat"])
 
 
+def get_control_cut(wildcards):
+    """selected.json for the chosen k; for a frontier point the ranking's description of the
+    cut, so that another feature_tolerance does not retrain the frontier."""
+    if wildcards.point == "chosen":
+        return rules.choose_features.output.selected
+    return rules.rank_features.output.info
+
+
 def get_control_files(key):
     """File `key` of every control run, in the order of get_control_runs()."""
     return [control_file(run, key) for run in get_control_runs()]

@@ -16,7 +16,7 @@ wildcard_constraints:
 rule train_control:
     input:
         e2e=rules.train_e2e.output.model,
-        selected=rules.choose_features.output.selected,
+        cut=get_control_cut,
         ranking=rules.rank_features.output.ranking,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,

@@ -13,7 +13,7 @@ def main(smk):
         repeat = int(smk.wildcards.repeat)
         settings = classifier_settings(section, read_json(smk.input.best), p.train,
                                        p.seed + repeat, smk.config["compute"])
-        train_control(e2e_model=smk.input.e2e, selected_json=smk.input.selected,
+        train_control(e2e_model=smk.input.e2e, cut_json=smk.input.cut,
                       ranking_csv=smk.input.ranking, selector=smk.wildcards.selector,
                       fraction=p.fraction, repeat=repeat, data_npz=smk.input.data,
                       split_npz=smk.input.split, summary_json=smk.input.summary,
