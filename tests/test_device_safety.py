@@ -22,7 +22,7 @@ from sicompress.layer_si import layer_output, layer_separation
 from sicompress.model import build_model, checkpoint_payload, vgg_arch
 from sicompress.pruning import build_compressed, compressed_state
 from sicompress.selection import forward_select, forward_select_naive
-from sicompress.si import (center_separation_index, center_si_curve, nearest_neighbors,
+from sicompress.si import (center_separation_index, center_si_curve, si_curve, nearest_neighbors,
                            separation_indices)
 
 META = torch.device("meta")
@@ -110,13 +110,14 @@ def test_the_guard_lets_value_reads_through():
 # The entry points of SI, selection and compression
 
 
+@pytest.mark.parametrize("fn", [center_si_curve, si_curve])
 @pytest.mark.parametrize("unit", ["channel", "element"])
-def test_center_si_curve(unit):
+def test_si_curves(fn, unit):
     x, y = activations()
     n = 6 if unit == "channel" else 24
-    curve = on_meta(center_si_curve, x, y, list(range(n)), unit)
+    curve = on_meta(fn, x, y, list(range(n)), unit)
     assert len(curve) == n and all(isinstance(v, float) for v in curve)
-    curve = on_meta(center_si_curve, x, torch.as_tensor(y, device=META),
+    curve = on_meta(fn, x, torch.as_tensor(y, device=META),
                     [2, 0], unit)  # labels on the device too
     assert len(curve) == 2
 

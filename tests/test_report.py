@@ -3,7 +3,7 @@
 Its inputs are written by the real writers: the smoke study run by the real `snakemake`
 command (the session's `smoke_run`, shared with the workflow tests), and for the variants the
 smoke run has not (a folder of PNG or JPEG images, torchvision, element selection) the real
-prepare_data and select_features on the smoke run's data and model. Every number of the
+prepare_data and rank_features/choose_features on the smoke run's data and model. Every number of the
 report is compared with the file it comes from, or with a slow reference (parameters counted
 on the loaded model, MACs from forward hooks); a key a writer stops writing fails the render.
 """
@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from sicompress import markdown_report as report
-from sicompress.compression import select_features
+from sicompress.compression import choose_features, rank_features
 from sicompress.data import prepare_data
 from sicompress.markdown_report import ModelArtefacts, ReportInputs, write_report
 from sicompress.model import load_model
@@ -336,10 +336,12 @@ def test_torchvision_and_an_unrecorded_format(smoke_run, tmp_path):
 @pytest.mark.workflow
 def test_element_selection(smoke_run, tmp_path):
     r = smoke_run / "results"
-    out = select_features(model_path=r / "e2e/model.pt", data_npz=r / "data/cifar10.npz",
-                          split_npz=r / "split/split.npz", cut_json=r / "compress/cut.json",
-                          ranking_csv=tmp_path / "ranking.csv", selected_json=tmp_path / "sel.json",
-                          unit="element", max_features=12, **QUIET)
+    rank_features(model_path=r / "e2e/model.pt", data_npz=r / "data/cifar10.npz",
+                  split_npz=r / "split/split.npz", cut_json=r / "compress/cut.json",
+                  ranking_csv=tmp_path / "ranking.csv", info_json=tmp_path / "ranking.json",
+                  unit="element", max_features=12, **QUIET)
+    out = choose_features(ranking_csv=tmp_path / "ranking.csv", info_json=tmp_path / "ranking.json",
+                          selected_json=tmp_path / "sel.json", **QUIET)
     inputs = run_inputs(smoke_run, ranking=tmp_path / "ranking.csv", selected=tmp_path / "sel.json")
     write_report(inputs, out_md=tmp_path / "report.md", out_csv=tmp_path / "summary.csv")
     md = (tmp_path / "report.md").read_text()
