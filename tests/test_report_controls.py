@@ -221,3 +221,12 @@ def test_each_control_file_alone(tmp_path):
         setattr(inputs, key, path)
         md = render(inputs, tmp_path)
         assert report.CONTROLS_TITLE in headings(md), key
+
+
+def test_a_frontier_without_runs_shows_no_table(tmp_path):
+    files = control_files(tmp_path)
+    pd.read_csv(files["frontier_csv"]).head(0).to_csv(files["frontier_csv"], index=False)
+    inputs = base_inputs(tmp_path)
+    inputs.frontier_csv, inputs.selectors_csv = files["frontier_csv"], files["selectors_csv"]
+    md = render(inputs, tmp_path)
+    assert "### Selectors at the chosen k" in md and "### Accuracy against size" not in md

@@ -552,9 +552,11 @@ def _selectors(path: Path) -> dict:
             "n_candidates": sorted(set(int(c) for c in runs["n_candidates"]))}
 
 
-def _frontier(path: Path) -> pd.DataFrame:
-    """Mean ± sd over repeats per selector and k."""
+def _frontier(path: Path) -> pd.DataFrame | None:
+    """Mean ± sd over repeats per selector and k; None when the frontier has no run."""
     runs = pd.read_csv(path)
+    if runs.empty:
+        return None
     rows = []
     for sel in _selector_order(runs["selector"]):
         part = runs[runs["selector"] == sel]
