@@ -163,3 +163,69 @@ def plot_feature_si(ranking: pd.DataFrame, path: str | Path, *, selected: dict) 
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
     ax.set_title(f"feature selection at {selected['cut_layer']}")
     _save(fig, path)
+
+
+# Colours and markers of the controls of part (c): one colour per selector, one marker per
+# reference model.
+SELECTOR_COLORS = {"si": "tab:red", "l1": "tab:blue", "random": "tab:gray"}
+REFERENCE_STYLES = {"e2e": dict(marker="D", color="black"),
+                    "head": dict(marker="s", color="tab:purple"),
+                    "scratch": dict(marker="X", color="tab:brown"),
+                    "finetuned": dict(marker="P", color="tab:green")}
+
+
+def plot_frontier(frontier: pd.DataFrame, path: str | Path, *, chosen: pd.DataFrame | None = None,
+                  references: dict[str, dict] | None = None) -> None:
+    """Test accuracy (%) against parameters and against MACs per image (log x), two panels.
+
+    frontier, chosen: one row per run with selector, k, repeat, test_acc (fraction),
+    params_total, macs_total (frontier.csv and selectors.csv). Per selector and k: the mean
+    over repeats with the sample sd as error bar, each repeat a faint dot; the chosen k's
+    runs drawn large (SI as a star), side by side (x shifted by a few % per selector) since
+    they share one size. references: {name: {test_acc, params_total, macs_total}}
+    for e2e, head and the optional scratch and finetuned, labelled markers.
+    """
+    chosen = chosen if chosen is not None else pd.DataFrame(columns=frontier.columns)
+    references = references or {}
+    selectors = list(dict.fromkeys(list(frontier["selector"]) + list(chosen["selector"])))
+    colors = {s: SELECTOR_COLORS.get(s, f"C{i + 3}") for i, s in enumerate(selectors)}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    for ax, x, xlabel in zip(axes, ("params_total", "macs_total"),
+                             ("parameters (log scale)", "multiply-accumulates per image (log scale)")):
+        for i, s in enumerate(selectors):
+            for table, big in ((frontier, False), (chosen, True)):
+                part = table[table["selector"] == s]
+                if part.empty:
+                    continue
+                # the chosen k's selectors share one size: side by side, a few % apart
+                dodge = 1.0 + 0.04 * (i - (len(selectors) - 1) / 2) if big else 1.0
+                ax.plot(part[x] * dodge, part["test_acc"] * 100, "o", color=colors[s],
+                        alpha=0.25, ms=3, ls="none")
+                stats = part.groupby("k").agg(x=(x, "mean"), mean=("test_acc", "mean"),
+                                              sd=("test_acc", "std")).sort_index()
+                sd = stats["sd"].fillna(0.0) * 100
+                if big:
+                    label = f"{s} at the chosen k"
+                    ax.errorbar(stats["x"] * dodge, stats["mean"] * 100, yerr=sd, color=colors[s],
+                                ls="none", marker="*" if s == "si" else "o",
+                                ms=15 if s == "si" else 8, mec="black", mew=0.7, capsize=3,
+                                label=label, zorder=4)
+                else:
+                    ax.errorbar(stats["x"], stats["mean"] * 100, yerr=sd, color=colors[s],
+                                marker="o", ms=4, capsize=2, lw=1.2,
+                                label=f"{s}, mean ± sd over repeats")
+        for name, ref in references.items():
+            style = REFERENCE_STYLES.get(name, dict(marker="^", color="black"))
+            ax.plot([ref[x]], [ref["test_acc"] * 100], ls="none", ms=8, label=name, **style)
+            ax.annotate(name, (ref[x], ref["test_acc"] * 100), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("test accuracy (%)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.02), ncol=4,
+               frameon=False, fontsize=9)
+    fig.suptitle("test accuracy against size: the controls of the compression (c)")
+    fig.tight_layout()
+    _save(fig, path)

@@ -33,6 +33,7 @@ from . import artifacts
 from .data import image_format
 from .cost import macs_per_image, parameter_counts
 from .model import build_model, load_checkpoint
+from .stats import format_mean_sd, mean_sd
 from .training import scaled_step
 
 TEMPLATES = Path(__file__).with_name("templates")  # report.md.j2, assumptions.md
@@ -64,6 +65,8 @@ SECTIONS = [
     "Wall time per job",
     "Assumptions",
 ]
+# The section of the controls of (c), after "Compression", when any of their files is an input.
+CONTROLS_TITLE = "Controls of the compression"
 
 # Order of the Snakemake rules in the workflow, for the wall-time table; others come last.
 WORKFLOW_ORDER = [
@@ -107,6 +110,22 @@ class ReportInputs:
     feature_si_plot: Path         # results/compress/feature_si.png
     benchmarks: list[Path] = field(default_factory=list)  # Snakemake benchmark TSVs, one per job
     data: Path | None = None      # results/data/cifar10.npz (its recorded image format)
+    # The controls of (c) (see sicompress.controls); each optional, the section shows what is given.
+    selectors_csv: Path | None = None  # selectors.csv: one row per (selector, repeat) at the chosen k
+    frontier_csv: Path | None = None   # frontier.csv: one row per (selector, fraction, repeat)
+    frontier_plot: Path | None = None  # frontier.png: accuracy against parameters and MACs
+    mcnemar_csv: Path | None = None    # mcnemar.csv: McNemar's exact test of each model vs e2e
+    latency_csv: Path | None = None    # latency.csv: model, batch_size, seconds_per_image, ...
+    scratch: Path | None = None        # metrics.json of the compressed arch trained from scratch
+    finetuned: Path | None = None      # metrics.json of the fine-tuned model
+
+
+def sections(inputs: "ReportInputs") -> list[str]:
+    """The `## ` headings of report.md for these inputs, in order."""
+    out = list(SECTIONS)
+    if _has_controls(inputs):
+        out.insert(out.index("Compression") + 1, CONTROLS_TITLE)
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -449,6 +468,228 @@ def _compression(inputs: ReportInputs, table: pd.DataFrame) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------------------
+# Controls of the compression (files written by sicompress.controls and the latency rule)
+
+SIGNIFICANCE = 0.05  # the level McNemar's p-values are read at; a reading, not a ranking
+LATENCY_ORDER = ("e2e", "head", "compressed", "scratch", "finetuned")
+CONTROL_TRAINED = {
+    "compressed": "classifier only, on the frozen pruned extractor (SI's channels)",
+    "scratch": "end to end from random initial weights, same architecture",
+    "finetuned": "the compressed model, fine-tuned",
+}
+
+
+def _has_controls(inputs: ReportInputs) -> bool:
+    return any(getattr(inputs, name) is not None for name in (
+        "selectors_csv", "frontier_csv", "frontier_plot", "mcnemar_csv", "latency_csv",
+        "scratch", "finetuned"))
+
+
+def _p_value(p: Any) -> str:
+    if _missing(p):
+        return "–"
+    p = float(p)
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _seconds(s: Any) -> str:
+    """A time per image in a readable unit (s, ms or µs), three significant digits."""
+    if _missing(s):
+        return "–"
+    s = float(s)
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if s >= scale or unit == "µs":
+            v = s / scale
+            return f"{v:.{2 if v < 10 else 1 if v < 100 else 0}f} {unit}"
+    return "–"  # not reached
+
+
+def _acc_sd(mean: float, sd: float) -> str:
+    return format_mean_sd(mean, sd, scale=100, digits=2, unit="%")
+
+
+def _selector_order(names) -> list[str]:
+    first = [s for s in ("si", "l1", "random") if s in set(names)]
+    return first + sorted(set(names) - set(first))
+
+
+def _selectors(path: Path) -> dict:
+    """SI, l1 and random at the chosen k: mean ± sd over repeats, the values, sentences."""
+    runs = pd.read_csv(path)
+    stats, rows = {}, []
+    for sel in _selector_order(runs["selector"]):
+        part = runs[runs["selector"] == sel].sort_values("repeat")
+        mean, sd = mean_sd(part["test_acc"])
+        stats[sel] = {"mean": mean, "sd": sd, "n": len(part)}
+        ks = sorted(set(int(k) for k in part["k"]))
+        rows.append([sel, ", ".join(map(str, ks)), _int(len(part)), _acc_sd(mean, sd),
+                     ", ".join(_pct(a) for a in part["test_acc"])])
+    ref = stats.get("si")
+    for row, sel in zip(rows, stats):
+        row.insert(4, "" if ref is None or sel == "si" else _pp(stats[sel]["mean"] - ref["mean"]))
+    sentences = []
+    for sel, st in stats.items():
+        if ref is None or sel == "si":
+            continue
+        delta = ref["mean"] - st["mean"]
+        text = (f"SI minus {sel}: {_pp(delta)} in mean test accuracy (SI {_acc_sd(ref['mean'], ref['sd'])} "
+                f"over {ref['n']} {_plural(ref['n'], 'repeat')}, {sel} {_acc_sd(st['mean'], st['sd'])} "
+                f"over {st['n']} {_plural(st['n'], 'repeat')})")
+        if min(ref["n"], st["n"]) < 2:
+            text += "; one repeat cannot separate them (it gives no sd to compare the difference with)."
+        else:
+            larger = max(ref["sd"], st["sd"])
+            if abs(delta) <= larger:
+                text += f"; within the spread (|Δ| ≤ the larger sd, {100 * larger:.2f} pp)."
+            else:
+                text += (f"; |Δ| is larger than either sd (the larger is {100 * larger:.2f} pp), "
+                         f"over {min(ref['n'], st['n'])} repeats.")
+        sentences.append(text)
+    n = sorted(set(st["n"] for st in stats.values()))
+    return {"table": _frame(rows, ["selector", "k", "repeats", "test acc mean ± sd",
+                                   "Δ mean vs si", "each repeat"]),
+            "sentences": sentences, "repeats": n, "stats": stats,
+            "n_candidates": sorted(set(int(c) for c in runs["n_candidates"]))}
+
+
+def _frontier(path: Path) -> pd.DataFrame | None:
+    """Mean ± sd over repeats per selector and k; None when the frontier has no run."""
+    runs = pd.read_csv(path)
+    if runs.empty:
+        return None
+    rows = []
+    for sel in _selector_order(runs["selector"]):
+        part = runs[runs["selector"] == sel]
+        for k, g in sorted(part.groupby("k"), key=lambda kg: kg[0]):
+            mean, sd = mean_sd(g["test_acc"])
+            fractions = ", ".join(f"{f:g}" for f in sorted(set(g["fraction"])))
+            rows.append([sel, fractions, _int(k), _int(g["params_total"].iloc[0]),
+                         _int(g["macs_total"].iloc[0]), _int(len(g)), _acc_sd(mean, sd)])
+    return _frame(rows, ["selector", "fraction", "k", "params total", "MACs total", "repeats",
+                         "test acc mean ± sd"])
+
+
+def _other_model(path: Path | None) -> dict | None:
+    """test_acc, params and MACs (total) of a control training's metrics.json."""
+    if path is None:
+        return None
+    m = artifacts.read_json(path)
+    if "test_acc" not in m:
+        raise ValueError(f"{path} has no test_acc")
+    return {"test_acc": float(m["test_acc"]),
+            "params_total": (m.get("parameters") or {}).get("total", math.nan),
+            "macs_total": (m.get("macs") or {}).get("total", math.nan)}
+
+
+def _versus(inputs: ReportInputs, costs: dict, acc: dict, selectors: dict | None) -> dict | None:
+    """The pruned model (classifier only) against the same architecture trained from scratch,
+    and against the fine-tuned model: one run each."""
+    if inputs.scratch is None and inputs.finetuned is None:
+        return None
+    rows, e2e_acc = [], acc.get("e2e", math.nan)
+    for name in ("compressed", "scratch", "finetuned"):
+        if name not in costs:
+            continue
+        c = costs[name]
+        rows.append([name, CONTROL_TRAINED[name], _pct(c["test_acc"]),
+                     _pp(c["test_acc"] - e2e_acc), _int(c["params_total"]),
+                     _int(c["macs_total"])])
+    sentences = []
+    if "compressed" in costs:
+        for name in ("scratch", "finetuned"):
+            if name in costs:
+                delta = costs[name]["test_acc"] - costs["compressed"]["test_acc"]
+                text = (f"{name} minus compressed: {_pp(delta)} ({_pct(costs[name]['test_acc'])} "
+                        f"against {_pct(costs['compressed']['test_acc'])}), one run each")
+                si = (selectors or {}).get("stats", {}).get("si")
+                if si and si["n"] > 1 and not _missing(si["sd"]):
+                    text += (f"; the sd of SI's repeats at the chosen k, {100 * si['sd']:.2f} pp, "
+                             f"is the scale of run-to-run variation to read it against.")
+                else:
+                    text += "; one run each gives no spread to read the difference against."
+                sentences.append(text)
+    heading = ", ".join(["Pruned"] + ["from scratch"] * (inputs.scratch is not None)
+                        + ["fine-tuned"] * (inputs.finetuned is not None))
+    return {"table": _frame(rows, ["model", "trained", "test acc", "Δ vs e2e", "params total",
+                                   "MACs total"]),
+            "sentences": sentences, "heading": heading}
+
+
+def _mcnemar(path: Path) -> dict:
+    t = pd.read_csv(path)
+    rows = [[r["model"], _int(r["n"]), _int(r["both_correct"]), _int(r["only_model"]),
+             _int(r["only_e2e"]), _int(r["both_wrong"]), _p_value(r["p_value"]),
+             _pct(r["test_acc_model"]), _pct(r["test_acc_e2e"])] for _, r in t.iterrows()]
+    below = [str(m) for m, p in zip(t["model"], t["p_value"]) if float(p) < SIGNIFICANCE]
+    above = [str(m) for m, p in zip(t["model"], t["p_value"]) if float(p) >= SIGNIFICANCE]
+    return {"table": _frame(rows, ["model", "images", "both right", "only model right",
+                                   "only e2e right", "both wrong", "p-value", "test acc model",
+                                   "test acc e2e"]),
+            "below": below, "above": above, "level": SIGNIFICANCE,
+            "n": sorted(set(int(n) for n in t["n"]))}
+
+
+def _latency(path: Path, costs: dict) -> dict:
+    t = pd.read_csv(path)
+    for col in ("model", "batch_size", "seconds_per_image", "iqr_seconds_per_image",
+                "measurements", "device", "threads"):
+        if col not in t.columns:
+            raise ValueError(f"{path} has no column {col!r} (has {list(t.columns)})")
+    batches = sorted(int(b) for b in set(t["batch_size"]))
+    models = [m for m in LATENCY_ORDER if m in set(t["model"])] + \
+        sorted(set(t["model"]) - set(LATENCY_ORDER))
+    e2e = {int(r["batch_size"]): float(r["seconds_per_image"])
+           for _, r in t[t["model"] == "e2e"].iterrows()}
+    rows = []
+    for m in models:
+        part = t[t["model"] == m]
+        c = costs.get(m, {})
+        row = [m, _int(c.get("params_total")), _int(c.get("macs_total"))]
+        for b in batches:
+            hit = part[part["batch_size"] == b]
+            if hit.empty:
+                row += ["–", "–"]
+                continue
+            r = hit.iloc[0]
+            sec = float(r["seconds_per_image"])
+            row += [f"{_seconds(sec)} (IQR {_seconds(r['iqr_seconds_per_image'])}, "
+                    f"{_int(r['measurements'])} runs)",
+                    f"{e2e[b] / sec:.2f}×" if b in e2e and sec > 0 else "–"]
+        row += [", ".join(sorted(set(map(str, part["device"])))),
+                ", ".join(str(x) for x in sorted(set(int(x) for x in part["threads"])))]
+        rows.append(row)
+    columns = ["model", "params total", "MACs total"]
+    for b in batches:
+        columns += [f"batch {b}: time per image (median)", f"batch {b}: speed-up vs e2e"]
+    columns += ["device", "threads"]
+    return {"table": _frame(rows, columns), "align": "lrr" + "rr" * len(batches) + "lr",
+            "batches": batches}
+
+
+def _controls(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
+    """Everything the section "Controls of the compression" shows; None without its inputs."""
+    if not _has_controls(inputs):
+        return None
+    acc = dict(zip(table["model"], table["test_acc"]))
+    costs = {r["model"]: {"test_acc": float(r["test_acc"]), "params_total": r["params_total"],
+                          "macs_total": r["macs_total"]} for _, r in table.iterrows()}
+    for name in ("scratch", "finetuned"):
+        other = _other_model(getattr(inputs, name))
+        if other is not None:
+            costs[name] = other
+    selectors = _selectors(inputs.selectors_csv) if inputs.selectors_csv is not None else None
+    return {
+        "title": CONTROLS_TITLE,
+        "selectors": selectors,
+        "versus": _versus(inputs, costs, acc, selectors),
+        "mcnemar": _mcnemar(inputs.mcnemar_csv) if inputs.mcnemar_csv is not None else None,
+        "latency": _latency(inputs.latency_csv, costs) if inputs.latency_csv is not None else None,
+        "frontier": _frontier(inputs.frontier_csv) if inputs.frontier_csv is not None else None,
+        "frontier_plot": inputs.frontier_plot,
+    }
+
+
 def _wall_time(inputs: ReportInputs) -> pd.DataFrame:
     bench = read_benchmarks(inputs.benchmarks, [m.name for m in inputs.models])
     rows = [[r["job"], _num(r["seconds"], 1), _hms(r["seconds"]), _num(r["max_rss"], 1)]
@@ -554,6 +795,7 @@ def report_context(inputs: ReportInputs, table: pd.DataFrame) -> dict:
         "search": _search(inputs),
         "models": [_model(m, rows[m.name]) for m in inputs.models],
         "compression": _compression(inputs, table),
+        "controls": _controls(inputs, table),
         "wall_time": _wall_time(inputs),
         "run_settings": _run_settings(inputs, data),
     }
@@ -589,6 +831,7 @@ def environment(base: str | Path | None = None) -> jinja2.Environment:
         return f"<{rel}>" if re.search(r"[\s()<>]", rel) else rel
 
     env.filters.update(pct=_pct, pp=_pp, num=_num, count=_int, value=_value, plural=_plural,
+                       p_value=_p_value,
                        md_table=md_table, link=link,
                        oneline=lambda text: " ".join(str(text).split()))
     return env

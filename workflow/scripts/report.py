@@ -17,7 +17,12 @@ def main(smk):
                               models=models, cut=i.cut, cut_plot=i.cut_plot,
                               selected=i.selected, ranking=i.ranking,
                               feature_si_plot=i.feature_si_plot, benchmarks=list(i.benchmarks),
-                              data=i.data)
+                              data=i.data,
+                              # the controls of (c): inputs only when the workflow runs them
+                              selectors_csv=i.get("selectors"), frontier_csv=i.get("frontier"),
+                              frontier_plot=i.get("frontier_plot"), mcnemar_csv=i.get("mcnemar"),
+                              latency_csv=i.get("latency"), scratch=i.get("scratch_metrics"),
+                              finetuned=i.get("finetuned_metrics"))
         write_report(inputs, out_md=smk.output.md, out_csv=smk.output.summary)
         log(f"report written to {smk.output.md} and {smk.output.summary}")
 

@@ -1,0 +1,261 @@
+"""The controls of part (c), summarised: files of the control trainings in, tables and a plot out.
+
+Part (c) cuts the e2e model after one layer, keeps k channels of it chosen by SI forward
+selection and trains a new classifier on the frozen, pruned extractor. The controls ask
+whether SI's choice matters and what the compression costs:
+
+- "chosen" runs: the study's cut and k, channels chosen by each selector ("si": the study's,
+  "l1": the largest L1 norms of the cut conv's filters, "random": drawn with the run's seed),
+  each trained several times (repeats differ in their seed);
+- "frontier" runs: the same, for several fractions of the cut layer's channels;
+- references: e2e (a), head (b), and, when configured, the compressed architecture trained
+  from scratch and a fine-tuned model.
+
+Every training wrote metrics.json (test_acc a fraction, parameters, and for the control
+trainings macs and a "compression" record: cut_layer, unit, k, n_candidates, selector,
+fraction, repeat, seed, kept) and predictions.npz (int64 `label` and `predicted`, (N,), the
+test set in its fixed order). This module writes
+
+- selectors.csv: one row per chosen-group run (selector, repeat);
+- frontier.csv: one row per frontier run (selector, fraction, repeat);
+- mcnemar.csv: McNemar's exact test of each compared model against e2e on the test images;
+- frontier.png: test accuracy against parameters and against MACs (`figures.plot_frontier`).
+
+Accuracies are fractions (0.9 = 90%) in every table; MACs are per image.
+
+    summarize_controls(runs, {"e2e": {...}, "head": {...}, "scratch": None, "finetuned": None},
+                       selectors_csv=..., frontier_csv=..., mcnemar_csv=..., plot=...)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import artifacts, figures
+from .cost import macs_per_image
+from .model import load_checkpoint
+from .stats import mcnemar_exact
+
+GROUPS = ("chosen", "frontier")
+SELECTOR_ORDER = ("si", "l1", "random")  # the study's first; others after these, by name
+REFERENCES = ("e2e", "head", "scratch", "finetuned")  # e2e and head required, others optional
+STUDY = "compressed"  # the name of the study's compressed model: chosen, selector si, repeat 0
+
+RUN_COLUMNS = ["selector", "repeat", "seed", "k", "n_candidates", "test_acc", "params_total",
+               "macs_total"]
+FRONTIER_COLUMNS = ["selector", "fraction", "k", "repeat", "seed", "n_candidates", "test_acc",
+                    "params_total", "macs_total"]
+MCNEMAR_COLUMNS = ["model", "n", "both_correct", "only_model", "only_e2e", "both_wrong",
+                   "p_value", "test_acc_model", "test_acc_e2e"]
+
+
+# ----------------------------------------------------------------------------------------
+# Reading one training's files
+
+
+def read_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(label, predicted) of a predictions.npz: two int arrays (N,) of the test set."""
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            missing = [key for key in ("label", "predicted") if key not in z.files]
+            if missing:
+                raise ValueError(f"{path} lacks the array(s) {missing} (has {z.files})")
+            label, predicted = z["label"], z["predicted"]
+    except (OSError, EOFError) as e:
+        raise ValueError(f"cannot read predictions {path}: {type(e).__name__}: {e}") from e
+    if label.ndim != 1 or label.shape != predicted.shape:
+        raise ValueError(f"{path}: 'label' {label.shape} and 'predicted' {predicted.shape} must "
+                         "be two 1-D arrays of the same length")
+    for key, a in (("label", label), ("predicted", predicted)):
+        if not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{path}: {key!r} must hold integer classes, has dtype {a.dtype}")
+    return label, predicted
+
+
+def cost(metrics: dict, model: str | Path | None, where: str | Path) -> tuple[int, int]:
+    """(parameters, MACs per image) in all: from metrics.json, MACs from the checkpoint's arch
+    when the metrics have none (e2e and head record no MACs)."""
+    try:
+        params = int(metrics["parameters"]["total"])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{where} has no parameters.total") from e
+    if isinstance(metrics.get("macs"), dict) and "total" in metrics["macs"]:
+        return params, int(metrics["macs"]["total"])
+    if model is None:
+        raise ValueError(f"{where} has no macs.total and no model.pt was given to count them")
+    return params, int(macs_per_image(load_checkpoint(model)["arch"])["total"])
+
+
+def _run_row(run: Mapping) -> dict:
+    """One control run as a table row, checked against the record in its metrics.json."""
+    where = run["metrics"]
+    metrics = artifacts.read_json(where)
+    record = metrics.get("compression")
+    if not isinstance(record, dict):
+        raise ValueError(f"{where} has no 'compression' record: not a control training")
+    for key in ("selector", "k", "n_candidates", "repeat", "seed"):
+        if key not in record:
+            raise ValueError(f"{where}: compression record lacks {key!r}")
+    # the workflow's list of runs and the files must say the same
+    same = (record["selector"] == run["selector"] and int(record["repeat"]) == int(run["repeat"])
+            and _same_fraction(record.get("fraction"), run.get("fraction")))
+    if not same:
+        raise ValueError(
+            f"{where} records selector {record['selector']!r}, fraction {record.get('fraction')!r}, "
+            f"repeat {record['repeat']!r}, but the run list says selector {run['selector']!r}, "
+            f"fraction {run.get('fraction')!r}, repeat {run['repeat']!r}")
+    params, macs = cost(metrics, run.get("model"), where)
+    return {"selector": str(record["selector"]), "fraction": record.get("fraction"),
+            "k": int(record["k"]), "repeat": int(record["repeat"]), "seed": int(record["seed"]),
+            "n_candidates": int(record["n_candidates"]), "test_acc": float(metrics["test_acc"]),
+            "params_total": params, "macs_total": macs}
+
+
+def _same_fraction(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _selector_key(selector: str) -> tuple:
+    return (SELECTOR_ORDER.index(selector) if selector in SELECTOR_ORDER else len(SELECTOR_ORDER),
+            selector)
+
+
+# ----------------------------------------------------------------------------------------
+# Tables
+
+
+def run_tables(runs: Sequence[Mapping]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(selectors, frontier): one row per chosen-group run and per frontier run, sorted by
+    selector (si, l1, random, others), fraction and repeat. A run listed twice is an error."""
+    rows: dict[str, list[dict]] = {g: [] for g in GROUPS}
+    seen: dict[tuple, str] = {}
+    for run in runs:
+        if run.get("group") not in GROUPS:
+            raise ValueError(f"run {run.get('metrics')}: group must be one of {GROUPS}, got "
+                             f"{run.get('group')!r}")
+        row = _run_row(run)
+        frac = None if row["fraction"] is None else round(float(row["fraction"]), 9)
+        key = (run["group"], row["selector"], frac, row["repeat"])
+        if key in seen:
+            raise ValueError(f"{run['metrics']} and {seen[key]} are the same run "
+                             f"(group, selector, fraction, repeat) = {key}")
+        seen[key] = str(run["metrics"])
+        rows[run["group"]].append(row)
+
+    def table(group: str, columns: list[str]) -> pd.DataFrame:
+        part = sorted(rows[group], key=lambda r: (_selector_key(r["selector"]),
+                                                  r["fraction"] or 0.0, r["repeat"]))
+        return pd.DataFrame(part, columns=columns)
+
+    return table("chosen", RUN_COLUMNS), table("frontier", FRONTIER_COLUMNS)
+
+
+def mcnemar_table(compared: Sequence[tuple[str, str | Path]], e2e_predictions: str | Path, *,
+                  log: Callable[[str], None] = print) -> pd.DataFrame:
+    """McNemar's exact test of each (name, predictions.npz) against e2e's, in the given order.
+
+    The test images must be the same, in the same order: the labels of both files must be
+    equal (a ValueError names the two files otherwise). Accuracies here are those of the
+    predictions, so that they agree with the counts.
+    """
+    labels, e2e_pred = read_predictions(e2e_predictions)
+    e2e_correct = e2e_pred == labels
+    rows = []
+    for name, path in compared:
+        label, pred = read_predictions(path)
+        if label.shape != labels.shape or not np.array_equal(label, labels):
+            where = ("different lengths " f"{label.size} and {labels.size}"
+                     if label.shape != labels.shape
+                     else f"{int(np.sum(label != labels))} of {labels.size} labels differ")
+            raise ValueError(f"{path} and {e2e_predictions} do not hold the same test images in "
+                             f"the same order ({where}): McNemar's test needs paired images")
+        t = mcnemar_exact(pred == label, e2e_correct)
+        rows.append({"model": name, "n": t["n"], "both_correct": t["both_correct"],
+                     "only_model": t["only_a"], "only_e2e": t["only_b"],
+                     "both_wrong": t["both_wrong"], "p_value": t["p_value"],
+                     "test_acc_model": (t["both_correct"] + t["only_a"]) / t["n"] if t["n"] else math.nan,
+                     "test_acc_e2e": (t["both_correct"] + t["only_b"]) / t["n"] if t["n"] else math.nan})
+        log(f"McNemar {name} vs e2e: {t['only_a']} only {name}, {t['only_b']} only e2e, "
+            f"p = {t['p_value']:.3g}")
+    return pd.DataFrame(rows, columns=MCNEMAR_COLUMNS)
+
+
+def _check_accuracy(name: str, metrics_path, predictions_path, log) -> None:
+    """Say so in the log when metrics.json's test accuracy is not that of predictions.npz."""
+    label, pred = read_predictions(predictions_path)
+    recorded = float(artifacts.read_json(metrics_path)["test_acc"])
+    counted = float(np.mean(pred == label)) if label.size else math.nan
+    if not math.isclose(recorded, counted, abs_tol=0.5 / max(label.size, 1)):
+        log(f"WARNING: {name}: test_acc {recorded:.6f} in {metrics_path} but "
+            f"{counted:.6f} counted from {predictions_path}")
+
+
+# ----------------------------------------------------------------------------------------
+# Entry point
+
+
+def summarize_controls(runs: Sequence[Mapping], references: Mapping[str, Mapping | None], *,
+                       selectors_csv: str | Path, frontier_csv: str | Path,
+                       mcnemar_csv: str | Path, plot: str | Path,
+                       log: Callable[[str], None] = print) -> dict[str, pd.DataFrame]:
+    """Write selectors.csv, frontier.csv, mcnemar.csv and frontier.png; return the three tables.
+
+    runs: one dict per control training: group ("chosen" or "frontier"), selector, fraction
+    (None in the chosen group), repeat, and the paths metrics, predictions, model.
+    references: {"e2e": {"metrics", "predictions", "model"}, "head": {...}, "scratch": ... or
+    None, "finetuned": ... or None}.
+    -> {"selectors", "frontier", "mcnemar": DataFrame} as written.
+    """
+    for name in ("e2e", "head"):
+        if not references.get(name):
+            raise ValueError(f"summarize_controls needs the {name} reference (metrics, "
+                             "predictions, model)")
+    unknown = set(references) - set(REFERENCES)
+    if unknown:
+        raise ValueError(f"unknown reference(s) {sorted(unknown)}; known: {REFERENCES}")
+    selectors, frontier = run_tables(runs)
+    log(f"{len(selectors)} chosen-k runs, {len(frontier)} frontier runs")
+
+    # compared with e2e: the study's compressed, the other chosen runs, scratch, finetuned, head
+    chosen = [r for r in runs if r["group"] == "chosen"]
+    chosen.sort(key=lambda r: (_selector_key(r["selector"]), int(r["repeat"])))
+    compared = []
+    for r in chosen:
+        study = r["selector"] == "si" and int(r["repeat"]) == 0
+        name = STUDY if study else f"{r['selector']} repeat {int(r['repeat'])}"
+        compared.append((name, r["predictions"], r["metrics"]))
+    compared.sort(key=lambda c: c[0] != STUDY)  # stable: the study's first
+    for name in ("scratch", "finetuned", "head"):
+        ref = references.get(name)
+        if ref:
+            compared.append((name, ref["predictions"], ref["metrics"]))
+    for name, predictions, metrics in compared + [("e2e", references["e2e"]["predictions"],
+                                                   references["e2e"]["metrics"])]:
+        _check_accuracy(name, metrics, predictions, log)
+    mcnemar = mcnemar_table([(n, p) for n, p, _ in compared], references["e2e"]["predictions"],
+                            log=log)
+
+    refs = {}
+    for name in REFERENCES:
+        ref = references.get(name)
+        if ref:
+            metrics = artifacts.read_json(ref["metrics"])
+            params, macs = cost(metrics, ref.get("model"), ref["metrics"])
+            refs[name] = {"test_acc": float(metrics["test_acc"]), "params_total": params,
+                          "macs_total": macs}
+
+    for table, path in ((selectors, selectors_csv), (frontier, frontier_csv),
+                        (mcnemar, mcnemar_csv)):
+        with artifacts.atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+    figures.plot_frontier(frontier, plot, chosen=selectors, references=refs)
+    log(f"wrote {selectors_csv}, {frontier_csv}, {mcnemar_csv} and {plot}")
+    return {"selectors": selectors, "frontier": frontier, "mcnemar": mcnemar}

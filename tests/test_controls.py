@@ -1,0 +1,208 @@
+"""The controls' summary (sicompress.controls) on small fabricated training files."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sicompress.controls import summarize_controls
+from sicompress.cost import macs_per_image
+
+from control_files import LABELS, arch, write_run, write_training
+
+SELECTORS = ["si", "l1", "random"]
+CHOSEN_ACC = {"si": [0.91, 0.90, 0.92], "l1": [0.88, 0.89, 0.93], "random": [0.80, 0.82, 0.81]}
+FRACTIONS = [0.25, 0.5]
+
+
+def correct_with(only_model: int, only_e2e: int, both_wrong: int) -> tuple[np.ndarray, np.ndarray]:
+    """Correctness of a model and of e2e on the 40 images with these counts."""
+    n = LABELS.size
+    both = n - only_model - only_e2e - both_wrong
+    model = np.array([1] * both + [1] * only_model + [0] * only_e2e + [0] * both_wrong, bool)
+    e2e = np.array([1] * both + [0] * only_model + [1] * only_e2e + [0] * both_wrong, bool)
+    return model, e2e
+
+
+@pytest.fixture
+def study(tmp_path):
+    """Fabricated control trainings: 3 selectors x 3 repeats at the chosen k, 3 selectors x
+    2 fractions x 2 repeats on the frontier; e2e, head, scratch; no fine-tuned model."""
+    compressed, e2e = correct_with(only_model=1, only_e2e=9, both_wrong=2)  # the hand case
+    runs = []
+    for s in SELECTORS:
+        for r, acc in enumerate(CHOSEN_ACC[s]):
+            runs.append(write_run(tmp_path, "chosen", s, r, k=6, test_acc=acc,
+                                  correct=compressed if (s, r) == ("si", 0) else None))
+    for s in SELECTORS:
+        for f in FRACTIONS:
+            for r in range(2):
+                runs.append(write_run(tmp_path, "frontier", s, r, fraction=f, k=int(32 * f),
+                                      test_acc=0.7 + f / 2 + r / 100))
+    refs = {"e2e": write_training(tmp_path / "e2e", correct=e2e, parameters=5000, model=True),
+            "head": write_training(tmp_path / "head", correct=np.ones(40, bool), parameters=4000,
+                                   model=True),
+            "scratch": write_training(tmp_path / "scratch", correct=e2e, parameters=607,
+                                      macs=6005),
+            "finetuned": None}
+    return tmp_path, runs, refs
+
+
+def summarize(tmp_path, runs, refs):
+    out = {k: tmp_path / "out" / f"{k}.{'png' if k == 'plot' else 'csv'}"
+           for k in ("selectors", "frontier", "mcnemar", "plot")}
+    tables = summarize_controls(runs, refs, selectors_csv=out["selectors"],
+                                frontier_csv=out["frontier"], mcnemar_csv=out["mcnemar"],
+                                plot=out["plot"], log=lambda m: None)
+    return tables, out
+
+
+def test_tables_have_one_row_per_run(study):
+    tmp_path, runs, refs = study
+    tables, out = summarize(tmp_path, runs, refs)
+    sel = pd.read_csv(out["selectors"])
+    assert len(sel) == 9 and list(sel["selector"]) == ["si"] * 3 + ["l1"] * 3 + ["random"] * 3
+    assert list(sel["repeat"]) == [0, 1, 2] * 3 and list(sel["seed"]) == [100, 101, 102] * 3
+    assert set(sel["k"]) == {6} and set(sel["params_total"]) == {607} and set(sel["macs_total"]) == {6005}
+    fr = pd.read_csv(out["frontier"])
+    assert len(fr) == len(SELECTORS) * len(FRACTIONS) * 2
+    assert fr.groupby(["selector", "fraction", "repeat"]).size().eq(1).all()
+    assert sorted(set(zip(fr["fraction"], fr["k"]))) == [(0.25, 8), (0.5, 16)]
+    pd.testing.assert_frame_equal(sel, tables["selectors"], check_dtype=False)
+
+
+def test_mean_and_sd_by_hand(study):
+    tmp_path, runs, refs = study
+    tables, _ = summarize(tmp_path, runs, refs)
+    sel = tables["selectors"]
+    l1 = sel[sel["selector"] == "l1"]["test_acc"]
+    # l1: 0.88, 0.89, 0.93: mean 0.9, deviations -0.02, -0.01, 0.03, sd sqrt(0.0014 / 2)
+    assert l1.mean() == pytest.approx(0.9) and l1.std() == pytest.approx((0.0014 / 2) ** 0.5)
+
+
+def test_mcnemar_counts_by_hand(study):
+    tmp_path, runs, refs = study
+    _, out = summarize(tmp_path, runs, refs)
+    t = pd.read_csv(out["mcnemar"]).set_index("model")
+    assert list(t.index) == ["compressed", "si repeat 1", "si repeat 2", "l1 repeat 0",
+                             "l1 repeat 1", "l1 repeat 2", "random repeat 0", "random repeat 1",
+                             "random repeat 2", "scratch", "head"]
+    row = t.loc["compressed"]
+    assert (row["n"], row["both_correct"], row["only_model"], row["only_e2e"], row["both_wrong"]) \
+        == (40, 28, 1, 9, 2)
+    assert row["p_value"] == 0.021484375  # 2 * (1 + 10) / 2^10
+    assert row["test_acc_model"] == pytest.approx(29 / 40) and row["test_acc_e2e"] == pytest.approx(37 / 40)
+    assert t.loc["scratch", "only_model"] == t.loc["scratch", "only_e2e"] == 0
+    assert t.loc["scratch", "p_value"] == 1.0
+    assert (t.loc["head", "only_model"], t.loc["head", "only_e2e"]) == (3, 0)  # e2e wrong on 3
+    assert t.loc["head", "p_value"] == pytest.approx(2 / 8)
+
+
+def test_macs_counted_from_the_checkpoint_when_not_recorded(study, monkeypatch):
+    tmp_path, runs, refs = study
+    seen = {}
+    from sicompress import figures
+    monkeypatch.setattr(figures, "plot_frontier",
+                        lambda frontier, path, chosen, references: seen.update(references))
+    summarize(tmp_path, runs, refs)
+    assert seen["e2e"]["macs_total"] == macs_per_image(arch())["total"]
+    assert seen["scratch"] == {"test_acc": pytest.approx(37 / 40), "params_total": 607,
+                               "macs_total": 6005}
+
+
+def test_plot_is_a_png_of_readable_size(study):
+    tmp_path, runs, refs = study
+    _, out = summarize(tmp_path, runs, refs)
+    from PIL import Image
+    with Image.open(out["plot"]) as im:
+        assert im.format == "PNG" and 600 <= im.width <= 1300
+
+
+def test_a_label_mismatch_names_the_files(study):
+    tmp_path, runs, refs = study
+    path = runs[4]["predictions"]
+    with np.load(path) as z:
+        label, predicted = z["label"].copy(), z["predicted"]
+    label[[0, 1]] = label[[1, 0]]  # two test images swapped
+    np.savez(path, label=label, predicted=predicted)
+    with pytest.raises(ValueError, match=rf"{path}.*{refs['e2e']['predictions']}.*2 of 40 labels"):
+        summarize(tmp_path, runs, refs)
+
+
+def test_a_run_the_files_contradict_is_an_error(study):
+    tmp_path, runs, refs = study
+    runs[0] = dict(runs[0], selector="l1")
+    with pytest.raises(ValueError, match=rf"{runs[0]['metrics']} records selector 'si'"):
+        summarize(tmp_path, runs, refs)
+
+
+def test_a_run_listed_twice_is_an_error(study):
+    tmp_path, runs, refs = study
+    with pytest.raises(ValueError, match="are the same run"):
+        summarize(tmp_path, runs + [runs[3]], refs)
+
+
+def test_a_missing_prediction_array_is_named(study):
+    tmp_path, runs, refs = study
+    np.savez(refs["head"]["predictions"], label=LABELS)
+    with pytest.raises(ValueError, match=rf"{refs['head']['predictions']} lacks .*predicted"):
+        summarize(tmp_path, runs, refs)
+
+
+def test_no_frontier_runs(study):
+    tmp_path, runs, refs = study
+    tables, out = summarize(tmp_path, [r for r in runs if r["group"] == "chosen"], refs)
+    assert tables["frontier"].empty and out["plot"].exists()
+    assert list(pd.read_csv(out["frontier"]).columns)[:3] == ["selector", "fraction", "k"]
+
+
+def test_metrics_without_compression_record(study):
+    tmp_path, runs, refs = study
+    m = json.loads(runs[0]["metrics"].read_text())
+    del m["compression"]
+    runs[0]["metrics"].write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="no 'compression' record"):
+        summarize(tmp_path, runs, refs)
+
+
+def test_a_test_accuracy_the_predictions_contradict_is_logged(study):
+    tmp_path, runs, refs = study
+    lines = []
+    summarize_controls(runs, refs, selectors_csv=tmp_path / "s.csv", frontier_csv=tmp_path / "f.csv",
+                       mcnemar_csv=tmp_path / "m.csv", plot=tmp_path / "f.png", log=lines.append)
+    warned = [line for line in lines if line.startswith("WARNING")]
+    # the study's si repeat 0 records 0.91 but its predictions are right on 29 of 40
+    assert len(warned) == 1 and "compressed: test_acc 0.910000" in warned[0] and "0.725000" in warned[0]
+
+
+def test_the_rule_script_passes_its_inputs(study):
+    """workflow/scripts/summarize_controls.py with the snakemake object's containers."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from conftest import ROOT
+
+    iocontainers = pytest.importorskip("snakemake.iocontainers")
+    tmp_path, runs, refs = study
+    spec = importlib.util.spec_from_file_location(
+        "summarize_controls", ROOT / "workflow/scripts/summarize_controls.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    named = {"metrics": [str(r["metrics"]) for r in runs],
+             "predictions": [str(r["predictions"]) for r in runs],
+             "models": [str(r["model"]) for r in runs]}
+    for name in ("e2e", "head", "scratch"):  # no finetuned: not configured
+        for key in ("metrics", "predictions", "model"):
+            named[f"{name}_{key}"] = str(refs[name][key])
+    out = {k: str(tmp_path / "rule" / f"{k}.{'png' if k == 'plot' else 'csv'}")
+           for k in ("selectors", "frontier", "mcnemar", "plot")}
+    smk = SimpleNamespace(
+        input=iocontainers.Namedlist(fromdict=named), output=iocontainers.Namedlist(fromdict=out),
+        log=[str(tmp_path / "rule.log")],
+        params=SimpleNamespace(runs=[{k: r[k] for k in ("group", "selector", "fraction", "repeat")}
+                                     for r in runs]))
+    script.main(smk)
+    mcnemar = pd.read_csv(out["mcnemar"])
+    assert list(mcnemar["model"])[-2:] == ["scratch", "head"]
+    assert len(pd.read_csv(out["selectors"])) == 9 and len(pd.read_csv(out["frontier"])) == 12

@@ -1,0 +1,82 @@
+"""McNemar's exact test and mean ± sd, against hand computations and scipy / statistics."""
+
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+from sicompress.stats import format_mean_sd, mcnemar_exact, mean_sd
+
+
+def pairs(both_correct: int, only_a: int, only_b: int, both_wrong: int, seed: int = 0):
+    """Per-image correctness of two classifiers with these counts, in a shuffled order."""
+    a = np.array([1] * both_correct + [1] * only_a + [0] * only_b + [0] * both_wrong, bool)
+    b = np.array([1] * both_correct + [0] * only_a + [1] * only_b + [0] * both_wrong, bool)
+    order = np.random.default_rng(seed).permutation(a.size)
+    return a[order], b[order]
+
+
+def test_a_case_by_hand():
+    out = mcnemar_exact(*pairs(20, 1, 9, 5))
+    assert out == {"n": 35, "both_correct": 20, "only_a": 1, "only_b": 9, "both_wrong": 5,
+                   "p_value": 0.021484375}  # 2 * (C(10,0) + C(10,1)) / 2^10 = 22/1024
+
+
+def test_no_discordant_pair_gives_one():
+    assert mcnemar_exact(*pairs(7, 0, 0, 3))["p_value"] == 1.0
+    assert mcnemar_exact(np.zeros(0, bool), np.zeros(0, bool))["p_value"] == 1.0
+
+
+def test_equal_discordant_counts_give_one():
+    assert mcnemar_exact(*pairs(3, 4, 4, 1))["p_value"] == 1.0  # 2 * tail > 1, capped
+
+
+def test_symmetric_in_a_and_b():
+    a, b = pairs(50, 13, 30, 7, seed=3)
+    ab, ba = mcnemar_exact(a, b), mcnemar_exact(b, a)
+    assert ab["p_value"] == ba["p_value"]
+    assert (ab["only_a"], ab["only_b"]) == (ba["only_b"], ba["only_a"])
+
+
+@pytest.mark.parametrize("only_a,only_b", [(0, 1), (0, 30), (2, 17), (40, 61), (350, 420),
+                                           (1200, 1310), (4000, 4190), (4990, 5010)])
+def test_against_scipy(only_a, only_b):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    out = mcnemar_exact(*pairs(10, only_a, only_b, 10, seed=only_a))
+    expected = scipy_stats.binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue
+    assert out["p_value"] == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_against_exact_fractions_far_in_the_tail():
+    # n_d = 10,000 and a tiny p: a float sum would under- or overflow, the exact one does not
+    out = mcnemar_exact(*pairs(0, 4600, 5400, 0))
+    log_p = math.log(2) + math.log(sum(math.comb(10_000, i) for i in range(4601))) \
+        - 10_000 * math.log(2)
+    assert 0 < out["p_value"] < 1e-12
+    assert math.log(out["p_value"]) == pytest.approx(log_p, rel=1e-12)
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="same length"):
+        mcnemar_exact(np.ones(3, bool), np.ones(4, bool))
+    with pytest.raises(ValueError, match="bool"):
+        mcnemar_exact(np.ones(3, int), np.ones(3, int))
+
+
+def test_mean_sd_against_numpy_and_statistics():
+    values = [0.912, 0.905, 0.9185, 0.9]
+    mean, sd = mean_sd(values)
+    assert mean == pytest.approx(statistics.mean(values), rel=1e-12)
+    assert sd == pytest.approx(statistics.stdev(values), rel=1e-12)
+    assert sd == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+    one = mean_sd([0.5])
+    assert one[0] == 0.5 and math.isnan(one[1])
+    with pytest.raises(ValueError):
+        mean_sd([])
+
+
+def test_format_mean_sd():
+    assert format_mean_sd(0.91234, 0.0045, scale=100, unit="%") == "91.23 ± 0.45%"
+    assert format_mean_sd(0.5, math.nan, scale=100, unit="%") == "50.00%"
+    assert format_mean_sd(math.nan, math.nan) == "–"
