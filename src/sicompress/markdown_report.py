@@ -420,15 +420,19 @@ def _compression(inputs: ReportInputs, table: pd.DataFrame) -> dict:
     head = ranking.head(RANKING_ROWS)
     hw = int(shape[1]) * int(shape[2]) if len(shape) == 3 else None
     where = unit == "element" and hw
+    with_test = "si_test" in ranking.columns  # rankings made before it was recorded lack it
     rows = []
     for _, r in head.iterrows():
         f = int(r["feature"])
-        row = [_int(r["step"]), str(f), _num(r["si"]), _num(r["center_si"]),
-               "yes" if int(r["step"]) <= int(sel["k"]) else "no"]
+        row = [_int(r["step"]), str(f), _num(r["si"]), _num(r["center_si"])]
+        if with_test:
+            row += [_num(r["si_test"]), _num(r["center_si_test"])]
+        row.append("yes" if int(r["step"]) <= int(sel["k"]) else "no")
         if where:
             row.insert(2, f"({f // hw}, {f % hw // int(shape[2])}, {f % int(shape[2])})")
         rows.append(row)
-    columns = ["step", unit, "SI", "Center SI", "kept"]
+    columns = ["step", unit, "SI", "Center SI"] + (["SI test", "CSI test"] if with_test else []) \
+        + ["kept"]
     if where:
         columns.insert(2, "(c, y, x)")
 
@@ -461,7 +465,8 @@ def _compression(inputs: ReportInputs, table: pd.DataFrame) -> dict:
         "cut_plot": inputs.cut_plot, "sel": sel, "unit": unit,
         "shape": " × ".join(str(s) for s in shape),
         "feature_si_plot": inputs.feature_si_plot,
-        "ranking": _frame(rows, columns), "ranking_align": "rrlrrl" if where else "rrrrl",
+        "ranking": _frame(rows, columns), "ranking_align": ("rrl" if where else "rr") + "rr" + "rr" * with_test + "l",
+        "ranking_with_test": with_test,
         "ranking_shown": len(head), "ranking_steps": len(ranking),
         "params": size.get("params"), "macs": size.get("macs"), "accuracy": acc,
         "record": record,

@@ -149,6 +149,16 @@ def get_control_references(wildcards=None):
             for key in ("metrics", "predictions", "model")}
 
 
+def get_report_controls():
+    """The report's named inputs of the optional controls: scratch_metrics, finetuned_metrics."""
+    out = {}
+    if CONTROLS["scratch"]:
+        out["scratch_metrics"] = get_trained("scratch", "metrics")
+    if FINETUNE:
+        out["finetuned_metrics"] = get_trained("finetuned", "metrics")
+    return out
+
+
 def get_latency_names():
     """The models whose latency is measured, in the report's order (one per architecture:
     the controls at the chosen k share the compressed model's)."""

@@ -21,6 +21,12 @@ rule report:
         ranking=rules.rank_features.output.ranking,
         feature_si_plot=rules.choose_features.output.plot,
         benchmarks=get_benchmarks(),
+        selectors=rules.summarize_controls.output.selectors,
+        frontier=rules.summarize_controls.output.frontier,
+        frontier_plot=rules.summarize_controls.output.plot,
+        mcnemar=rules.summarize_controls.output.mcnemar,
+        latency=rules.measure_latency.output.table,
+        **get_report_controls(),
     output:
         md="results/report/report.md",
         summary=report(
