@@ -54,7 +54,10 @@ def run_inputs(workdir: Path, **changes) -> ReportInputs:
         cut=r / "compress/cut.json", cut_plot=r / "compress/cut.png",
         selected=r / "compress/selected.json", ranking=r / "compress/feature_ranking.csv",
         feature_si_plot=r / "compress/feature_si.png",
-        benchmarks=sorted((r / "benchmarks").rglob("*.tsv")), data=r / "data/cifar10.npz")
+        benchmarks=sorted((r / "benchmarks").rglob("*.tsv")), data=r / "data/cifar10.npz",
+        selectors_csv=r / "controls/selectors.csv", frontier_csv=r / "controls/frontier.csv",
+        frontier_plot=r / "controls/frontier.png", mcnemar_csv=r / "controls/mcnemar.csv",
+        latency_csv=r / "latency/latency.csv", scratch=r / "scratch/metrics.json")
     fields.update(changes)
     return ReportInputs(**fields)
 
@@ -157,7 +160,8 @@ def test_report_against_its_sources(smoke_run):
     summary = pd.read_csv(r / "report/summary.csv")
 
     headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
-    assert headings == report.SECTIONS
+    assert headings == report.sections(run_inputs(smoke_run))
+    assert report.CONTROLS_TITLE in headings
 
     # Table 1: summary, from metrics.json and summary.csv
     t = table_starting(tables, "Summary of the trained models")
@@ -253,7 +257,7 @@ def test_report_against_its_sources(smoke_run):
     assert targets == {p.resolve() for p in [
         r / "lr_search/heatmap.png", *(r / "lr_search").glob("lr~*/step~*/curves.png"),
         *(r / m / f for m in MODELS for f in ("curves.png", "layer_si.png")),
-        r / "compress/cut.png", r / "compress/feature_si.png"]}
+        r / "compress/cut.png", r / "compress/feature_si.png", r / "controls/frontier.png"]}
     for n, (i, _) in enumerate(links, start=1):
         assert re.fullmatch(rf"\*Figure {n}: .+\*", lines[i + 2]), lines[i + 2]
 

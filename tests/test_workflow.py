@@ -272,12 +272,14 @@ def test_smoke_outputs_carry_provenance(smoke_run):
     r = smoke_run / "results"
     cut = json.loads((r / "compress/cut.json").read_text())
     sel = json.loads((r / "compress/selected.json").read_text())
+    ranked = json.loads((r / "compress/feature_ranking.json").read_text())
     split = json.loads((r / "split/summary.json").read_text())
     side = json.loads((r / "e2e/layer_si.json").read_text())
-    for p in (cut["provenance"], sel["provenance"], split["provenance"], side):
+    for p in (cut["provenance"], sel["provenance"], ranked["provenance"], split["provenance"], side):
         assert p["code_version"] and p["torch_version"] and p["settings"]
     assert cut["provenance"]["settings"]["tolerance"] == 0.01  # config.yaml's layer_tolerance
-    assert sel["provenance"]["settings"]["unit"] == "channel"
+    assert sel["provenance"]["settings"]["tolerance"] == 0.01  # feature_tolerance
+    assert ranked["provenance"]["settings"]["unit"] == "channel"
     assert split["provenance"]["settings"]["seed"] == 0
     table = pd.read_csv(r / "e2e/layer_si.csv")
     assert side["settings"]["order"] == 3 == table["order"].iloc[0]  # smoke.yaml's si.order

@@ -149,6 +149,15 @@ def get_control_references(wildcards=None):
             for key in ("metrics", "predictions", "model")}
 
 
+CLASSIFIER_KEYS = ("epochs", "lr", "step_size", "classifier_hidden", "dropout")
+
+
+def classifier_section(section):
+    """The keys of a config section that a classifier-only training uses, and no other: its
+    params, so that another compress.feature_tolerance does not retrain the frontier."""
+    return {key: section[key] for key in CLASSIFIER_KEYS}
+
+
 def get_report_controls():
     """The report's named inputs of the optional controls: scratch_metrics, finetuned_metrics."""
     out = {}

@@ -34,7 +34,7 @@ rule train_control:
         f"{BENCHMARKS}/train_control/{{selector}}/{{point}}/repeat~{{repeat}}.tsv"
     params:
         train=config["train"],
-        compress=config["compress"],
+        compress=classifier_section(config["compress"]),
         seed=config["seed"],
         fraction=lambda wc: point_fraction(wc.point),
     threads: 4
