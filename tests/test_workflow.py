@@ -363,6 +363,21 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "run" / "results").exists()  # no job started
 
 
+@pytest.mark.parametrize("controls,message", [
+    ("controls:\n  selectors: [l1, random]\n", "controls.selectors must include si"),
+    ("compress:\n  feature_unit: element\n", "l1 (filter norms) needs compress.feature_unit"),
+    ("controls:\n  frontier: [0.5, 1.5]\n", "controls.frontier[1]: 1.5 must be <= 1"),
+    ("controls:\n  selectors: [si, taylor]\n", "controls.selectors[1]: 'taylor' is not one of"),
+])
+def test_bad_controls_stop_before_any_job(tmp_path, controls, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(controls)
+    proc = snakemake("-n", "--configfile", str(SMOKE), str(bad), workdir=tmp_path / "run",
+                     check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr, \
+        (proc.stdout + proc.stderr)[-2000:]
+
+
 def test_lint_is_clean(tmp_path):
     proc = snakemake("--lint", workdir=tmp_path, check=False)
     out = proc.stdout + proc.stderr

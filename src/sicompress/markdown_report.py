@@ -118,6 +118,7 @@ class ReportInputs:
     latency_csv: Path | None = None    # latency.csv: model, batch_size, seconds_per_image, ...
     scratch: Path | None = None        # metrics.json of the compressed arch trained from scratch
     finetuned: Path | None = None      # metrics.json of the fine-tuned model
+    finetuned_layer_si_plot: Path | None = None  # layer_si.png of the fine-tuned model
 
 
 def sections(inputs: "ReportInputs") -> list[str]:
@@ -569,10 +570,12 @@ def _frontier(path: Path) -> pd.DataFrame | None:
         for k, g in sorted(part.groupby("k"), key=lambda kg: kg[0]):
             mean, sd = mean_sd(g["test_acc"])
             fractions = ", ".join(f"{f:g}" for f in sorted(set(g["fraction"])))
+            g = g.sort_values("repeat")
             rows.append([sel, fractions, _int(k), _int(g["params_total"].iloc[0]),
-                         _int(g["macs_total"].iloc[0]), _int(len(g)), _acc_sd(mean, sd)])
+                         _int(g["macs_total"].iloc[0]), _int(len(g)), _acc_sd(mean, sd),
+                         ", ".join(_pct(a) for a in g["test_acc"])])
     return _frame(rows, ["selector", "fraction", "k", "params total", "MACs total", "repeats",
-                         "test acc mean ± sd"])
+                         "test acc mean ± sd", "each repeat"])
 
 
 def _other_model(path: Path | None) -> dict | None:
@@ -692,6 +695,7 @@ def _controls(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
         "latency": _latency(inputs.latency_csv, costs) if inputs.latency_csv is not None else None,
         "frontier": _frontier(inputs.frontier_csv) if inputs.frontier_csv is not None else None,
         "frontier_plot": inputs.frontier_plot,
+        "finetuned_layer_si_plot": inputs.finetuned_layer_si_plot,
     }
 
 

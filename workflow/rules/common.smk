@@ -159,12 +159,15 @@ def classifier_section(section):
 
 
 def get_report_controls():
-    """The report's named inputs of the optional controls: scratch_metrics, finetuned_metrics."""
+    """The report's named inputs of the optional controls: scratch_metrics, and
+    finetuned_metrics with finetuned_layer_si_plot."""
     out = {}
     if CONTROLS["scratch"]:
         out["scratch_metrics"] = get_trained("scratch", "metrics")
     if FINETUNE:
         out["finetuned_metrics"] = get_trained("finetuned", "metrics")
+        out["finetuned_layer_si_plot"] = expand(rules.plot_layer_si.output.plot,
+                                                model="finetuned")[0]
     return out
 
 

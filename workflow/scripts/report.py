@@ -22,7 +22,8 @@ def main(smk):
                               selectors_csv=i.get("selectors"), frontier_csv=i.get("frontier"),
                               frontier_plot=i.get("frontier_plot"), mcnemar_csv=i.get("mcnemar"),
                               latency_csv=i.get("latency"), scratch=i.get("scratch_metrics"),
-                              finetuned=i.get("finetuned_metrics"))
+                              finetuned=i.get("finetuned_metrics"),
+                              finetuned_layer_si_plot=i.get("finetuned_layer_si_plot"))
         write_report(inputs, out_md=smk.output.md, out_csv=smk.output.summary)
         log(f"report written to {smk.output.md} and {smk.output.summary}")
 
