@@ -5,8 +5,9 @@
 Prints, from the run's own outputs: each training's test accuracy, epochs and seconds; the
 e2e training's images per second (training pass alone, median over the epochs after the
 first) and seconds per epoch; the search's choice; the compression decisions and how long
-the feature ranking took; the e2e per-layer SI table; and the wall time of every job
-(Snakemake benchmark files). What is missing is said, not guessed.
+the feature ranking took; the controls of the compression (selectors at the chosen k, the
+frontier, McNemar against e2e, latency); the e2e per-layer SI table; and the wall time of every
+job (Snakemake benchmark files), with the controls' share. What is missing is said, not guessed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-MODELS = ["search", "e2e", "head", "compressed"]
+MODELS = ["search", "e2e", "head", "compressed", "scratch", "finetuned"]
+# jobs of the controls of (c), for their share of the wall time
+CONTROL_JOBS = ("choose_features", "train_control", "train_scratch", "finetune",
+                "measure_latency", "summarize_controls", "layer_si/finetuned",
+                "plot_layer_si/finetuned")
 
 
 def read_json(path: Path) -> dict | None:
@@ -58,7 +63,7 @@ def decisions(r: Path, logs: Path) -> None:
               f"N = {sel['n_samples']}, {sel['steps']} steps ranked; SI at k {sel['si_at_k']:.4f}, "
               f"best {sel['best_si']:.4f} at {sel['best_k']}, all {sel['si_all']:.4f}; "
               f"{sel['seconds']:.1f} s for ranking and Center SI curve")
-    log = logs / "compress" / "select_features.log"
+    log = logs / "compress" / "rank_features.log"
     if log.is_file():
         for m in re.finditer(r"ranked \d+ \w+s in [\d.]+ s.*", log.read_text()):
             print(f"selection log: {m.group(0)}")
@@ -66,6 +71,37 @@ def decisions(r: Path, logs: Path) -> None:
     if summary.is_file():
         print("summary.csv:")
         print(pd.read_csv(summary).to_string(index=False))
+
+
+def controls(r: Path) -> None:
+    c = r / "controls"
+    for name, what in (("selectors.csv", "selectors at the chosen k"),
+                       ("frontier.csv", "frontier"), ("mcnemar.csv", "McNemar against e2e")):
+        if not (c / name).is_file():
+            print(f"controls, {what}: missing")
+            continue
+        t = pd.read_csv(c / name)
+        print(f"controls, {what}:")
+        if name != "mcnemar.csv":
+            keys = ["selector", "k"] + (["fraction"] if "fraction" in t else [])
+            g = t.groupby(keys, sort=False)["test_acc"]
+            agg = pd.DataFrame({"repeats": g.size(), "mean %": 100 * g.mean(),
+                                "sd %": 100 * g.std(ddof=1),
+                                "each %": g.agg(lambda v: ", ".join(f"{100 * a:.2f}" for a in v))})
+            print(agg.to_string(float_format=lambda v: f"{v:.2f}"))
+        else:
+            print(t.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    lat = r / "latency" / "latency.csv"
+    if lat.is_file():
+        t = pd.read_csv(lat)
+        ref = t[t["model"] == "e2e"].set_index("batch_size")["seconds_per_image"]
+        t["ms_per_image"] = 1e3 * t["seconds_per_image"]
+        t["speedup"] = t["batch_size"].map(ref) / t["seconds_per_image"]
+        print("latency (median per image):")
+        print(t[["model", "batch_size", "ms_per_image", "speedup", "parameters", "macs", "device",
+                 "threads"]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    else:
+        print("latency: missing")
 
 
 def layer_table(r: Path) -> None:
@@ -94,6 +130,8 @@ def wall_times(r: Path) -> None:
     for job, s, rss in rows:
         print(f"  {job:<40} {s:8.1f}  {rss:8.0f}")
     print(f"  {'total':<40} {sum(s for _, s, _ in rows):8.1f}")
+    share = sum(s for job, s, _ in rows if job.startswith(CONTROL_JOBS))
+    print(f"  {'of which the controls of (c)':<40} {share:8.1f}")
 
 
 def main(argv=None) -> None:
@@ -104,6 +142,7 @@ def main(argv=None) -> None:
     r = a.workdir / "results"
     trainings(r)
     decisions(r, a.workdir / "logs")
+    controls(r)
     layer_table(r)
     wall_times(r)
 
