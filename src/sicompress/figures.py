@@ -198,7 +198,7 @@ def plot_frontier(frontier: pd.DataFrame, path: str | Path, *, chosen: pd.DataFr
                 if part.empty:
                     continue
                 # the chosen k's selectors share one size: side by side, a few % apart
-                dodge = 1.0 + 0.04 * (i - (len(selectors) - 1) / 2) if big else 1.0
+                dodge = 1.0 + 0.015 * (i - (len(selectors) - 1) / 2) if big else 1.0
                 ax.plot(part[x] * dodge, part["test_acc"] * 100, "o", color=colors[s],
                         alpha=0.25, ms=3, ls="none")
                 stats = part.groupby("k").agg(x=(x, "mean"), mean=("test_acc", "mean"),

@@ -635,7 +635,7 @@ def _mcnemar(path: Path) -> dict:
                                    "only e2e right", "both wrong", "p-value", "test acc model",
                                    "test acc e2e"]),
             "below": below, "above": above, "level": SIGNIFICANCE,
-            "n": sorted(set(int(n) for n in t["n"]))}
+            "n": [_int(n) for n in sorted(set(int(n) for n in t["n"]))]}
 
 
 def _latency(path: Path, costs: dict) -> dict:
