@@ -1,0 +1,371 @@
+"""Layer-wise SI pruning: the channels of every conv layer of the kept prefix chosen by SI.
+
+Part (c) of the study prunes only the last kept conv. Here, after the same cut, every conv
+layer of the prefix is pruned in turn, from the first to the last (the method of Saffar,
+Kalhor and Habibnia, Sci. Rep. 14:17590, 2024, built on this package's exact SI):
+
+1. the layer's output (after its ReLU) is computed for the `si_train` images through the
+   layers before it, already pruned (so a layer is ranked on what it will really receive);
+2. its channels are ranked by forward selection on SI (`selection.forward_select`); a
+   channel's H x W map is first average-pooled to p x p (`pool`; None keeps the whole map:
+   exact but slow on the large early maps, 64 channels x 32 x 32 values at width 1);
+3. it keeps the fewest channels whose SI on the curve is within `tolerance` of the curve's
+   best (`decisions.choose_k`, the rule of (c));
+4. the conv's output channels, its BatchNorm, and the next conv's input channels are sliced
+   to the kept ones.
+
+The pruned extractor then gets a new classifier; its hidden width is chosen with Center SI
+(`choose_width`). Every decision is on `si_train` only. The ranking resumes after a kill: each
+finished layer and each step of the current one are saved beside the result.
+
+`layerwise_arch` / `layerwise_state` / `build_layerwise` make the pruned network for any
+channels per layer, so the controls (the same counts chosen by L1 norm or at random,
+`control_kept`) are built the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from . import artifacts
+from .decisions import choose_k
+from .data import load_dataset
+from .devices import pick_device
+from .model import VGG, build_model, classifier_spec, cut_position, output_shape
+from .pruning import CHANNEL_KEYS, SHARED_KEYS, arch_and_state
+from .selection import forward_select
+from .selectors import l1_channels, random_channels
+from .si import PRECISION, center_separation_index, exact_float32, separation_index
+from .splits import load_split
+
+RANKING_COLUMNS = ["layer", "step", "channel", "si"]
+PARTIAL = "layerwise.partial.json"  # beside the result while the ranking runs
+SELECTORS = ("si", "l1", "random")
+
+
+# ----------------------------------------------------------------------------------------
+# The pruned network for given channels per conv layer
+
+
+def prefix_convs(arch: dict, cut_layer: str) -> list[str]:
+    """Names of the conv layers up to and including `cut_layer`, in order."""
+    prefix = arch["features"][:cut_position(arch, cut_layer) + 1]
+    convs = [layer["name"] for layer in prefix if layer["kind"] == "conv"]
+    if not convs:
+        raise ValueError(f"no conv layer up to {cut_layer!r}: nothing to prune")
+    return convs
+
+
+def _check_kept(arch: dict, cut_layer: str, kept: dict) -> dict[str, list[int]]:
+    """kept as {conv name: sorted distinct channel ints}, one entry per conv of the prefix."""
+    convs = prefix_convs(arch, cut_layer)
+    sizes = {layer["name"]: layer["out"] for layer in arch["features"] if layer["kind"] == "conv"}
+    if set(kept) != set(convs):
+        raise ValueError(f"kept channels must name every conv up to {cut_layer} ({convs}), "
+                         f"got {sorted(kept)}")
+    out = {}
+    for name in convs:
+        chans = [int(c) for c in kept[name]]
+        if not chans or len(set(chans)) != len(chans) or \
+                any(not 0 <= c < sizes[name] for c in chans):
+            raise ValueError(f"{name}: kept channels must be distinct, in [0, {sizes[name]}) "
+                             f"and not empty, got {kept[name]}")
+        out[name] = sorted(chans)
+    return out
+
+
+def layerwise_arch(arch: dict, cut_layer: str, kept: dict, hidden, dropout: float,
+                   num_classes: int | None = None) -> dict:
+    """The arch of the extractor cut after `cut_layer` with only `kept[name]` output channels
+    in every conv `name`, and a new classifier for what is left (plain data)."""
+    kept = _check_kept(arch, cut_layer, kept)
+    features = copy.deepcopy(arch["features"][:cut_position(arch, cut_layer) + 1])
+    c_in = arch.get("input_shape", [3, 32, 32])[0]
+    candidates = {}
+    for layer in features:
+        if layer["kind"] == "conv":
+            candidates[layer["name"]] = layer["out"]
+            layer["in"], layer["out"] = c_in, len(kept[layer["name"]])
+            c_in = layer["out"]
+    c, h, w = output_shape(features, arch.get("input_shape", [3, 32, 32]))
+    out = copy.deepcopy(arch)
+    out["features"] = features
+    out["classifier"] = classifier_spec(
+        c * h * w, hidden, dropout,
+        arch["classifier"]["num_classes"] if num_classes is None else num_classes)
+    out["compression"] = {"method": "layerwise", "cut_layer": cut_layer, "unit": "channel",
+                          "kept": kept, "candidates": candidates}
+    return out
+
+
+def layerwise_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
+                    kept: dict) -> dict[str, torch.Tensor]:
+    """normalize.* and features.* weights of the pruned extractor, sliced from `state`: each
+    conv's per-channel tensors (CHANNEL_KEYS) to its kept output channels, and its weight's
+    input channels to the kept channels of the conv before it. Tensors stay on their device."""
+    kept = _check_kept(arch, cut_layer, kept)
+    out = {k: v.clone() for k, v in state.items() if k.startswith("normalize.")}
+    prev = None  # kept channels of the previous conv (the input of the next one)
+    for layer in arch["features"][:cut_position(arch, cut_layer) + 1]:
+        block = f"features.{layer['name']}."
+        if layer["kind"] != "conv":
+            continue
+        keys = {k[len(block):] for k in state if k.startswith(block)}
+        if keys != set(CHANNEL_KEYS) | set(SHARED_KEYS):
+            raise ValueError(f"conv block {layer['name']!r} has state {sorted(keys)}, expected "
+                             f"{sorted(CHANNEL_KEYS + SHARED_KEYS)}")
+        for key in CHANNEL_KEYS:
+            t = state[block + key]
+            t = t.index_select(0, torch.tensor(kept[layer["name"]], device=t.device))
+            if key == "conv.weight" and prev is not None:
+                t = t.index_select(1, torch.tensor(prev, device=t.device))
+            out[block + key] = t.clone()
+        for key in SHARED_KEYS:
+            out[block + key] = state[block + key].clone()
+        prev = kept[layer["name"]]
+    return out
+
+
+def build_layerwise(source, cut_layer: str, kept: dict, *, hidden, dropout: float, seed: int,
+                    num_classes: int | None = None) -> VGG:
+    """The layer-wise pruned model, in eval mode, on the CPU: the source's normalisation and
+    sliced extractor weights, a new classifier initialised by `seed`."""
+    arch, state = arch_and_state(source)
+    new_arch = layerwise_arch(arch, cut_layer, kept, hidden, dropout, num_classes)
+    sliced = layerwise_state(arch, state, cut_layer, kept)
+    torch.manual_seed(seed)
+    model = build_model(new_arch)
+    full = model.state_dict()
+    full.update({k: v.cpu() for k, v in sliced.items()})
+    model.load_state_dict(full, strict=True)
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------
+# Ranking layer by layer
+
+
+def layer_activations(source, cut_layer: str, kept: dict, layer: str, images: torch.Tensor, *,
+                      pool: int | None, batch_size: int, device) -> torch.Tensor:
+    """The output (after ReLU) of conv `layer` for `images`, through the conv layers before
+    it pruned to `kept` (every channel of `layer` itself), each map average-pooled to
+    pool x pool (None: not pooled); float32 (`exact_float32`), on `device`: (N, C, p, p)."""
+    arch, state = arch_and_state(source)
+    convs = prefix_convs(arch, cut_layer)
+    before = convs[:convs.index(layer)]
+    sizes = {c["name"]: c["out"] for c in arch["features"] if c["kind"] == "conv"}
+    partial = {name: kept[name] for name in before}
+    partial[layer] = list(range(sizes[layer]))
+    model = build_layerwise({"arch": arch, "state_dict": state}, layer, partial, hidden=[],
+                            dropout=0.0, seed=0)
+    model.to(device).eval()
+    parts = []
+    with torch.no_grad(), exact_float32(device):
+        for a in range(0, len(images), batch_size):
+            x = model.features(model.normalize(images[a:a + batch_size].to(device)))
+            if pool is not None and pool < x.shape[-1]:
+                x = F.adaptive_avg_pool2d(x, pool)
+            parts.append(x.float())
+    return torch.cat(parts)
+
+
+def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking_csv,
+                 pool: int | None = 2, tolerance: float = 0.01, batch_size: int = 500,
+                 device: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Rank and prune every conv of the prefix kept by the cut, first to last (module notes).
+
+    Writes `ranking_csv` (RANKING_COLUMNS: every layer's SI curve along its ranking) and
+    `out_json` (per layer: channels before and after, k, SI at k, the best SI, seconds; the
+    kept channels; provenance). A partial state beside `out_json` makes a rerun go on after
+    the last step saved.
+    """
+
+    if pool is not None and (isinstance(pool, bool) or int(pool) != pool or pool < 1):
+        raise ValueError(f"layerwise.pool must be a positive integer or null, got {pool!r}")
+    cut_layer = artifacts.read_json(cut_json)["layer"]
+    dev = pick_device(device, log=log)
+    arch, state = arch_and_state(model_path)
+    state = {k: v.to(dev) for k, v in state.items()}
+    ds = load_dataset(data_npz)
+    idx = load_split(split_npz)["si_train"]
+    images = torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2)
+    labels = ds.y_train[idx]
+    convs = prefix_convs(arch, cut_layer)
+    sizes = {c["name"]: c["out"] for c in arch["features"] if c["kind"] == "conv"}
+    log(f"layer-wise pruning of {len(convs)} conv layers up to {cut_layer} on si_train "
+        f"({len(labels)} images, {dev}, {PRECISION}); maps pooled to "
+        f"{'full size' if pool is None else f'{pool}x{pool}'}; tolerance {tolerance:g}")
+
+    partial_path = Path(out_json).with_name(PARTIAL)
+    identity = {"cut_layer": cut_layer, "pool": pool, "tolerance": tolerance,
+                "model": artifacts.fingerprint(*[state[k] for k in sorted(state)]),
+                "data": artifacts.fingerprint(images, labels)}
+    saved = _load_partial(partial_path, identity, log)
+    done: dict[str, dict] = saved.get("layers", {}) if saved else {}
+    current = saved.get("current") if saved else None
+
+    kept: dict[str, list[int]] = {}
+    rows, curves = [], []
+    t_all = time.perf_counter()
+    for name in convs:
+        if name in done:
+            rec = done[name]
+            log(f"{name}: resumed: {rec['after']} of {rec['before']} channels kept")
+        else:
+            t0 = time.perf_counter()
+            acts = layer_activations({"arch": arch, "state_dict": state}, cut_layer, kept, name,
+                                     images, pool=pool,
+                                     batch_size=batch_size, device=dev)
+            resume = current["order"] if current and current.get("layer") == name else None
+            if resume:
+                log(f"{name}: resume: continuing the ranking after {len(resume)} channels")
+
+            def progress(order, si, steps, name=name):
+                artifacts.write_json(partial_path, {**identity, "layers": done,
+                                                    "current": {"layer": name, "order": order,
+                                                                "si": si}})
+
+            sel = forward_select(acts, labels, unit="channel", device=dev, progress=progress,
+                                 resume=resume)
+            choice = choose_k(sel.si, tolerance)
+            k = choice["k"]
+            rec = {"layer": name, "before": sizes[name], "after": k,
+                   "map": list(acts.shape[2:]), "order": sel.order, "si": sel.si,
+                   "kept": sorted(sel.order[:k]), "si_at_k": choice["si_at_k"],
+                   "best_si": choice["best_si"], "best_k": choice["best_k"],
+                   "seconds": time.perf_counter() - t0}
+            done[name] = rec
+            current = None
+            artifacts.write_json(partial_path, {**identity, "layers": done, "current": None})
+            log(f"{name}: {k} of {sizes[name]} channels kept (SI {choice['si_at_k']:.4f} on "
+                f"{acts.shape[2]}x{acts.shape[3]} maps, best {choice['best_si']:.4f} at "
+                f"{choice['best_k']}), {rec['seconds']:.1f} s")
+        kept[name] = rec["kept"]
+        rows.append({key: rec[key] for key in ("layer", "before", "after", "map", "si_at_k",
+                                               "best_si", "best_k", "seconds", "kept")})
+        curves.append(pd.DataFrame({"layer": name, "step": np.arange(1, len(rec["order"]) + 1),
+                                    "channel": rec["order"], "si": rec["si"]}))
+    ranking = pd.concat(curves, ignore_index=True)[RANKING_COLUMNS]
+    with artifacts.atomic_path(ranking_csv) as tmp:
+        ranking.to_csv(tmp, index=False)
+    before = sum(sizes[n] for n in convs)
+    after = sum(len(kept[n]) for n in convs)
+    out = {
+        "cut_layer": cut_layer, "pool": pool, "tolerance": tolerance,
+        "n_samples": len(labels), "layers": rows, "kept": kept,
+        "channels_before": before, "channels_after": after,
+        "seconds": sum(r["seconds"] for r in rows),
+        "provenance": artifacts.provenance(settings={
+            "model": str(model_path), "data": str(data_npz), "split": str(split_npz),
+            "cut": str(cut_json), "pool": pool, "tolerance": tolerance, "device": str(dev),
+            "precision": f"activations {PRECISION}; distances float64"}),
+    }
+    artifacts.write_json(out_json, out)
+    partial_path.unlink(missing_ok=True)
+    log(f"layer-wise pruning: {after} of {before} channels kept in {len(convs)} conv layers "
+        f"({time.perf_counter() - t_all:.1f} s this run, {out['seconds']:.1f} s of ranking)")
+    return out
+
+
+def _load_partial(path: Path, identity: dict, log) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        state = artifacts.read_json(path)
+    except (OSError, ValueError) as e:
+        log(f"resume: cannot read {path} ({type(e).__name__}: {e}); pruning from the start")
+        return None
+    if not isinstance(state, dict) or any(state.get(k) != v for k, v in identity.items()):
+        log(f"resume: {path} is of another model, data or options; pruning from the start")
+        return None
+    return state
+
+
+# ----------------------------------------------------------------------------------------
+# The controls: the same counts per layer, other channels
+
+
+def control_kept(selector: str, source, cut_layer: str, counts: dict[str, int], *,
+                 si_kept: dict | None = None, seed: int = 0) -> dict[str, list[int]]:
+    """Channels per conv layer with the given counts, chosen by `selector`:
+    "si" the layer-wise SI choice (`si_kept`), "l1" the largest L1 norms of each conv's
+    filters over the input channels kept before it (layer by layer, first to last), "random"
+    drawn per layer in order from one generator seeded by `seed`."""
+    if selector not in SELECTORS:
+        raise ValueError(f"selector must be one of {SELECTORS}, got {selector!r}")
+    arch, state = arch_and_state(source)
+    convs = prefix_convs(arch, cut_layer)
+    if set(counts) != set(convs):
+        raise ValueError(f"counts must name every conv up to {cut_layer} ({convs}), got "
+                         f"{sorted(counts)}")
+    if selector == "si":
+        if si_kept is None:
+            raise ValueError("selector 'si' needs the layer-wise SI choice")
+        return _check_kept(arch, cut_layer, si_kept)
+    out: dict[str, list[int]] = {}
+    rng = np.random.default_rng(seed)
+    prev = None
+    for name in convs:
+        w = state[f"features.{name}.conv.weight"]
+        if selector == "l1":
+            if prev is not None:
+                w = w.index_select(1, torch.tensor(prev, device=w.device))
+            chosen = l1_channels(w, counts[name])
+        else:
+            chosen = [int(c) for c in rng.choice(w.shape[0], size=counts[name], replace=False)]
+        out[name] = sorted(chosen)
+        prev = out[name]
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# The classifier's width, designed with Center SI
+
+
+def hidden_separation(model: VGG, images: torch.Tensor, labels, *, batch_size: int = 500,
+                      device=None) -> dict:
+    """SI and Center SI of the first hidden layer's output (after its ReLU, eval mode) of
+    `model` for `images`: {"si", "center_si", "width"}."""
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(dev).eval()
+    if not model.arch["classifier"]["hidden"]:
+        raise ValueError("the classifier has no hidden layer to measure")
+    parts = []
+    with torch.no_grad(), exact_float32(dev):
+        for a in range(0, len(images), batch_size):
+            x = torch.flatten(model.features(model.normalize(images[a:a + batch_size].to(dev))), 1)
+            index = model.classifier.input_index
+            if index is not None:
+                x = x.index_select(1, index)
+            parts.append(torch.relu(model.classifier.layers.fc1(x)).float())
+    h = torch.cat(parts)
+    return {"si": separation_index(h, labels), "center_si": center_separation_index(h, labels),
+            "width": int(h.shape[1])}
+
+
+def choose_width(records: Sequence[dict], tolerance: float) -> dict:
+    """The classifier's hidden width: the smallest whose hidden layer's Center SI on si_train
+    is within `tolerance` of the largest width's (more units separate at least as well, up to
+    noise; the largest width is the reference, not the best, so that a lucky small one does
+    not set the bar). records: {"width", "center_si", ...} per trained width."""
+    if not records:
+        raise ValueError("no width was trained")
+    recs = sorted(records, key=lambda r: r["width"])
+    widths = [r["width"] for r in recs]
+    if len(set(widths)) != len(widths):
+        raise ValueError(f"widths repeat: {widths}")
+    reference = recs[-1]
+    for r in recs:
+        if r["center_si"] >= reference["center_si"] - tolerance - 1e-12:
+            return {"width": r["width"], "center_si": r["center_si"],
+                    "reference_width": reference["width"],
+                    "reference_center_si": reference["center_si"], "tolerance": tolerance}
+    raise AssertionError("the reference width always qualifies")  # pragma: no cover

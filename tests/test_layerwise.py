@@ -1,0 +1,224 @@
+"""Layer-wise SI pruning: the pruned network against a hand-sliced one, each layer's channels
+from its own ranking, resuming, the controls' channels and the choice of the width."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.neighbors import NearestCentroid, NearestNeighbors
+
+from sicompress import layerwise
+from sicompress.decisions import choose_k
+from sicompress.model import build_model, checkpoint_payload, vgg_arch
+from sicompress.selection import forward_select_naive
+
+from conftest import synthetic_study
+
+QUIET = {"log": lambda m: None}
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        for name, module in model.features.named_children():
+            if name.startswith("conv"):
+                module.bn.running_mean.uniform_(-0.2, 0.2)
+                module.bn.running_var.uniform_(0.5, 2.0)
+                module.bn.weight.uniform_(0.5, 1.5)
+                module.bn.bias.uniform_(-0.1, 0.1)
+    return model.eval()
+
+
+def hand_features(model, kept, cut_layer, x):
+    """The pruned extractor's output computed with plain torch functions on weights sliced by
+    numpy indexing: conv, BatchNorm (eval), ReLU, max-pool, layer by layer."""
+    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    x = (x.float() / 255 - torch.tensor(model.arch["mean"]).view(1, 3, 1, 1)) \
+        / torch.tensor(model.arch["std"]).view(1, 3, 1, 1)
+    prev = None
+    for layer in model.arch["features"]:
+        name = layer["name"]
+        if layer["kind"] == "pool":
+            x = F.max_pool2d(x, 2)
+        else:
+            k = kept[name]
+            w = sd[f"features.{name}.conv.weight"][k]
+            if prev is not None:
+                w = w[:, prev]
+            p = {key: torch.from_numpy(sd[f"features.{name}.{key}"][k].copy())
+                 for key in ("conv.bias", "bn.weight", "bn.bias", "bn.running_mean",
+                             "bn.running_var")}
+            x = F.conv2d(x, torch.from_numpy(w.copy()), p["conv.bias"], padding=1)
+            x = (x - p["bn.running_mean"].view(1, -1, 1, 1)) / torch.sqrt(
+                p["bn.running_var"].view(1, -1, 1, 1) + 1e-5)
+            x = x * p["bn.weight"].view(1, -1, 1, 1) + p["bn.bias"].view(1, -1, 1, 1)
+            x = torch.relu(x)
+            prev = k
+        if name == cut_layer:
+            return x
+    raise AssertionError(cut_layer)
+
+
+def test_the_pruned_network_equals_a_hand_sliced_copy():
+    model = tiny_model()
+    rng = np.random.default_rng(0)
+    convs = layerwise.prefix_convs(model.arch, "pool3")
+    assert convs == ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3"]
+    sizes = {c["name"]: c["out"] for c in model.arch["features"] if c["kind"] == "conv"}
+    kept = {n: sorted(rng.choice(sizes[n], size=max(1, sizes[n] // 2), replace=False).tolist())
+            for n in convs}
+    pruned = layerwise.build_layerwise(model, "pool3", kept, hidden=[8], dropout=0.0, seed=1)
+    x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        got = pruned.features(pruned.normalize(x))
+    torch.testing.assert_close(got, hand_features(model, kept, "pool3", x), rtol=1e-5, atol=1e-5)
+    assert got.shape[1] == len(kept["conv3_3"])
+    assert pruned.arch["classifier"]["in_features"] == len(kept["conv3_3"]) * 4 * 4
+    assert pruned.arch["compression"]["kept"] == kept
+    # every conv shrank to its kept channels, its input to the previous conv's
+    specs = {c["name"]: c for c in pruned.arch["features"] if c["kind"] == "conv"}
+    assert [specs[n]["out"] for n in convs] == [len(kept[n]) for n in convs]
+    assert [specs[n]["in"] for n in convs] == [3] + [len(kept[n]) for n in convs[:-1]]
+    with pytest.raises(ValueError, match="every conv"):
+        layerwise.build_layerwise(model, "pool3", {"conv1_1": [0]}, hidden=[8], dropout=0.0,
+                                  seed=0)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    d = synthetic_study(tmp_path_factory.mktemp("layerwise"), train_per_class=20, si_fraction=0.5)
+    torch.save(checkpoint_payload(tiny_model()), d / "model.pt")
+    (d / "cut.json").write_text(json.dumps({"layer": "pool2"}))
+    return d
+
+
+def prune(study, out, **options):
+    out.mkdir(exist_ok=True)
+    return layerwise.prune_layers(model_path=study / "model.pt", data_npz=study / "data.npz",
+                                  split_npz=study / "split.npz", cut_json=study / "cut.json",
+                                  out_json=out / "pruned.json", ranking_csv=out / "ranking.csv",
+                                  **{"pool": 2, "tolerance": 0.02, **QUIET, **options})
+
+
+def test_every_layers_channels_come_from_its_own_ranking(study, tmp_path):
+    out = prune(study, tmp_path)
+    assert json.loads((tmp_path / "pruned.json").read_text())["kept"] == out["kept"]
+    model = torch.load(study / "model.pt", weights_only=True)
+    from sicompress.model import load_model
+    e2e = load_model(study / "model.pt")
+    z = np.load(study / "data.npz")
+    idx = np.load(study / "split.npz")["si_train"]
+    images = torch.from_numpy(z["x_train"][idx]).permute(0, 3, 1, 2)
+    labels = z["y_train"][idx]
+    ranking = pd.read_csv(tmp_path / "ranking.csv")
+    kept = {}
+    for rec in out["layers"]:
+        name = rec["layer"]
+        # the layer's input: the earlier layers pruned to what they kept, by hand
+        partial = {**kept, name: list(range(rec["before"]))}
+        acts = F.adaptive_avg_pool2d(hand_features(e2e, partial, name, images), 2)
+        ref = forward_select_naive(acts.double(), labels)
+        part = ranking[ranking["layer"] == name]
+        assert part["channel"].tolist() == ref.order, name
+        assert part["si"].tolist() == ref.si, name
+        k = choose_k(ref.si, 0.02)["k"]
+        assert rec["after"] == k and rec["kept"] == sorted(ref.order[:k]), name
+        kept[name] = rec["kept"]
+    assert model["arch"]["features"][0]["name"] == "conv1_1"
+    assert out["channels_after"] == sum(len(v) for v in kept.values())
+
+
+def test_an_interrupted_pruning_goes_on_where_it_stopped(study, tmp_path, monkeypatch):
+    whole = prune(study, tmp_path / "whole")
+
+    class Killed(Exception):
+        pass
+
+    real = layerwise.forward_select
+    calls = []
+
+    def dies_in_the_third_layer(*args, progress=None, **kwargs):
+        calls.append(1)
+
+        def p(order, si, steps):
+            progress(order, si, steps)
+            if len(calls) == 3 and len(order) == 2:
+                raise Killed
+        return real(*args, progress=p, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(layerwise, "forward_select", dies_in_the_third_layer)
+        with pytest.raises(Killed):
+            prune(study, tmp_path / "killed")
+    partial = json.loads((tmp_path / "killed" / layerwise.PARTIAL).read_text())
+    assert list(partial["layers"]) == ["conv1_1", "conv1_2"]
+    assert partial["current"]["layer"] == "conv2_1" and len(partial["current"]["order"]) == 2
+    logs = []
+    again = prune(study, tmp_path / "killed", log=logs.append)
+    assert any("conv1_1: resumed" in line for line in logs)
+    assert any("conv2_1: resume: continuing the ranking after 2 channels" in line for line in logs)
+    assert again["kept"] == whole["kept"]
+    assert pd.read_csv(tmp_path / "killed" / "ranking.csv").equals(
+        pd.read_csv(tmp_path / "whole" / "ranking.csv"))
+    assert not (tmp_path / "killed" / layerwise.PARTIAL).exists()
+    # other options: not resumed
+    (tmp_path / "killed" / layerwise.PARTIAL).write_text(json.dumps({**partial, "pool": 1}))
+    logs.clear()
+    prune(study, tmp_path / "killed", log=logs.append)
+    assert any("another model, data or options" in line for line in logs)
+
+
+def test_the_controls_keep_the_counts_and_their_own_channels():
+    model = tiny_model()
+    convs = layerwise.prefix_convs(model.arch, "pool2")
+    counts = {"conv1_1": 2, "conv1_2": 3, "conv2_1": 4, "conv2_2": 5}
+    l1 = layerwise.control_kept("l1", model, "pool2", counts)
+    sd = model.state_dict()
+    prev = None
+    for name in convs:  # by hand: norms over the input channels kept before
+        w = sd[f"features.{name}.conv.weight"].numpy()
+        if prev is not None:
+            w = w[:, prev]
+        norms = np.abs(w).sum(axis=(1, 2, 3))
+        expected = sorted(sorted(range(len(norms)), key=lambda o: (-norms[o], o))[:counts[name]])
+        assert l1[name] == expected, name
+        prev = expected
+    r1 = layerwise.control_kept("random", model, "pool2", counts, seed=4)
+    assert r1 == layerwise.control_kept("random", model, "pool2", counts, seed=4)
+    assert r1 != layerwise.control_kept("random", model, "pool2", counts, seed=5)
+    assert {n: len(v) for n, v in r1.items()} == counts
+    si = {n: list(range(c)) for n, c in counts.items()}
+    assert layerwise.control_kept("si", model, "pool2", counts, si_kept=si) == si
+
+
+def test_choose_width_by_hand():
+    recs = [{"width": 16, "center_si": 0.70}, {"width": 64, "center_si": 0.80},
+            {"width": 32, "center_si": 0.795}, {"width": 128, "center_si": 0.805}]
+    out = layerwise.choose_width(recs, 0.01)
+    assert (out["width"], out["reference_width"]) == (32, 128)  # 0.795 >= 0.805 - 0.01
+    assert layerwise.choose_width(recs, 0.0)["width"] == 128
+    assert layerwise.choose_width(recs, 0.2)["width"] == 16
+
+
+def test_hidden_separation_against_sklearn(study):
+    model = layerwise.build_layerwise(tiny_model(), "pool2",
+                                      {"conv1_1": [0, 1], "conv1_2": [0, 2, 3],
+                                       "conv2_1": [1, 2], "conv2_2": [0, 3, 5]},
+                                      hidden=[12], dropout=0.0, seed=3)
+    z = np.load(study / "data.npz")
+    images = torch.from_numpy(z["x_train"][:90]).permute(0, 3, 1, 2)
+    y = z["y_train"][:90]
+    got = layerwise.hidden_separation(model, images, y)
+    with torch.no_grad():  # by hand: flatten, fc1, ReLU
+        h = torch.relu(model.classifier.layers.fc1(torch.flatten(
+            model.features(model.normalize(images)), 1))).numpy().astype(np.float64)
+    idx = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(h).kneighbors(
+        h, return_distance=False)
+    nn = np.where(idx[:, 0] == np.arange(len(h)), idx[:, 1], idx[:, 0])
+    assert got["si"] == pytest.approx(np.mean(y[nn] == y))
+    assert got["center_si"] == pytest.approx(np.mean(NearestCentroid().fit(h, y).predict(h) == y))
+    assert got["width"] == 12
