@@ -38,6 +38,7 @@ from .model import build_model, load_checkpoint, load_model
 from .pruning import arch_and_state, build_compressed, compressed_arch
 from .selection import UNITS, forward_select
 from .selectors import choose_channels, cut_conv_weight, k_of_fraction
+from .layerwise import build_layerwise, choose_width, control_kept, hidden_separation
 from .si import PRECISION, center_separation_index, center_si_curve, separation_index, si_curve
 from .training import TrainSettings
 from .trainings import load_study_data, run_training
@@ -256,20 +257,25 @@ def _load_partial_ranking(path: Path, identity: dict,
 # 3. The compressed model
 
 
-def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int], data_npz, split_npz,
+def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int] | dict, data_npz, split_npz,
                   summary_json, model_out, history, metrics, curves, predictions,
                   settings: TrainSettings, title: str, extra: dict, config: dict | None,
                   device: str | None, log: Callable[[str], None]) -> dict:
     """Train a model of the compressed architecture and write the usual artefacts, with the
-    compression's description and MACs in metrics.json."""
+    compression's description and MACs in metrics.json. kept: the cut layer's channels, or
+    (layer-wise pruning) {conv: channels}, whose k and n_candidates are totals over layers."""
     before = macs_per_image(load_checkpoint(e2e_model)["arch"])
     after = macs_per_image(model.arch)
-    log(f"{title}: cut after {sel['cut_layer']}, {len(kept)} of {sel['n_candidates']} "
+    if isinstance(kept, dict):
+        k, kept = sum(len(v) for v in kept.values()), {n: sorted(v) for n, v in kept.items()}
+    else:
+        k, kept = len(kept), sorted(kept)
+    log(f"{title}: cut after {sel['cut_layer']}, {k} of {sel['n_candidates']} "
         f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
     dev = pick_device(device, log=log)
     data = load_study_data(data_npz, split_npz, summary_json, dev)
-    compression = {"cut_layer": sel["cut_layer"], "unit": sel["unit"], "k": len(kept),
-                   "n_candidates": sel["n_candidates"], "kept": sorted(kept), **extra}
+    compression = {"cut_layer": sel["cut_layer"], "unit": sel["unit"], "k": k,
+                   "n_candidates": sel["n_candidates"], "kept": kept, **extra}
     return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
                         checkpoint=model_out, predictions=predictions, config=config,
                         title=title, log=log,
@@ -392,13 +398,110 @@ def finetune(*, compressed_model, e2e_model, data_npz, split_npz, summary_json, 
     ckpt = load_checkpoint(compressed_model)
     model = load_model(compressed_model)
     comp = ckpt["arch"]["compression"]
+    candidates = comp["candidates"]  # layer-wise: {conv: channels before}
     sel = {"cut_layer": comp["cut_layer"], "unit": comp["unit"],
-           "n_candidates": comp["candidates"]}
+           "n_candidates": sum(candidates.values()) if isinstance(candidates, dict)
+           else candidates}
     extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": settings.seed,
              "finetuned_from": str(compressed_model)}
+    if comp.get("method"):
+        extra["method"] = comp["method"]
     return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
                          data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
                          model_out=model_out, history=history, metrics=metrics, curves=curves,
                          predictions=predictions, settings=settings,
-                         title="compressed (c), fine-tuned", extra=extra, config=config,
+                         title=f"{'layer-wise pruned' if comp.get('method') else 'compressed (c)'}"
+                               ", fine-tuned", extra=extra, config=config,
                          device=device, log=log)
+
+
+# ----------------------------------------------------------------------------------------
+# 5. Layer-wise SI pruning of every conv layer (`layerwise`), trained like (c)
+
+
+def train_layerwise(*, e2e_model, pruned_json, selector: str, repeat: int, width: int,
+                    data_npz, split_npz, summary_json, model_out, history, metrics, curves,
+                    predictions, settings: TrainSettings, dropout: float,
+                    hidden_si_json=None, si_batch_size: int = 500, config: dict | None = None,
+                    device: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """A new classifier (one hidden layer of `width` units) on the frozen layer-wise pruned
+    extractor, classifier only, like (c). The channels of each conv are the layer-wise SI
+    choice (selector "si") or, with the same count per layer, the L1 or random control
+    (`layerwise.control_kept`, random drawn with settings.seed). hidden_si_json: also write
+    the SI and Center SI of the trained hidden layer on si_train (the width's design)."""
+    _classifier_only(settings, "train_layerwise")
+    pruned = artifacts.read_json(pruned_json)
+    cut = pruned["cut_layer"]
+    counts = {n: len(v) for n, v in pruned["kept"].items()}
+    kept = control_kept(selector, e2e_model, cut, counts, si_kept=pruned["kept"],
+                        seed=settings.seed)
+    model = build_layerwise(e2e_model, cut, kept, hidden=[width], dropout=dropout,
+                            seed=settings.seed)
+    sel = {"cut_layer": cut, "unit": "channel", "n_candidates": pruned["channels_before"]}
+    extra = {"method": "layerwise", "selector": selector, "fraction": None, "repeat": repeat,
+             "seed": settings.seed, "width": width}
+    out = _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=kept, data_npz=data_npz,
+                        split_npz=split_npz, summary_json=summary_json, model_out=model_out,
+                        history=history, metrics=metrics, curves=curves,
+                        predictions=predictions, settings=settings,
+                        title=f"layer-wise pruned, {selector}, width {width}, repeat {repeat}",
+                        extra=extra, config=config, device=device, log=log)
+    if hidden_si_json is not None:
+        dev = pick_device(device)
+        images, labels = _si_train_images(data_npz, split_npz)
+        trained = load_model(model_out, map_location=dev)
+        h = hidden_separation(trained, images, labels, batch_size=si_batch_size, device=dev)
+        h.update(test_acc=out["test_acc"], val_acc=out["val_acc"],
+                 parameters=out["parameters"]["total"], macs=out["macs"]["total"],
+                 provenance=artifacts.provenance(settings={"model": str(model_out),
+                                                           "subset": "si_train",
+                                                           "precision": PRECISION}))
+        artifacts.write_json(hidden_si_json, h)
+        log(f"width {width}: hidden layer on si_train: SI {h['si']:.4f}, Center SI "
+            f"{h['center_si']:.4f}")
+    return out
+
+
+def _si_train_images(data_npz, split_npz) -> tuple[torch.Tensor, np.ndarray]:
+    from .data import load_dataset
+    from .splits import load_split
+    ds = load_dataset(data_npz)
+    idx = load_split(split_npz)["si_train"]
+    return torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2), \
+        ds.y_train[idx]
+
+
+LAYERWISE_FILES = ("model.pt", "history.csv", "metrics.json", "curves.png", "predictions.npz")
+
+
+def choose_layerwise_width(*, hidden_si_jsons, width_dirs, out_json, out_dir, plot=None,
+                           tolerance: float = 0.01, log: Callable[[str], None] = print) -> dict:
+    """The classifier width of the layer-wise pruned network (`layerwise.choose_width` on
+    the hidden layers' Center SI on si_train); the chosen width's artefacts are copied to
+    `out_dir` (model.pt, history.csv, metrics.json, curves.png, predictions.npz), so that
+    the layer-wise pruned model is measured and reported like every other model."""
+    import shutil
+
+    records = []
+    for path, folder in zip(hidden_si_jsons, width_dirs, strict=True):
+        rec = artifacts.read_json(path)
+        records.append({**{k: rec[k] for k in ("width", "si", "center_si", "test_acc",
+                                               "val_acc", "parameters", "macs")},
+                        "folder": str(folder)})
+    choice = choose_width(records, tolerance)
+    chosen = next(r for r in records if r["width"] == choice["width"])
+    out = {**choice, "widths": sorted(records, key=lambda r: r["width"]),
+           "decided_on": "Center SI of the trained hidden layer on si_train",
+           "provenance": artifacts.provenance(settings={"tolerance": tolerance})}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for name in LAYERWISE_FILES:
+        src = Path(chosen["folder"]) / name
+        with artifacts.atomic_path(Path(out_dir) / name) as tmp:
+            shutil.copyfile(src, tmp)
+    artifacts.write_json(out_json, out)
+    if plot is not None:
+        figures.plot_width_choice(out, plot)
+    log(f"classifier width {choice['width']}: Center SI {choice['center_si']:.4f} within "
+        f"{tolerance:g} of width {choice['reference_width']}'s "
+        f"{choice['reference_center_si']:.4f}")
+    return out

@@ -229,3 +229,49 @@ def plot_frontier(frontier: pd.DataFrame, path: str | Path, *, chosen: pd.DataFr
     fig.suptitle("test accuracy against size: the controls of the compression (c)")
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_kept_channels(pruned: dict, path: str | Path) -> None:
+    """Layer-wise pruning: channels of every conv before and after, and the SI at the kept
+    count on each layer's (pooled) maps."""
+    layers = pruned["layers"]
+    names = [r["layer"] for r in layers]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names) + 3), 4.2))
+    ax.bar(x, [r["before"] for r in layers], color="lightgray", label="before (e2e)")
+    ax.bar(x, [r["after"] for r in layers], color="tab:red", label="kept (layer-wise SI)")
+    for i, r in enumerate(layers):
+        ax.annotate(f"{r['after']}/{r['before']}", (i, r["after"]), textcoords="offset points",
+                    xytext=(0, 3), ha="center", fontsize=8)
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set_ylabel("output channels")
+    ax.set_title(f"layer-wise SI pruning up to {pruned['cut_layer']}: "
+                 f"{pruned['channels_after']} of {pruned['channels_before']} channels kept")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left")
+    _save(fig, path)
+
+
+def plot_width_choice(choice: dict, path: str | Path) -> None:
+    """Center SI (and SI) of the trained hidden layer on si_train against the classifier's
+    width, the reference (largest) width's Center SI minus the tolerance, the choice marked."""
+    recs = choice["widths"]
+    w = [r["width"] for r in recs]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(w, [r["center_si"] for r in recs], "o-", color="tab:blue",
+            label="Center SI of the hidden layer (si_train)")
+    ax.plot(w, [r["si"] for r in recs], "s--", color="tab:orange", mfc="white",
+            label="SI of the hidden layer (si_train)")
+    ax.plot(w, [r["val_acc"] for r in recs], "^:", color="gray", label="validation accuracy")
+    ax.axhline(choice["reference_center_si"] - choice["tolerance"], color="tab:blue", lw=0.8,
+               ls=":", label=f"largest width's Center SI - {choice['tolerance']:g}")
+    ax.plot([choice["width"]], [choice["center_si"]], "*", ms=16, color="tab:red", ls="none",
+            label=f"chosen width {choice['width']}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(w, [str(v) for v in w])
+    ax.set_xlabel("hidden units of the new classifier")
+    ax.set_ylabel("value")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
+    ax.set_title("classifier width designed with Center SI")
+    _save(fig, path)
