@@ -35,6 +35,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/separation.smk"
 include: "workflow/rules/compress.smk"
 include: "workflow/rules/controls.smk"
+include: "workflow/rules/layerwise.smk"
 include: "workflow/rules/report.smk"
 
 

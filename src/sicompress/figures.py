@@ -171,7 +171,8 @@ SELECTOR_COLORS = {"si": "tab:red", "l1": "tab:blue", "random": "tab:gray"}
 REFERENCE_STYLES = {"e2e": dict(marker="D", color="black"),
                     "head": dict(marker="s", color="tab:purple"),
                     "scratch": dict(marker="X", color="tab:brown"),
-                    "finetuned": dict(marker="P", color="tab:green")}
+                    "finetuned": dict(marker="P", color="tab:green"),
+                    "layerwise": dict(marker="h", color="tab:olive")}
 
 
 def plot_frontier(frontier: pd.DataFrame, path: str | Path, *, chosen: pd.DataFrame | None = None,

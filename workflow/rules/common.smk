@@ -9,7 +9,8 @@ BENCHMARKS = "results/benchmarks"  # wall time and memory of every job (Snakemak
 MODELS = ["search", "e2e", "head", "compressed"]  # search: the chosen trial's model
 FINETUNE = config["compress"]["finetune_epochs"] > 0  # (c) fine-tuned end to end as well
 # Models with a layer SI table and plot: the study's four, and the fine-tuned one when made
-SI_MODELS = MODELS + (["finetuned"] if FINETUNE else [])
+LAYERWISE = config["layerwise"]["enabled"]  # every conv of the prefix pruned by SI as well
+SI_MODELS = MODELS + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else [])
 CONTROLS = config["controls"]
 
 
@@ -50,10 +51,10 @@ def get_trained(model, key):
     "search" is the search's chosen trial, which select_lr copies to results/search/."""
     if model == "search":
         return getattr(rules.select_lr.output, "model" if key == "model" else f"trial_{key}")
-    trainings = {"e2e": rules.train_e2e, "head": rules.train_head,
-                 "compressed": rules.train_compressed, "scratch": rules.train_scratch,
-                 "finetuned": rules.finetune}
-    return getattr(trainings[model].output, key)
+    trainings = {"e2e": "train_e2e", "head": "train_head", "compressed": "train_compressed",
+                 "scratch": "train_scratch", "finetuned": "finetune",
+                 "layerwise": "choose_layerwise_width"}  # names: rules defined later are fine
+    return getattr(getattr(rules, trainings[model]).output, key)
 
 
 def get_trained_files(key):
@@ -144,7 +145,7 @@ def get_control_references(wildcards=None):
     """The models the controls are compared with: e2e, head, and scratch and finetuned when
     made (named inputs e2e_metrics, e2e_predictions, e2e_model, ...)."""
     names = ["e2e", "head"] + (["scratch"] if CONTROLS["scratch"] else []) \
-        + (["finetuned"] if FINETUNE else [])
+        + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else [])
     return {f"{name}_{key}": get_trained(name, key) for name in names
             for key in ("metrics", "predictions", "model")}
 
@@ -175,11 +176,34 @@ def get_latency_names():
     """The models whose latency is measured, in the report's order (one per architecture:
     the controls at the chosen k share the compressed model's)."""
     return ["e2e", "head", "compressed"] + (["scratch"] if CONTROLS["scratch"] else []) \
-        + (["finetuned"] if FINETUNE else [])
+        + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else [])
 
 
 def get_latency_models(wildcards=None):
     return {name: get_trained(name, "model") for name in get_latency_names()}
+
+
+# ----------------------------------------------------------------------------------------
+# Layer-wise pruning
+
+
+def get_layerwise_control_runs():
+    """The layer-wise pruned network's classifier-only trainings at the chosen width: every
+    selector x repeat (si repeat 0 is the layer-wise model itself)."""
+    return [{"group": "chosen", "selector": selector, "fraction": None, "repeat": repeat}
+            for selector in CONTROLS["selectors"] for repeat in range(CONTROLS["repeats"])]
+
+
+def get_layerwise_control_files(key):
+    """File `key` of every run of get_layerwise_control_runs(), in its order."""
+    out = []
+    for run in get_layerwise_control_runs():
+        if run["selector"] == "si" and run["repeat"] == 0:
+            out.append(get_trained("layerwise", key))
+        else:
+            out.append(getattr(rules.train_layerwise_control.output, key).format(
+                selector=run["selector"], repeat=run["repeat"]))
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -204,7 +228,19 @@ def get_benchmarks():
         + ([rules.train_scratch.benchmark] if CONTROLS["scratch"] else [])
         + ([rules.finetune.benchmark] if FINETUNE else [])
         + [rules.measure_latency.benchmark, rules.summarize_controls.benchmark]
+        + (get_layerwise_benchmarks() if LAYERWISE else [])
     )
+
+
+def get_layerwise_benchmarks():
+    return ([rules.prune_layers.benchmark]
+            + expand(rules.train_layerwise_width.benchmark, width=config["layerwise"]["widths"])
+            + [rules.choose_layerwise_width.benchmark]
+            + [rules.train_layerwise_control.benchmark.format(selector=r["selector"],
+                                                              repeat=r["repeat"])
+               for r in get_layerwise_control_runs()
+               if not (r["selector"] == "si" and r["repeat"] == 0)]
+            + [rules.summarize_layerwise.benchmark])
 
 
 def get_final_outputs():
@@ -214,5 +250,8 @@ def get_final_outputs():
         outputs += [rule_.output.model, rule_.output.metrics, rule_.output.curves]
     outputs += expand(rules.plot_layer_si.output.plot, model=SI_MODELS)
     outputs += [rules.summarize_controls.output.plot, rules.measure_latency.output.table]
+    if LAYERWISE:
+        outputs += [rules.prune_layers.output.plot, rules.choose_layerwise_width.output.plot,
+                    rules.summarize_layerwise.output.selectors]
     outputs += [rules.report.output.md, rules.report.output.summary]
     return outputs

@@ -1,5 +1,5 @@
 wildcard_constraints:
-    model="search|e2e|head|compressed|finetuned",
+    model="search|e2e|head|compressed|finetuned|layerwise",
 
 
 rule layer_si:
