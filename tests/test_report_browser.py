@@ -97,10 +97,12 @@ def test_snakemake_report_in_a_browser(smoke_run, browser, tmp_path):
     results = page.evaluate("results")
     categories = page.evaluate("categories")
     expected = {"results/lr_search/heatmap.png", "results/compress/cut.png",
-                "results/compress/feature_si.png", "results/report/summary.csv"}
+                "results/compress/feature_si.png", "results/report/summary.csv",
+                "results/controls/frontier.png", "results/scratch/curves.png"}
     assert expected <= set(results)
     images = [p for p, r in results.items() if r["mime_type"].startswith("image/")]
-    assert len(images) == 13  # heatmap, 2 trials, 4 curves, 4 layer SI, cut, feature SI
+    # heatmap, 2 trials, 4 curves, 4 layer SI, cut, feature SI, frontier, scratch's curves
+    assert len(images) == 15, sorted(images)
     sizes = page.evaluate("""async paths => Promise.all(paths.map(p => new Promise(done => {
         const img = new Image();
         img.onload = () => done([p, img.naturalWidth]);
