@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import artifacts  # noqa: E402
-from .decisions import extractor_rows  # noqa: E402
+from .decisions import EXTRACTOR_KINDS, extractor_rows  # noqa: E402
 
 DPI = 120
 
@@ -111,7 +111,8 @@ def plot_layer_si(table: pd.DataFrame, path: str | Path, *, title: str) -> None:
         sources = ", ".join(sorted({source_name(r) for r in reused[reused != ""]}))
         ax.axvspan(-0.5, last + 0.5, color="0.6", alpha=0.15, lw=0,
                    label=f"reused: {sources}'s values (identical layers, not measured again)")
-    extractor = [x for x, kind in enumerate(layers["kind"]) if kind in ("input", "conv", "pool")]
+    extractor = [x for x, kind in enumerate(layers["kind"])
+                 if kind == "input" or kind in EXTRACTOR_KINDS]
     if extractor and len(extractor) < len(layers):
         end = max(extractor) + 0.5
         # labelled in the legend: a label on the axes would meet the title or the curves

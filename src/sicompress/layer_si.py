@@ -37,8 +37,6 @@ ArrayLike = torch.Tensor | np.ndarray
 LAYER_COLUMNS = ["layer_index", "layer", "kind", "channels", "height", "width", "features",
                  "si", "center_si", "si_high", "si_soft", "order", "seconds", "precision",
                  "reused_from"]
-EXTRACTOR_KINDS = ("conv", "pool")    # rows of the feature extractor (the cut is among these)
-CLASSIFIER_KINDS = ("fc", "logits")   # rows of the classifier: hidden outputs, logits
 
 
 # ----------------------------------------------------------------------------------------
@@ -179,7 +177,7 @@ def layer_separation(
     classifier (`VGG.classifier_layers`): each hidden layer after its ReLU (fc1, fc2, ...,
     kind "fc"; dropout is the identity in eval mode) and the logits (kind "logits"); for a
     classifier, channels is the width and height = width = 1. A fixed index selection at the
-    classifier's input (unit "element") is part of fc1's row, not a row of its own. 21 rows
+    classifier's input (unit "element") is part of fc1's row, not a row of its own. 22 rows
     for VGG16 with two hidden layers. Columns: LAYER_COLUMNS; SI is taken on the whole
     flattened C*H*W output, `seconds` is the time of that row's SI values (not of the forward
     pass). order=5 by default: the five nearest others are still a local neighbourhood in
