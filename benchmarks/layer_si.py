@@ -10,8 +10,9 @@ initialised VGG16 at --width, normalised with the mean and std of the training s
 values then describe random features, but the work, and so the timing, does not depend on
 the weights.
 
-- table: `sicompress.layer_si.layer_separation`, the project's 19-row table (input + 18 layers),
-  order r (5, the study's). A row's `seconds` is its SI work: the r nearest others of every
+- table: `sicompress.layer_si.layer_separation`, the project's table (input + 18 layers of the
+  extractor + the classifier's hidden outputs and logits; the comparison below covers the
+  input and the extractor), order r (5, the study's). A row's `seconds` is its SI work: the r nearest others of every
   sample, SI, high-order and soft SI(r), and Center SI. The whole call, forward passes
   included, is timed as well.
 - ours: the neighbour search alone, `sicompress.si.nearest_neighbors(X, r)`, on the same

@@ -60,6 +60,26 @@ def test_cut_layers_decides_on_train_rows_only(tmp_path):
     assert cut["layer"] == "conv1_1"  # 0.20 >= 0.3525 - 0.2
 
 
+def test_cut_layers_leaves_the_classifier_rows_out(tmp_path):
+    t = _layer_table()
+    rows = [{"split": split, "layer_index": 4 + i, "layer": name, "kind": kind, "si": 0.99,
+             "center_si": 0.99}
+            for split in ("test", "train")
+            for i, (name, kind) in enumerate((("fc1", "fc"), ("logits", "logits")), start=1)]
+    with_classifier = pd.concat([t, pd.DataFrame(rows)], ignore_index=True)
+    plain, both = tmp_path / "plain.csv", tmp_path / "both.csv"
+    t.to_csv(plain, index=False)
+    with_classifier.to_csv(both, index=False)
+    got = {}
+    for name, csv in (("plain", plain), ("both", both)):
+        got[name] = compression.cut_layers(layer_si_csv=csv, out_json=tmp_path / f"{name}.json",
+                                           out_plot=tmp_path / f"{name}.png", log=lambda m: None)
+        del got[name]["provenance"], got[name]["source"]
+    assert got["both"] == got["plain"]
+    assert (got["both"]["layer"], got["both"]["n_layers"]) == ("conv2_1", 4)
+    assert (tmp_path / "both.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_cut_layers_names_a_table_without_train_rows(tmp_path):
     csv = tmp_path / "layer_si.csv"
     t = _layer_table()

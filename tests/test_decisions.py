@@ -53,6 +53,31 @@ def test_choose_cut_ignores_the_input_row_and_row_order():
     assert (got["layer_index"], got["best_layer"]) == (3, "layer3")
 
 
+def with_classifier(table, values):
+    """`table` with classifier rows after it: hidden outputs fc1, fc2, ... and the logits."""
+    n = int(table["layer_index"].max())
+    names = [f"fc{i}" for i in range(1, len(values))] + ["logits"]
+    rows = [{"layer_index": n + i, "layer": name, "kind": "logits" if name == "logits" else "fc",
+             "si": v, "center_si": v} for i, (name, v) in enumerate(zip(names, values), start=1)]
+    extra = pd.DataFrame(rows)
+    if "split" in table.columns:
+        extra.insert(0, "split", table["split"].iloc[0])
+    return pd.concat([table, extra], ignore_index=True)
+
+
+@pytest.mark.parametrize("metric", ["si", "center_si"])
+def test_choose_cut_ignores_the_classifier_rows(metric):
+    # the classifier separates far better than any layer of the extractor (as a trained one
+    # does): counted, its rows would be the best and the cut, which cannot cut an extractor
+    table = layer_table([0.4, 0.81, 0.6, 0.8, 0.5], split="train")
+    both = with_classifier(table, [0.97, 0.99])
+    assert choose_cut(both, metric=metric) == choose_cut(table, metric=metric)
+    assert choose_cut(both.iloc[::-1], metric=metric)["layer"] != "logits"
+    only_classifier = both[both["kind"].isin(["input", "fc", "logits"])]
+    with pytest.raises(ValueError, match="no layer of the feature extractor"):
+        choose_cut(only_classifier)
+
+
 def test_choose_cut_other_metric_and_one_split():
     table = layer_table([0.3, 0.4, 0.7], split="train")  # center_si = 1 - si: best at layer1
     assert choose_cut(table, metric="center_si")["layer"] == "layer1"

@@ -149,7 +149,7 @@ def test_layer_separation_and_layer_output(tiny):
     model = build_model(tiny.arch).to(META).eval()
     images = torch.empty(12, 3, 32, 32, dtype=torch.uint8, device=META)
     table = on_meta(layer_separation, model, images, np.arange(12) % 3, order=2, batch_size=5)
-    assert len(table) == 19
+    assert len(table) == 21  # input, 18 extractor layers, fc1, logits
     assert on_meta(layer_output, model, images, "pool2").device == META
 
 

@@ -203,6 +203,18 @@ def test_report_against_its_sources(smoke_run):
                 src = si[(si["layer_index"] == int(row["#"])) & (si["split"] == split)].iloc[0]
                 assert row["layer"] == src["layer"]
                 assert row[col] == f"{src[metric]:.4f}", (name, row["layer"], col)
+        # the caption says which rows were copied from e2e's table (a prefix of the extractor)
+        title = [t for t in tables if t.startswith(report.MODEL_TITLES[name] + ": SI and")][0]
+        reused = si[(si["split"] == "train") & si["reused_from"].notna()]
+        if reused.empty:
+            assert title.endswith("; every row measured on this model"), title
+        else:
+            n = len(reused)
+            first = f"rows 0–{n - 1} (input to {reused['layer'].iloc[-1]}) are e2e's" if n > 1 \
+                else "row 0 (input) is e2e's"
+            assert f"; {first}, copied from its table" in title, title
+            assert title.endswith("; the other rows are measured on this model"), title
+    assert t["layer"].iloc[-1] == "logits"  # the classifier's rows are in the tables
 
     # the decisions: cut.json, selected.json, feature_ranking.csv
     cut = json.loads((r / "compress/cut.json").read_text())

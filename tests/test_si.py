@@ -305,7 +305,7 @@ EXPECTED_LAYERS = [
     ("conv3_3", "conv", 16, 8), ("pool3", "pool", 16, 4), ("conv4_1", "conv", 32, 4),
     ("conv4_2", "conv", 32, 4), ("conv4_3", "conv", 32, 4), ("pool4", "pool", 32, 2),
     ("conv5_1", "conv", 32, 2), ("conv5_2", "conv", 32, 2), ("conv5_3", "conv", 32, 2),
-    ("pool5", "pool", 32, 1),
+    ("pool5", "pool", 32, 1), ("fc1", "fc", 16, 1), ("logits", "logits", 10, 1),
 ]
 
 
@@ -327,8 +327,8 @@ def test_layer_separation_on_tiny_vgg(device):
     assert [r["layer"] for r in seen] == table["layer"].tolist()  # one call per row, in order
     assert seen[-1]["si"] == table["si"].iloc[-1]
     assert list(table.columns) == LAYER_COLUMNS
-    assert len(table) == 19
-    assert table["layer_index"].tolist() == list(range(19))
+    assert len(table) == 21  # input, 18 layers of the extractor, fc1 and the logits
+    assert table["layer_index"].tolist() == list(range(21))
     got = list(zip(table["layer"], table["kind"], table["channels"], table["height"]))
     assert got == EXPECTED_LAYERS
     assert (table["height"] == table["width"]).all()
@@ -338,6 +338,7 @@ def test_layer_separation_on_tiny_vgg(device):
     assert (table["si_high"] <= table["si_soft"]).all()
     assert (table["order"] == 3).all() and (table["seconds"] >= 0).all()
     assert (table["precision"] == "float32, TF32 off, no autocast").all()
+    assert (table["reused_from"] == "").all()
 
     # Tensor input (N, 3, 32, 32) gives the same table; eval mode stays eval.
     model.eval()
@@ -371,6 +372,9 @@ def test_layer_separation_equals_plain_forward(device):
         for module in model.features:
             h = module(h)
             reference.append(h)
+        h = model.classifier.layers.relu1(model.classifier.layers.fc1(h.flatten(1)))  # fc1
+        reference += [h, model.classifier.layers.out(h)]  # and the logits
+    assert len(table) == len(reference)
     for row, acts in zip(table.itertuples(), reference):
         values = separation_indices(acts, labels, 2, dtype=torch.float64)
         assert (row.si, row.si_high, row.si_soft) == (

@@ -289,16 +289,44 @@ def test_smoke_outputs_carry_provenance(smoke_run):
 
 def test_smoke_layer_si(smoke_run):
     r = smoke_run / "results"
-    for model in ("search", "e2e", "head", "compressed"):
-        t = pd.read_csv(r / f"{model}/layer_si.csv")
+    cut = json.loads((r / "compress/cut.json").read_text())
+    tables = {m: pd.read_csv(r / f"{m}/layer_si.csv", keep_default_na=False)
+              for m in ("search", "e2e", "head", "compressed")}
+    for model, t in tables.items():
         assert sorted(t["split"].unique()) == ["test", "train"]
-        cut = json.loads((r / "compress/cut.json").read_text())
-        rows = 19 if model != "compressed" else cut["layer_index"] + 1  # input + kept prefix
-        assert (t.groupby("split").size() == rows).all()
+        # the input, the extractor (all 18 layers, or the kept prefix), then the classifier:
+        # smoke.yaml's classifiers have one hidden layer (fc1) before the logits
+        extractor = 19 if model != "compressed" else cut["layer_index"] + 1
+        for _, part in t.groupby("split"):
+            assert part["layer_index"].tolist() == list(range(extractor + 2))
+            assert part["layer"].tolist()[extractor:] == ["fc1", "logits"]
+            assert part["kind"].tolist()[extractor:] == ["fc", "logits"]
+            assert part["channels"].tolist()[extractor:] == [16, 10]
         assert t["si"].between(0, 1).all() and t["center_si"].between(0, 1).all()
-    e2e, head = (pd.read_csv(r / f"{m}/layer_si.csv") for m in ("e2e", "head"))
-    # same frozen extractor, so the same separation at every layer
-    pd.testing.assert_series_equal(e2e["si"], head["si"])
+
+    e2e, head, comp = tables["e2e"], tables["head"], tables["compressed"]
+    source = "results/e2e/layer_si.csv"
+    assert (tables["search"]["reused_from"] == "").all() and (e2e["reused_from"] == "").all()
+    # head: the same frozen extractor, so every extractor row is e2e's, copied; its own
+    # classifier's rows measured
+    extractor = head["kind"].isin(["input", "conv", "pool"])
+    assert (head.loc[extractor, "reused_from"] == source).all()
+    assert (head.loc[~extractor, "reused_from"] == "").all()
+    values = ["split", "layer", "si", "center_si", "si_high", "si_soft"]
+    pd.testing.assert_frame_equal(head.loc[extractor, values], e2e.loc[extractor, values])
+    # compressed: the rows before the sliced conv (the cut conv, or the conv before a cut
+    # pool) are e2e's; from the sliced conv on, measured
+    arch = load_model(r / "e2e/model.pt").arch["features"]
+    sliced = max(i + 1 for i, layer in enumerate(arch[:cut["layer_index"]])
+                 if layer["kind"] == "conv")
+    for _, part in comp.groupby("split"):
+        assert (part["reused_from"] == source).tolist() == \
+            [i < sliced for i in part["layer_index"]]
+    for model, reused in (("search", 0), ("e2e", 0), ("head", 19), ("compressed", sliced)):
+        side = json.loads((r / f"{model}/layer_si.json").read_text())["settings"]
+        assert side["reused_rows"] == {"train": reused, "test": reused}, model
+        assert side["computed_rows"] == {k: n - reused for k, n in side["rows"].items()}
+        assert side["reused_from"] == (source if reused else None)
 
 
 def test_smoke_compression(smoke_run):

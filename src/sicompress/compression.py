@@ -31,7 +31,7 @@ import torch
 
 from . import artifacts, figures
 from .cost import macs_per_image
-from .decisions import choose_cut, choose_k
+from .decisions import choose_cut, choose_k, extractor_rows
 from .devices import pick_device
 from .layer_si import si_train_activations
 from .model import build_model, load_checkpoint, load_model
@@ -53,7 +53,8 @@ RANKING_COLUMNS = ["step", "feature", "si", "center_si", "si_test", "center_si_t
 
 def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
                tolerance: float = 0.01, log: Callable[[str], None] = print) -> dict:
-    """The cut decision from a layer SI table, on its train rows only; writes cut.json (+ plot)."""
+    """The cut decision from a layer SI table, on its train rows of the feature extractor only
+    (never the classifier's); writes cut.json (+ plot)."""
     table = pd.read_csv(layer_si_csv)
     if "split" not in table.columns:
         raise ValueError(f"{layer_si_csv}: no 'split' column; expected a table of layer_si")
@@ -62,12 +63,12 @@ def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
         raise ValueError(f"{layer_si_csv}: no train rows (split == 'train')")
     cut = choose_cut(train, metric=metric, tolerance=tolerance)
     cut.update(split="train", source=str(layer_si_csv),
-               n_layers=int((train["layer_index"] >= 1).sum()),
+               n_layers=len(extractor_rows(train)),
                provenance=artifacts.provenance(settings={
                    "layer_si_csv": str(layer_si_csv), "metric": metric, "tolerance": tolerance}))
     artifacts.write_json(out_json, cut)
     if out_plot is not None:
-        figures.plot_cut(train, out_plot, cut=cut)
+        figures.plot_cut(extractor_rows(train), out_plot, cut=cut)
     log(f"cut after {cut['layer']} (layer {cut['layer_index']} of {cut['n_layers']}): "
         f"{metric} {cut['value']:.4f}, best {cut['best_value']:.4f} at {cut['best_layer']}, "
         f"tolerance {tolerance:g}")

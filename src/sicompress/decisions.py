@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 METRICS = ("si", "center_si", "si_high", "si_soft")  # columns of a layer SI table
+EXTRACTOR_KINDS = ("conv", "pool")  # the rows a cut can be after (not input, fc, logits)
 SLACK = 1e-12  # float rounding allowed when comparing with best - tolerance
 
 
@@ -46,8 +47,9 @@ def choose_cut(table: pd.DataFrame, metric: str = "si", tolerance: float = 0.01)
     """The last layer to keep: the shortest prefix whose `metric` is within `tolerance` of the best.
 
     table: the rows of one split of a layer SI table (e.g. the train rows of layer_si.csv),
-    with columns layer_index, layer, kind and `metric`. The input row (layer_index 0) is
-    never a cut: only layers of the extractor (layer_index >= 1) compete.
+    with columns layer_index, layer, kind and `metric`. Only layers of the feature extractor
+    compete (`extractor_rows`: kind conv or pool, layer_index >= 1): neither the input row
+    nor the classifier's rows (fc*, logits), whose SI says nothing about where to cut.
     -> {"layer", "layer_index", "value", "best_layer", "best_layer_index", "best_value",
         "metric", "tolerance"}; the best layer is the first with the highest value.
     """
@@ -59,9 +61,10 @@ def choose_cut(table: pd.DataFrame, metric: str = "si", tolerance: float = 0.01)
         raise ValueError(f"layer table lacks columns {missing}")
     if "split" in table.columns and table["split"].nunique() > 1:
         raise ValueError(f"pass the rows of one split, got splits {sorted(table['split'].unique())}")
-    rows = table[table["layer_index"] >= 1].sort_values("layer_index")
+    rows = extractor_rows(table)
     if rows.empty:
-        raise ValueError("layer table has no layer of the feature extractor (layer_index >= 1)")
+        raise ValueError("layer table has no layer of the feature extractor (kind conv or "
+                         "pool, layer_index >= 1)")
     if rows["layer_index"].duplicated().any():
         raise ValueError("layer table repeats a layer_index: pass the rows of one split")
     values = rows[metric].to_numpy(dtype=np.float64)
@@ -78,6 +81,13 @@ def choose_cut(table: pd.DataFrame, metric: str = "si", tolerance: float = 0.01)
         "metric": metric,
         "tolerance": tolerance,
     }
+
+
+def extractor_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the feature extractor's layers (kind conv or pool, layer_index >= 1), in
+    order: what a cut is chosen among and plotted on."""
+    keep = table["kind"].isin(EXTRACTOR_KINDS) & (table["layer_index"] >= 1)
+    return table[keep].sort_values("layer_index")
 
 
 def choose_k(si_curve: Sequence[float], tolerance: float = 0.01) -> dict:

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import artifacts  # noqa: E402
+from .decisions import EXTRACTOR_KINDS, extractor_rows  # noqa: E402
 
 DPI = 120
 
@@ -74,41 +75,66 @@ def plot_lr_heatmap(table: pd.DataFrame, path: str | Path, *, chosen: tuple[floa
     _save(fig, path)
 
 
+def source_name(reused_from: str) -> str:
+    """How a figure or the report names the table rows were reused from: the model's folder
+    (results/e2e/layer_si.csv -> e2e)."""
+    return Path(reused_from).parent.name or str(reused_from)
+
+
 def plot_layer_si(table: pd.DataFrame, path: str | Path, *, title: str) -> None:
-    """Center SI and SI per layer (input first), on the SI subsets of train and test data."""
-    fig, ax = plt.subplots(figsize=(12, 4.5))
+    """Center SI and SI per layer (input first, then the extractor, then the classifier), on
+    the SI subsets of train and test data; the end of the extractor and the rows reused from
+    another model's table marked."""
+    fig, ax = plt.subplots(figsize=(12, 4.5))  # 1440 px wide at DPI
     styles = {("center_si", "train"): dict(color="tab:blue", ls="-", marker="o"),
               ("center_si", "test"): dict(color="tab:blue", ls="--", marker="s", mfc="white"),
               ("si", "train"): dict(color="tab:orange", ls="-", marker="o"),
               ("si", "test"): dict(color="tab:orange", ls="--", marker="s", mfc="white")}
     names = {"center_si": "Center SI", "si": "SI (1-NN)"}
-    layers = None
+    layers = (table[["layer_index", "layer", "kind"]].drop_duplicates("layer_index")
+              .sort_values("layer_index").reset_index(drop=True))
+    x_of = {int(i): x for x, i in enumerate(layers["layer_index"])}
     for (metric, split), style in styles.items():
         part = table[table["split"] == split].sort_values("layer_index")
         if part.empty:
             continue
-        layers = list(part["layer"])
-        ax.plot(range(len(part)), part[metric], label=f"{names[metric]}, {split}", ms=4, **style)
-    if layers:
-        ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right")
-        for i, layer in enumerate(layers):
-            if layer.startswith("pool"):
-                ax.axvline(i, color="gray", lw=0.5, alpha=0.5)
+        ax.plot([x_of[int(i)] for i in part["layer_index"]], part[metric],
+                label=f"{names[metric]}, {split}", ms=4, **style)
+    ax.set_xticks(range(len(layers)), layers["layer"], rotation=60, ha="right")
+    for x, layer in enumerate(layers["layer"]):
+        if layer.startswith("pool"):
+            ax.axvline(x, color="gray", lw=0.5, alpha=0.5)
+    reused = table["reused_from"].fillna("").astype(str) if "reused_from" in table else None
+    if reused is not None and (reused != "").any():
+        rows = table[reused != ""]
+        last = max(x_of[int(i)] for i in rows["layer_index"])
+        sources = ", ".join(sorted({source_name(r) for r in reused[reused != ""]}))
+        ax.axvspan(-0.5, last + 0.5, color="0.6", alpha=0.15, lw=0,
+                   label=f"reused: {sources}'s values (identical layers, not measured again)")
+    extractor = [x for x, kind in enumerate(layers["kind"])
+                 if kind == "input" or kind in EXTRACTOR_KINDS]
+    if extractor and len(extractor) < len(layers):
+        end = max(extractor) + 0.5
+        # labelled in the legend: a label on the axes would meet the title or the curves
+        ax.axvline(end, color="black", lw=1.2, ls=":",
+                   label="end of the extractor (classifier to the right)")
+    ax.set_xlim(-0.5, len(layers) - 0.5)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("separation index")
-    ax.set_xlabel("layer (output after ReLU for convs)")
+    ax.set_xlabel("layer (output after ReLU for convs and hidden fc layers; logits last)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, frameon=False)
     ax.set_title(title)
     _save(fig, path)
 
 
 def plot_cut(table: pd.DataFrame, path: str | Path, *, cut: dict) -> None:
-    """The layer curve the cut was decided on (train rows), the threshold and the cut marked."""
+    """The layer curve the cut was decided on (train rows of the extractor: a classifier row
+    given is left out, as in the decision), the threshold and the cut marked."""
     metric = cut["metric"]
     names = {"si": "SI (1-NN)", "center_si": "Center SI", "si_high": "high-order SI",
              "si_soft": "soft SI"}
-    part = table.sort_values("layer_index")
+    part = extractor_rows(table)
     layers = list(part["layer"])
     fig, ax = plt.subplots(figsize=(12, 4.5))
     ax.plot(range(len(part)), part[metric], color="tab:orange", marker="o", ms=4,

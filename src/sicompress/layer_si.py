@@ -1,5 +1,10 @@
 """The layers of a trained model, measured: the activation of one layer, and the table of SI
-at every layer (the workflow's `layer_si` rule).
+at every layer, the extractor's and the classifier's (the workflow's `layer_si` rule).
+
+Layers another model has too are not measured twice: when the normalisation and the first
+layers of the extractor are identical to those of a model whose table exists (every state
+tensor equal, `identical_rows`), their rows are copied from that table, with the column
+`reused_from` naming it; the forward pass still runs through them to reach the others.
 
 The forward passes run in float32 with TF32 and autocast off (`si.exact_float32`), so the
 numbers SI is measured on are the same on a GPU as on a CPU, up to float32 rounding; SI itself
@@ -17,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .artifacts import atomic_path, provenance, write_json
+from .artifacts import atomic_path, provenance, read_json, write_json
 from .data import load_dataset
 from .devices import pick_device
 from .model import VGG, cut_position, load_model
@@ -30,7 +35,8 @@ DEFAULT_BATCH_SIZE = 500  # images per forward pass
 ArrayLike = torch.Tensor | np.ndarray
 
 LAYER_COLUMNS = ["layer_index", "layer", "kind", "channels", "height", "width", "features",
-                 "si", "center_si", "si_high", "si_soft", "order", "seconds", "precision"]
+                 "si", "center_si", "si_high", "si_soft", "order", "seconds", "precision",
+                 "reused_from"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -112,6 +118,41 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# ----------------------------------------------------------------------------------------
+# Which rows two models share
+
+
+def _same_module(a: nn.Module, b: nn.Module) -> bool:
+    """Same structure and hyperparameters (repr), and every state tensor (parameters and
+    buffers, BatchNorm's running statistics and counter included) of the same shape, dtype and
+    values."""
+    if repr(a) != repr(b):
+        return False
+    sa, sb = a.state_dict(), b.state_dict()
+    if list(sa) != list(sb):
+        return False
+    return all(sa[k].shape == sb[k].shape and sa[k].dtype == sb[k].dtype
+               and torch.equal(sa[k], sb[k].to(sa[k].device)) for k in sa)
+
+
+def identical_rows(model: VGG, source: VGG) -> int:
+    """How many leading rows of `model`'s layer table are those of `source`'s, decided on the
+    weights, never on names: 0 when the input normalisations differ, else 1 (the input row)
+    plus the number of extractor layers, from the first on, whose modules are identical
+    (`_same_module`) to `source`'s at the same place. The first layer that differs, and every
+    layer after it, must be measured: its input is no longer the same. Classifier rows are
+    never shared (the study's models each train their own classifier)."""
+    if not _same_module(model.normalize, source.normalize):
+        return 0
+    n = 1
+    for (_, kind, mod), (_, src_kind, src_mod) in zip(model.feature_layers(),
+                                                       source.feature_layers()):
+        if kind != src_kind or not _same_module(mod, src_mod):
+            break
+        n += 1
+    return n
+
+
 def layer_separation(
     model: nn.Module,
     images: ArrayLike,
@@ -123,17 +164,29 @@ def layer_separation(
     chunk_size: int | None = None,
     dtype: torch.dtype = torch.float32,
     progress: Callable[[dict], None] | None = None,
+    reuse: pd.DataFrame | None = None,
+    reused_from: str = "",
 ) -> pd.DataFrame:
-    """SI, Center SI, high-order and soft SI(order) of the input and of every feature layer.
+    """SI, Center SI, high-order and soft SI(order) of the input and of every layer: the
+    feature extractor's, then the classifier's.
 
     model: a `sicompress.model.VGG`; images: uint8 (N, 32, 32, 3) numpy (as on disk) or uint8
     tensor (N, 3, 32, 32), un-augmented; labels: (N,). One row for the normalised input
-    (layer_index 0, kind "input") and one per layer of `model.features` (a conv block's
-    output after its ReLU, a pool's output): 19 rows for VGG16. Columns: LAYER_COLUMNS; SI
-    is taken on the whole flattened C*H*W output, `seconds` is the time of that row's SI
-    values (not of the forward pass). order=5 by default: the five nearest others are still
-    a local neighbourhood in classes of hundreds of samples, yet one odd neighbour no longer
-    decides alone.
+    (layer_index 0, kind "input"), one per layer of `model.features` (a conv block's output
+    after its ReLU, kind "conv"; a pool's output, kind "pool"), then one per output of the
+    classifier (`VGG.classifier_layers`): each hidden layer after its ReLU (fc1, fc2, ...,
+    kind "fc"; dropout is the identity in eval mode) and the logits (kind "logits"); for a
+    classifier, channels is the width and height = width = 1. A fixed index selection at the
+    classifier's input (unit "element") is part of fc1's row, not a row of its own. 22 rows
+    for VGG16 with two hidden layers. Columns: LAYER_COLUMNS; SI is taken on the whole
+    flattened C*H*W output, `seconds` is the time of that row's SI values (not of the forward
+    pass). order=5 by default: the five nearest others are still a local neighbourhood in
+    classes of hundreds of samples, yet one odd neighbour no longer decides alone.
+
+    reuse: rows of another model's table on the same images and labels (one split), taken
+    instead of measured for layer_index 0 .. len(reuse) - 1, their `reused_from` set to
+    `reused_from`; the caller vouches that those layers are identical (`identical_rows`).
+    The forward pass still runs through them; each row must name the same kind and shape.
 
     Memory: the layers are walked in order, each module applied once, in batches of
     `batch_size` images, to the stored (N, ...) output of the previous layer; so only two
@@ -158,23 +211,35 @@ def layer_separation(
     run_device = param.device if param is not None else torch.device("cpu")
     keep_device = run_device if device is None else torch.device(device)
 
+    reused = _reused_rows(reuse, reused_from)
     rows = []
 
     def measure(index: int, name: str, kind: str, acts: torch.Tensor) -> None:
-        _sync(keep_device)
-        start = time.perf_counter()
-        flat = acts.reshape(n, -1)  # (N, C*H*W)
-        nn_idx = nearest_neighbors(flat, order, chunk_size=chunk_size, dtype=dtype)
-        values = si_from_neighbors(nn_idx, y)
-        del nn_idx
-        csi = center_separation_index(flat, y)
-        _sync(keep_device)
-        c, h, w = acts.shape[1:]
-        rows.append({"layer_index": index, "layer": name, "kind": kind, "channels": c,
-                     "height": h, "width": w, "features": c * h * w, "si": values["si"],
-                     "center_si": csi, "si_high": values["si_high"],
-                     "si_soft": values["si_soft"], "order": order,
-                     "seconds": time.perf_counter() - start, "precision": PRECISION})
+        c, h, w = acts.shape[1:] if acts.ndim == 4 else (acts.shape[1], 1, 1)  # classifier: (N, F)
+        if index < len(reused):
+            row = reused[index]
+            if (row["kind"], row["channels"], row["height"], row["width"]) != (kind, c, h, w):
+                raise ValueError(f"reused row {index} ({row['layer']}, {row['kind']} "
+                                 f"{row['channels']}x{row['height']}x{row['width']}) is not "
+                                 f"layer {name} ({kind} {c}x{h}x{w}) of this model")
+            if row["order"] != order:
+                raise ValueError(f"reused row {index} has order {row['order']}, not {order}")
+            rows.append({**row, "layer": name})
+        else:
+            _sync(keep_device)
+            start = time.perf_counter()
+            flat = acts.reshape(n, -1)  # (N, C*H*W)
+            nn_idx = nearest_neighbors(flat, order, chunk_size=chunk_size, dtype=dtype)
+            values = si_from_neighbors(nn_idx, y)
+            del nn_idx
+            csi = center_separation_index(flat, y)
+            _sync(keep_device)
+            rows.append({"layer_index": index, "layer": name, "kind": kind, "channels": c,
+                         "height": h, "width": w, "features": c * h * w, "si": values["si"],
+                         "center_si": csi, "si_high": values["si_high"],
+                         "si_soft": values["si_soft"], "order": order,
+                         "seconds": time.perf_counter() - start, "precision": PRECISION,
+                         "reused_from": ""})
         if progress is not None:
             progress(rows[-1])
 
@@ -184,12 +249,37 @@ def layer_separation(
         with torch.no_grad(), exact_float32(run_device):
             acts = _apply_in_batches(model.normalize, x, batch_size, run_device, keep_device)
             measure(0, "input", "input", acts)
-            for index, (name, kind, module) in enumerate(model.feature_layers(), start=1):
+            layers = model.feature_layers() + model.classifier_layers()
+            for index, (name, kind, module) in enumerate(layers, start=1):
                 acts = _apply_in_batches(module, acts, batch_size, run_device, keep_device)
                 measure(index, name, kind, acts)
     finally:
         model.train(was_training)
+    if len(reused) > len(rows):
+        raise ValueError(f"{len(reused)} rows to reuse, but the model has {len(rows)}")
     return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+
+
+def _reused_rows(reuse: pd.DataFrame | None, reused_from: str) -> list[dict]:
+    """The rows to copy, as dicts by layer_index 0, 1, ..., checked to be one split's prefix."""
+    if reuse is None or reuse.empty:
+        return []
+    if not reused_from:
+        raise ValueError("reuse needs reused_from: the table the rows come from")
+    missing = [c for c in LAYER_COLUMNS if c not in reuse.columns and c != "reused_from"]
+    if missing:
+        raise ValueError(f"rows to reuse lack columns {missing}")
+    part = reuse.sort_values("layer_index")
+    if part["layer_index"].tolist() != list(range(len(part))):
+        raise ValueError("rows to reuse must be layer_index 0, 1, ... of one split, got "
+                         f"{part['layer_index'].tolist()}")
+    out = []
+    for row in part.to_dict("records"):
+        row = {c: row[c] for c in LAYER_COLUMNS if c != "reused_from"}
+        for c in ("layer_index", "channels", "height", "width", "features", "order"):
+            row[c] = int(row[c])
+        out.append({**row, "reused_from": str(reused_from)})
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -198,10 +288,17 @@ def layer_separation(
 
 def write_layer_table(*, model_path, data_npz, split_npz, out_csv, out_json=None,
                       order: int = DEFAULT_ORDER, batch_size: int = DEFAULT_BATCH_SIZE,
+                      source_table=None, source_model=None,
                       device: str | None = None, log=print) -> pd.DataFrame:
     """`layer_separation` of a checkpoint on `si_train` and `si_test` (column `split`), written
-    to `out_csv`, with its provenance (code version, settings, device) in `out_json`
-    (default: `sidecar(out_csv)`)."""
+    to `out_csv`, with its provenance (code version, settings, device, the rows reused and
+    from where) in `out_json` (default: `sidecar(out_csv)`).
+
+    source_table, source_model: another model's layer table (made on the same data, split
+    and order) and its checkpoint. The rows of the layers this model shares with it
+    (`identical_rows`, decided on the weights) are copied from that table, not measured."""
+    if (source_table is None) != (source_model is None):
+        raise ValueError("pass source_table and source_model together, or neither")
     dev = pick_device(device, log=log)
     log(f"{model_path}: forward passes and SI on {dev} ({PRECISION})")
     model = load_model(model_path, map_location=dev)
@@ -209,29 +306,96 @@ def write_layer_table(*, model_path, data_npz, split_npz, out_csv, out_json=None
     split = load_split(split_npz)
     subsets = {"train": (ds.x_train, ds.y_train, split["si_train"]),
                "test": (ds.x_test, ds.y_test, split["si_test"])}
+    n_reused, source = 0, None
+    if source_table is not None:
+        source = _source_rows(model, source_table, source_model, data_npz=data_npz,
+                              split_npz=split_npz, order=order, device=dev, log=log)
+        n_reused = 0 if source is None else len(source[source["split"] == "train"])
     tables = []
     for name, (x, y, idx) in subsets.items():
         t0 = time.perf_counter()
         def progress(row: dict, name: str = name) -> None:
+            how = f"reused from {row['reused_from']}" if row["reused_from"] else \
+                f"{row['seconds']:.1f} s"
             log(f"si_{name}: {row['layer']:<7} {row['features']:>7,} features  "
-                f"SI {row['si']:.4f}  Center SI {row['center_si']:.4f}  {row['seconds']:.1f} s")
+                f"SI {row['si']:.4f}  Center SI {row['center_si']:.4f}  {how}")
 
+        reuse = None if source is None else source[source["split"] == name]
         table = layer_separation(model, x[idx], y[idx], order=order, batch_size=batch_size,
-                                 progress=progress)
+                                 progress=progress, reuse=reuse,
+                                 reused_from="" if source is None else str(source_table))
         table.insert(0, "split", name)
         tables.append(table)
-        log(f"{model_path}: SI of {len(table)} layers on si_{name} ({len(idx)} images) in "
-            f"{time.perf_counter() - t0:.1f} s; SI {table['si'].iloc[0]:.3f} (input) -> "
-            f"{table['si'].iloc[-1]:.3f} ({table['layer'].iloc[-1]}), Center SI "
-            f"{table['center_si'].iloc[0]:.3f} -> {table['center_si'].iloc[-1]:.3f}")
+        log(f"{model_path}: SI of {len(table)} layers on si_{name} ({len(idx)} images, "
+            f"{n_reused} rows reused) in {time.perf_counter() - t0:.1f} s; SI "
+            f"{table['si'].iloc[0]:.3f} (input) -> {table['si'].iloc[-1]:.3f} "
+            f"({table['layer'].iloc[-1]}), Center SI {table['center_si'].iloc[0]:.3f} -> "
+            f"{table['center_si'].iloc[-1]:.3f}")
     out = pd.concat(tables, ignore_index=True)
     with atomic_path(out_csv) as tmp:
         out.to_csv(tmp, index=False)
+    rows = {name: int((out["split"] == name).sum()) for name in subsets}
+    reused = {name: int(((out["split"] == name) & (out["reused_from"] != "")).sum())
+              for name in subsets}
     write_json(out_json or sidecar(out_csv), provenance(settings={
         "model": str(model_path), "data": str(data_npz), "split": str(split_npz),
         "order": order, "batch_size": batch_size, "device": str(dev), "precision": PRECISION,
-        "rows": {name: int((out["split"] == name).sum()) for name in subsets}}))
+        "rows": rows, "reused_rows": reused,
+        "computed_rows": {name: rows[name] - reused[name] for name in subsets},
+        "reused_from": None if source_table is None else str(source_table),
+        "source_model": None if source_model is None else str(source_model)}))
     return out
+
+
+def read_layer_table(path) -> pd.DataFrame:
+    """A layer table as written by `write_layer_table` (`reused_from` "" where measured; a
+    table from before that column reads as all measured)."""
+    table = pd.read_csv(path)
+    if "reused_from" not in table.columns:
+        table["reused_from"] = ""
+    col = table["reused_from"].astype(object)
+    table["reused_from"] = col.where(col.notna(), "").astype(str)  # measured: written as ""
+    return table
+
+
+def _source_rows(model: VGG, source_table, source_model, *, data_npz, split_npz, order: int,
+                 device, log) -> pd.DataFrame | None:
+    """The rows of `source_table` (both splits) that `model` shares with `source_model`
+    (`identical_rows`), or None when none are shared or the table is of other data or
+    settings (then every row is measured, and the log says why)."""
+    source = load_model(source_model, map_location=device)
+    n = identical_rows(model, source)
+    shared = [name for name, _, _ in source.feature_layers()][:max(0, n - 1)]
+    del source
+    if n == 0:
+        log(f"no row reused from {source_table}: the input normalisation differs from "
+            f"{source_model}'s")
+        return None
+    table = read_layer_table(source_table)
+    side = sidecar(source_table)
+    settings = read_json(side).get("settings", {}) if side.is_file() else {}
+    problems = []
+    if (settings.get("data"), settings.get("split")) != (str(data_npz), str(split_npz)):
+        problems.append(f"it was made on data {settings.get('data')}, split "
+                        f"{settings.get('split')} ({side}), not {data_npz}, {split_npz}")
+    if set(table["order"]) != {order}:
+        problems.append(f"its order is {sorted(set(table['order']))}, not {order}")
+    if set(table["precision"]) != {PRECISION}:
+        problems.append(f"its precision is {sorted(set(table['precision']))}")
+    parts = []
+    for name in ("train", "test"):
+        part = table[(table["split"] == name) & (table["layer_index"] < n)]
+        if sorted(part["layer_index"]) != list(range(n)):
+            problems.append(f"its {name} rows lack some of layer_index 0..{n - 1}")
+        parts.append(part)
+    if problems:
+        log(f"no row reused from {source_table}: {'; '.join(problems)}")
+        return None
+    what = "the input normalisation" + (f" and layers {', '.join(shared)} are" if shared
+                                         else " is")
+    log(f"{n} {'row' if n == 1 else 'rows'} per split reused from {source_table}: {what} "
+        f"identical to {source_model}'s (every state tensor equal); the other rows are measured")
+    return pd.concat(parts, ignore_index=True)
 
 
 def sidecar(table_csv) -> Path:

@@ -32,6 +32,8 @@ import torch
 from . import artifacts
 from .data import image_format
 from .cost import macs_per_image, parameter_counts
+from .figures import source_name
+from .layer_si import read_layer_table
 from .model import build_model, load_checkpoint
 from .stats import format_mean_sd, mean_sd
 from .training import scaled_step
@@ -382,7 +384,7 @@ def _search(inputs: ReportInputs) -> dict:
 
 
 def _layer_si_cells(path: Path) -> pd.DataFrame:
-    table = pd.read_csv(path)
+    table = read_layer_table(path)
     layers = (table[["layer_index", "layer", "kind", "features"]]
               .drop_duplicates("layer_index").sort_values("layer_index"))
     rows = []
@@ -408,7 +410,28 @@ def _model(m: ModelArtefacts, row: pd.Series) -> dict:
         "curves": m.curves,
         "layer_si_plot": m.layer_si_plot,
         "layer_table": _layer_si_cells(m.layer_si),
+        "layer_reuse": _layer_reuse(m.layer_si),
     }
+
+
+def _layer_reuse(path: Path) -> str:
+    """Which rows of a layer table were copied from another model's table, in words."""
+    table = read_layer_table(path)
+    rows = table[(table["split"] == "train") & (table["reused_from"] != "")]
+    if rows.empty:
+        return "every row measured on this model"
+    rows = rows.sort_values("layer_index")
+    first, last = rows.iloc[0], rows.iloc[-1]
+    src = " and ".join(sorted({source_name(r) for r in table["reused_from"] if r}))
+    if len(rows) == 1:
+        which = (f"row {_int(first['layer_index'])} ({first['layer']}) is {src}'s, copied from "
+                 f"its table (this model's input normalisation is {src}'s)")
+    else:
+        which = (f"rows {_int(first['layer_index'])}–{_int(last['layer_index'])} "
+                 f"({first['layer']} to {last['layer']}) are {src}'s, copied from its table "
+                 f"(this model's normalisation and layers up to {last['layer']} have {src}'s "
+                 "weights, every tensor compared)")
+    return which + "; the other rows are measured on this model"
 
 
 def _compression(inputs: ReportInputs, table: pd.DataFrame) -> dict:

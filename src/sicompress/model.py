@@ -155,11 +155,41 @@ class Classifier(nn.Module):
         layers["out"] = nn.Linear(n_in, spec["num_classes"])
         self.layers = nn.Sequential(layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def flat_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The features fc1 (or out) reads: flattened, then the fixed index selection if any."""
         x = torch.flatten(x, 1)  # (N, C*H*W)
         if self.input_index is not None:
             x = x.index_select(1, self.input_index)  # (N, k)
-        return self.layers(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.flat_input(x))
+
+    def stages(self) -> list[tuple[str, str, nn.Module]]:
+        """(name, kind, module) of each output the classifier has: every hidden layer after its
+        ReLU and dropout (fc1, fc2, ...; kind "fc") and the logits (kind "logits"). Applied in
+        order to the extractor's output they give forward(); the first one flattens and
+        selects (`flat_input`), which is not an output of its own."""
+        mods = dict(self.layers.named_children())
+        hidden = [n for n in mods if n.startswith("fc")]
+        groups = [(n, "fc", [mods[n], mods[f"relu{n[2:]}"], mods[f"drop{n[2:]}"]])
+                  for n in hidden]
+        groups.append(("logits", "logits", [mods["out"]]))
+        stages = [(name, kind, nn.Sequential(*parts)) for name, kind, parts in groups]
+        first_name, first_kind, first = stages[0]
+        stages[0] = (first_name, first_kind, nn.Sequential(_FlatInput(self), *first))
+        return stages
+
+
+class _FlatInput(nn.Module):
+    """Classifier.flat_input as a module (the first of `Classifier.stages`)."""
+
+    def __init__(self, classifier: Classifier):
+        super().__init__()
+        self._classifier = [classifier]  # a plain reference: not a submodule of this one
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._classifier[0].flat_input(x)
 
 
 class VGG(nn.Module):
@@ -178,6 +208,11 @@ class VGG(nn.Module):
     def feature_layers(self) -> list[tuple[str, str, nn.Module]]:
         """(name, kind, module) of every layer of the feature extractor, in order."""
         return [(l["name"], l["kind"], m) for l, m in zip(self.arch["features"], self.features)]
+
+    def classifier_layers(self) -> list[tuple[str, str, nn.Module]]:
+        """(name, kind, module) of every output of the classifier, in order
+        (`Classifier.stages`): fc1, fc2, ... (after ReLU and dropout) and logits."""
+        return self.classifier.stages()
 
 
 def build_model(arch: dict) -> VGG:

@@ -72,6 +72,19 @@ def get_layer_si(model):
     return expand(rules.layer_si.output.table, model=model)[0]
 
 
+# Models built on e2e's extractor: their layer_si job reads e2e's table and checkpoint, and
+# copies the rows of the layers whose weights are e2e's (the search and e2e depend on nothing)
+LAYER_SI_FROM_E2E = ("head", "compressed", "finetuned")
+
+
+def get_layer_si_source(wildcards):
+    """Named inputs source_table and source_model (e2e's) of layer_si for the models of
+    LAYER_SI_FROM_E2E; none for the others."""
+    if wildcards.model not in LAYER_SI_FROM_E2E:
+        return {}
+    return {"source_table": get_layer_si("e2e"), "source_model": get_trained("e2e", "model")}
+
+
 # ----------------------------------------------------------------------------------------
 # Controls of (c)
 

@@ -4,6 +4,7 @@ wildcard_constraints:
 
 rule layer_si:
     input:
+        unpack(get_layer_si_source),
         model=get_trained_model,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,
