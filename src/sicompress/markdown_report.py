@@ -69,6 +69,8 @@ SECTIONS = [
 ]
 # The section of the controls of (c), after "Compression", when any of their files is an input.
 CONTROLS_TITLE = "Controls of the compression"
+LAYERWISE_TITLE = "Layer-wise SI pruning of every conv layer"
+LAYERWISE_GOAL = 0.875  # the published share of VGG16's parameters removed (Saffar et al. 2024)
 
 # Order of the Snakemake rules in the workflow, for the wall-time table; others come last.
 WORKFLOW_ORDER = [
@@ -121,6 +123,15 @@ class ReportInputs:
     scratch: Path | None = None        # metrics.json of the compressed arch trained from scratch
     finetuned: Path | None = None      # metrics.json of the fine-tuned model
     finetuned_layer_si_plot: Path | None = None  # layer_si.png of the fine-tuned model
+    # Layer-wise SI pruning (sicompress.layerwise); all None when it is off
+    layerwise_pruned: Path | None = None      # pruned.json: kept channels per conv layer
+    layerwise_kept_plot: Path | None = None   # kept.png
+    layerwise_width: Path | None = None       # width.json: the classifier width's design
+    layerwise_width_plot: Path | None = None  # width.png
+    layerwise_metrics: Path | None = None     # metrics.json of the layer-wise model (chosen width)
+    layerwise_layer_si_plot: Path | None = None  # its layer_si.png
+    layerwise_selectors: Path | None = None   # selectors.csv: si, l1, random with its counts
+    layerwise_mcnemar: Path | None = None     # mcnemar.csv: each run against e2e
 
 
 def sections(inputs: "ReportInputs") -> list[str]:
@@ -128,6 +139,8 @@ def sections(inputs: "ReportInputs") -> list[str]:
     out = list(SECTIONS)
     if _has_controls(inputs):
         out.insert(out.index("Compression") + 1, CONTROLS_TITLE)
+    if inputs.layerwise_pruned is not None:
+        out.insert(out.index("Wall time per job"), LAYERWISE_TITLE)
     return out
 
 
@@ -815,6 +828,57 @@ def _run_settings(inputs: ReportInputs, data: dict) -> pd.DataFrame:
     return _frame(rows, ["setting", "value", "config key or source"])
 
 
+def _layerwise(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
+    """The layer-wise pruned network: kept channels per layer, the width's design, the result
+    against e2e and (c), its selectors' controls and McNemar's tests."""
+    if inputs.layerwise_pruned is None:
+        return None
+    pruned = artifacts.read_json(inputs.layerwise_pruned)
+    layers = [[r["layer"], _int(r["before"]), _int(r["after"]), _reduction(r["before"], r["after"]),
+               " x ".join(str(v) for v in r["map"]), _num(r["si_at_k"]), _num(r["best_si"]),
+               _int(r["best_k"]), _num(r["seconds"], 1)] for r in pruned["layers"]]
+    out = {"title": LAYERWISE_TITLE, "pruned": pruned, "kept_plot": inputs.layerwise_kept_plot,
+           "layers": _frame(layers, ["layer", "channels before", "after", "removed", "map",
+                                     "SI at kept", "best SI", "at", "ranking s"]),
+           "width_plot": inputs.layerwise_width_plot,
+           "layer_si_plot": inputs.layerwise_layer_si_plot}
+    if inputs.layerwise_width is not None:
+        w = artifacts.read_json(inputs.layerwise_width)
+        rows = [[_int(r["width"]), _num(r["si"]), _num(r["center_si"]), _pct(r["val_acc"]),
+                 _int(r["parameters"]), "**yes**" if r["width"] == w["width"] else ""]
+                for r in w["widths"]]
+        out["width"] = {"choice": w, "table": _frame(rows, ["width", "hidden SI",
+                                                            "hidden Center SI", "val acc",
+                                                            "params total", "chosen"])}
+    if inputs.layerwise_metrics is not None:
+        m = artifacts.read_json(inputs.layerwise_metrics)
+        rows_by = {r["model"]: r for _, r in table.iterrows()}
+        e2e = rows_by.get("e2e")
+        result = []
+        for name, acc, params, macs in (
+                [(n, rows_by[n]["test_acc"], rows_by[n]["params_total"], rows_by[n]["macs_total"])
+                 for n in ("e2e", "compressed") if n in rows_by]
+                + [("layerwise", m["test_acc"], m["parameters"]["total"], m["macs"]["total"])]):
+            result.append([name, _pct(acc), "" if e2e is None or name == "e2e"
+                           else _pp(acc - e2e["test_acc"]), _int(params),
+                           "" if e2e is None or name == "e2e"
+                           else _reduction(e2e["params_total"], params), _int(macs),
+                           "" if e2e is None or name == "e2e"
+                           else _reduction(e2e["macs_total"], macs)])
+        out["result"] = _frame(result, ["model", "test acc", "Δ vs e2e", "params total",
+                                        "params removed", "MACs total", "MACs removed"])
+        if e2e is not None:
+            removed = 1 - m["parameters"]["total"] / e2e["params_total"]
+            loss = e2e["test_acc"] - m["test_acc"]
+            out["goal"] = {"removed": removed, "loss": loss, "goal": LAYERWISE_GOAL,
+                           "met": removed >= LAYERWISE_GOAL and loss <= 0.01}
+    if inputs.layerwise_selectors is not None:
+        out["selectors"] = _selectors(inputs.layerwise_selectors)
+    if inputs.layerwise_mcnemar is not None:
+        out["mcnemar"] = _mcnemar(inputs.layerwise_mcnemar)
+    return out
+
+
 def report_context(inputs: ReportInputs, table: pd.DataFrame) -> dict:
     """Everything report.md.j2 shows, computed from the artefacts; `table` is summary_table's."""
     cfg = inputs.config
@@ -828,6 +892,7 @@ def report_context(inputs: ReportInputs, table: pd.DataFrame) -> dict:
         "models": [_model(m, rows[m.name]) for m in inputs.models],
         "compression": _compression(inputs, table),
         "controls": _controls(inputs, table),
+        "layerwise": _layerwise(inputs, table),
         "wall_time": _wall_time(inputs),
         "run_settings": _run_settings(inputs, data),
     }

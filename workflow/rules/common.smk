@@ -182,6 +182,16 @@ def get_report_controls():
         out["finetuned_metrics"] = get_trained("finetuned", "metrics")
         out["finetuned_layer_si_plot"] = expand(rules.plot_layer_si.output.plot,
                                                 model="finetuned")[0]
+    if LAYERWISE:
+        out.update(layerwise_pruned=rules.prune_layers.output.pruned,
+                   layerwise_kept_plot=rules.prune_layers.output.plot,
+                   layerwise_width=rules.choose_layerwise_width.output.choice,
+                   layerwise_width_plot=rules.choose_layerwise_width.output.plot,
+                   layerwise_metrics=rules.choose_layerwise_width.output.metrics,
+                   layerwise_layer_si_plot=expand(rules.plot_layer_si.output.plot,
+                                                  model="layerwise")[0],
+                   layerwise_selectors=rules.summarize_layerwise.output.selectors,
+                   layerwise_mcnemar=rules.summarize_layerwise.output.mcnemar)
     return out
 
 

@@ -23,7 +23,11 @@ def main(smk):
                               frontier_plot=i.get("frontier_plot"), mcnemar_csv=i.get("mcnemar"),
                               latency_csv=i.get("latency"), scratch=i.get("scratch_metrics"),
                               finetuned=i.get("finetuned_metrics"),
-                              finetuned_layer_si_plot=i.get("finetuned_layer_si_plot"))
+                              finetuned_layer_si_plot=i.get("finetuned_layer_si_plot"),
+                              # layer-wise pruning: inputs only when it is on
+                              **{f"layerwise_{key}": i.get(f"layerwise_{key}") for key in (
+                                  "pruned", "kept_plot", "width", "width_plot", "metrics",
+                                  "layer_si_plot", "selectors", "mcnemar")})
         write_report(inputs, out_md=smk.output.md, out_csv=smk.output.summary)
         log(f"report written to {smk.output.md} and {smk.output.summary}")
 
