@@ -57,7 +57,13 @@ def run_inputs(workdir: Path, **changes) -> ReportInputs:
         benchmarks=sorted((r / "benchmarks").rglob("*.tsv")), data=r / "data/cifar10.npz",
         selectors_csv=r / "controls/selectors.csv", frontier_csv=r / "controls/frontier.csv",
         frontier_plot=r / "controls/frontier.png", mcnemar_csv=r / "controls/mcnemar.csv",
-        latency_csv=r / "latency/latency.csv", scratch=r / "scratch/metrics.json")
+        latency_csv=r / "latency/latency.csv", scratch=r / "scratch/metrics.json",
+        layerwise_pruned=r / "layerwise/pruned.json", layerwise_kept_plot=r / "layerwise/kept.png",
+        layerwise_width=r / "layerwise/width.json", layerwise_width_plot=r / "layerwise/width.png",
+        layerwise_metrics=r / "layerwise/metrics.json",
+        layerwise_layer_si_plot=r / "layerwise/layer_si.png",
+        layerwise_selectors=r / "layerwise/selectors.csv",
+        layerwise_mcnemar=r / "layerwise/mcnemar.csv")
     fields.update(changes)
     return ReportInputs(**fields)
 
@@ -161,7 +167,7 @@ def test_report_against_its_sources(smoke_run):
 
     headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
     assert headings == report.sections(run_inputs(smoke_run))
-    assert report.CONTROLS_TITLE in headings
+    assert report.CONTROLS_TITLE in headings and report.LAYERWISE_TITLE in headings
 
     # Table 1: summary, from metrics.json and summary.csv
     t = table_starting(tables, "Summary of the trained models")
@@ -269,7 +275,8 @@ def test_report_against_its_sources(smoke_run):
     assert targets == {p.resolve() for p in [
         r / "lr_search/heatmap.png", *(r / "lr_search").glob("lr~*/step~*/curves.png"),
         *(r / m / f for m in MODELS for f in ("curves.png", "layer_si.png")),
-        r / "compress/cut.png", r / "compress/feature_si.png", r / "controls/frontier.png"]}
+        r / "compress/cut.png", r / "compress/feature_si.png", r / "controls/frontier.png",
+        r / "layerwise/kept.png", r / "layerwise/width.png", r / "layerwise/layer_si.png"]}
     for n, (i, _) in enumerate(links, start=1):
         assert re.fullmatch(rf"\*Figure {n}: .+\*", lines[i + 2]), lines[i + 2]
 

@@ -36,18 +36,23 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     assert counts["prepare_data"] == 1 and counts["split"] == 1
     assert counts["lr_trial"] == grid
     assert counts["select_lr"] == counts["train_e2e"] == counts["train_head"] == 1
-    # the search's chosen trial, e2e, head, compressed
-    assert counts["layer_si"] == 4 and counts["plot_layer_si"] == 4
+    # the search's chosen trial, e2e, head, compressed, the layer-wise pruned model
+    assert counts["layer_si"] == 5 and counts["plot_layer_si"] == 5
     for rule in ("cut_layers", "rank_features", "choose_features", "train_compressed",
                  "train_scratch", "measure_latency", "summarize_controls", "report"):
         assert counts[rule] == 1, rule
     # controls: 3 selectors x 3 repeats at the chosen k (less the study's own), and
     # 3 fractions x 3 selectors x 3 repeats on the frontier; no fine-tuning by default
     assert counts["train_control"] == (3 * 3 - 1) + 3 * 3 * 3 and "finetune" not in counts
+    # layer-wise: one ranking, 4 widths, the choice, 3 selectors x 3 repeats less its own
+    assert counts["prune_layers"] == counts["choose_layerwise_width"] == 1
+    assert counts["train_layerwise_width"] == 4 and counts["train_layerwise_control"] == 8
+    assert counts["summarize_layerwise"] == 1
 
     # the rules that train or compute SI hold the GPU; the light ones do not
     gpu_rules = {"lr_trial", "train_e2e", "train_head", "layer_si", "rank_features",
-                 "train_compressed", "train_control", "train_scratch", "measure_latency"}
+                 "train_compressed", "train_control", "train_scratch", "measure_latency",
+                 "prune_layers", "train_layerwise_width", "train_layerwise_control"}
     seen = set()
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         m = re.match(r"(?:local)?rule (\w+):", block)
@@ -90,9 +95,10 @@ def test_dry_run_of_the_gpu_quick_study_lists_every_rule(tmp_path):
     rules = {"prepare_data", "split", "lr_trial", "select_lr", "train_e2e", "train_head",
              "layer_si", "plot_layer_si", "cut_layers", "rank_features", "choose_features",
              "train_compressed", "train_control", "measure_latency", "summarize_controls",
-             "report", "all"}
+             "prune_layers", "train_layerwise_width", "choose_layerwise_width",
+             "train_layerwise_control", "summarize_layerwise", "report", "all"}
     assert set(counts) == rules
-    assert counts["lr_trial"] == 2 and counts["layer_si"] == 4
+    assert counts["lr_trial"] == 2 and counts["layer_si"] == 5
 
 
 def test_smoke_workflow_writes_every_output(smoke_run):
@@ -253,7 +259,7 @@ def test_smoke_controls(smoke_run):
     assert scratch["compression"]["kept"] == sorted(sel["selected"])
     lat = pd.read_csv(r / "latency/latency.csv")
     assert sorted(zip(lat["model"], lat["batch_size"])) == sorted(
-        (m, b) for m in ("e2e", "head", "compressed", "scratch") for b in (1, 256))
+        (m, b) for m in ("e2e", "head", "compressed", "scratch", "layerwise") for b in (1, 256))
     assert (lat["seconds_per_image"] > 0).all()
 
 
@@ -451,7 +457,7 @@ def test_compute_settings_rerun_nothing_study_settings_do(smoke_run, tmp_path):
     epochs = tmp_path / "epochs.yaml"
     epochs.write_text("train:\n  epochs: 8\n")
     jobs = dry_run_jobs(smoke_run, epochs)
-    assert jobs["train_e2e"] == 1 and jobs["layer_si"] == 4  # the trials scale their step by it
+    assert jobs["train_e2e"] == 1 and jobs["layer_si"] == 5  # the trials scale their step by it
     assert {"train_head", "cut_layers", "rank_features", "train_compressed", "report"} <= set(jobs)
     assert "prepare_data" not in jobs and "split" not in jobs
 
