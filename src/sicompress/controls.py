@@ -43,7 +43,8 @@ from .stats import mcnemar_exact
 
 GROUPS = ("chosen", "frontier")
 SELECTOR_ORDER = ("si", "l1", "random")  # the study's first; others after these, by name
-REFERENCES = ("e2e", "head", "scratch", "finetuned", "layerwise")  # e2e, head required
+REFERENCES = ("e2e", "head", "scratch", "finetuned", "layerwise",
+              "layerwise_finetuned")  # e2e and head required, the others optional
 STUDY = "compressed"  # the name of the study's compressed model: chosen, selector si, repeat 0
 
 RUN_COLUMNS = ["selector", "repeat", "seed", "k", "n_candidates", "test_acc", "params_total",
@@ -233,7 +234,7 @@ def summarize_controls(runs: Sequence[Mapping], references: Mapping[str, Mapping
         name = STUDY if study else f"{r['selector']} repeat {int(r['repeat'])}"
         compared.append((name, r["predictions"], r["metrics"]))
     compared.sort(key=lambda c: c[0] != STUDY)  # stable: the study's first
-    for name in ("scratch", "finetuned", "layerwise", "head"):
+    for name in ("scratch", "finetuned", "layerwise", "layerwise_finetuned", "head"):
         ref = references.get(name)
         if ref:
             compared.append((name, ref["predictions"], ref["metrics"]))

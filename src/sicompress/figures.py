@@ -198,7 +198,8 @@ REFERENCE_STYLES = {"e2e": dict(marker="D", color="black"),
                     "head": dict(marker="s", color="tab:purple"),
                     "scratch": dict(marker="X", color="tab:brown"),
                     "finetuned": dict(marker="P", color="tab:green"),
-                    "layerwise": dict(marker="h", color="tab:olive")}
+                    "layerwise": dict(marker="h", color="tab:olive"),
+                    "layerwise_finetuned": dict(marker="H", color="tab:cyan")}
 
 
 def plot_frontier(frontier: pd.DataFrame, path: str | Path, *, chosen: pd.DataFrame | None = None,

@@ -132,6 +132,7 @@ class ReportInputs:
     layerwise_layer_si_plot: Path | None = None  # its layer_si.png
     layerwise_selectors: Path | None = None   # selectors.csv: si, l1, random with its counts
     layerwise_mcnemar: Path | None = None     # mcnemar.csv: each run against e2e
+    layerwise_finetuned_metrics: Path | None = None  # metrics.json of it fine-tuned
 
 
 def sections(inputs: "ReportInputs") -> list[str]:
@@ -852,13 +853,17 @@ def _layerwise(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
                                                             "params total", "chosen"])}
     if inputs.layerwise_metrics is not None:
         m = artifacts.read_json(inputs.layerwise_metrics)
+        ft = (artifacts.read_json(inputs.layerwise_finetuned_metrics)
+              if inputs.layerwise_finetuned_metrics is not None else None)
         rows_by = {r["model"]: r for _, r in table.iterrows()}
         e2e = rows_by.get("e2e")
         result = []
         for name, acc, params, macs in (
                 [(n, rows_by[n]["test_acc"], rows_by[n]["params_total"], rows_by[n]["macs_total"])
                  for n in ("e2e", "compressed") if n in rows_by]
-                + [("layerwise", m["test_acc"], m["parameters"]["total"], m["macs"]["total"])]):
+                + [("layerwise", m["test_acc"], m["parameters"]["total"], m["macs"]["total"])]
+                + ([("layerwise, fine-tuned", ft["test_acc"], ft["parameters"]["total"],
+                     ft["macs"]["total"])] if ft else [])):
             result.append([name, _pct(acc), "" if e2e is None or name == "e2e"
                            else _pp(acc - e2e["test_acc"]), _int(params),
                            "" if e2e is None or name == "e2e"
@@ -868,10 +873,15 @@ def _layerwise(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
         out["result"] = _frame(result, ["model", "test acc", "Δ vs e2e", "params total",
                                         "params removed", "MACs total", "MACs removed"])
         if e2e is not None:
-            removed = 1 - m["parameters"]["total"] / e2e["params_total"]
-            loss = e2e["test_acc"] - m["test_acc"]
-            out["goal"] = {"removed": removed, "loss": loss, "goal": LAYERWISE_GOAL,
-                           "met": removed >= LAYERWISE_GOAL and loss <= 0.01}
+            out["goals"] = []
+            for name, mm in (("classifier only", m), ("fine-tuned", ft)):
+                if mm is None:
+                    continue
+                removed = 1 - mm["parameters"]["total"] / e2e["params_total"]
+                loss = e2e["test_acc"] - mm["test_acc"]
+                out["goals"].append({"name": name, "removed": removed, "loss": loss,
+                                     "goal": LAYERWISE_GOAL,
+                                     "met": removed >= LAYERWISE_GOAL and loss <= 0.01})
     if inputs.layerwise_selectors is not None:
         out["selectors"] = _selectors(inputs.layerwise_selectors)
     if inputs.layerwise_mcnemar is not None:

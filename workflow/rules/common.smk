@@ -10,7 +10,8 @@ MODELS = ["search", "e2e", "head", "compressed"]  # search: the chosen trial's m
 FINETUNE = config["compress"]["finetune_epochs"] > 0  # (c) fine-tuned end to end as well
 # Models with a layer SI table and plot: the study's four, and the fine-tuned one when made
 LAYERWISE = config["layerwise"]["enabled"]  # every conv of the prefix pruned by SI as well
-SI_MODELS = MODELS + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else [])
+SI_MODELS = MODELS + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
+    + (["layerwise_finetuned"] if LAYERWISE and FINETUNE else [])
 CONTROLS = config["controls"]
 
 
@@ -53,7 +54,8 @@ def get_trained(model, key):
         return getattr(rules.select_lr.output, "model" if key == "model" else f"trial_{key}")
     trainings = {"e2e": "train_e2e", "head": "train_head", "compressed": "train_compressed",
                  "scratch": "train_scratch", "finetuned": "finetune",
-                 "layerwise": "choose_layerwise_width"}  # names: rules defined later are fine
+                 "layerwise": "choose_layerwise_width",
+                 "layerwise_finetuned": "finetune_layerwise"}  # names: rules defined later are fine
     return getattr(getattr(rules, trainings[model]).output, key)
 
 
@@ -158,7 +160,9 @@ def get_control_references(wildcards=None):
     """The models the controls are compared with: e2e, head, and scratch and finetuned when
     made (named inputs e2e_metrics, e2e_predictions, e2e_model, ...)."""
     names = ["e2e", "head"] + (["scratch"] if CONTROLS["scratch"] else []) \
-        + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else [])
+        + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
+        + (["layerwise_finetuned"] if LAYERWISE and FINETUNE else []) \
+        + (["layerwise_finetuned"] if LAYERWISE and FINETUNE else [])
     return {f"{name}_{key}": get_trained(name, key) for name in names
             for key in ("metrics", "predictions", "model")}
 
@@ -192,6 +196,8 @@ def get_report_controls():
                                                   model="layerwise")[0],
                    layerwise_selectors=rules.summarize_layerwise.output.selectors,
                    layerwise_mcnemar=rules.summarize_layerwise.output.mcnemar)
+        if FINETUNE:
+            out["layerwise_finetuned_metrics"] = get_trained("layerwise_finetuned", "metrics")
     return out
 
 
@@ -199,7 +205,8 @@ def get_latency_names():
     """The models whose latency is measured, in the report's order (one per architecture:
     the controls at the chosen k share the compressed model's)."""
     return ["e2e", "head", "compressed"] + (["scratch"] if CONTROLS["scratch"] else []) \
-        + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else [])
+        + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
+        + (["layerwise_finetuned"] if LAYERWISE and FINETUNE else [])
 
 
 def get_latency_models(wildcards=None):
@@ -263,7 +270,8 @@ def get_layerwise_benchmarks():
                                                               repeat=r["repeat"])
                for r in get_layerwise_control_runs()
                if not (r["selector"] == "si" and r["repeat"] == 0)]
-            + [rules.summarize_layerwise.benchmark])
+            + [rules.summarize_layerwise.benchmark]
+            + ([rules.finetune_layerwise.benchmark] if FINETUNE else []))
 
 
 def get_final_outputs():

@@ -150,3 +150,39 @@ rule summarize_layerwise:
         ENV
     script:
         "../scripts/summarize_layerwise.py"
+
+
+rule finetune_layerwise:
+    input:
+        compressed=rules.choose_layerwise_width.output.model,
+        e2e=rules.train_e2e.output.model,
+        data=rules.prepare_data.output.data,
+        split=rules.split.output.split,
+        summary=rules.split.output.summary,
+        best=rules.select_lr.output.best,
+    output:
+        model="results/layerwise_finetuned/model.pt",
+        history="results/layerwise_finetuned/history.csv",
+        metrics="results/layerwise_finetuned/metrics.json",
+        predictions="results/layerwise_finetuned/predictions.npz",
+        curves=report(
+            "results/layerwise_finetuned/curves.png",
+            caption="../report/curves.rst",
+            category="2. Training curves",
+            subcategory="layer-wise pruned, fine-tuned",
+        ),
+    log:
+        "logs/layerwise_finetuned/train.log",
+    benchmark:
+        f"{BENCHMARKS}/finetune_layerwise.tsv"
+    params:
+        train=config["train"],
+        epochs=config["compress"]["finetune_epochs"],
+        seed=config["seed"],
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/finetune.py"

@@ -1,5 +1,5 @@
 wildcard_constraints:
-    model="search|e2e|head|compressed|finetuned|layerwise",
+    model="search|e2e|head|compressed|finetuned|layerwise|layerwise_finetuned",
 
 
 rule layer_si:

@@ -12,7 +12,8 @@ def main(smk):
         # scratch_* and finetuned_* are inputs only when configured
         refs = {name: {key: i.get(f"{name}_{key}") for key in ("metrics", "predictions", "model")}
                 if i.get(f"{name}_metrics") else None
-                for name in ("e2e", "head", "scratch", "finetuned", "layerwise")}
+                for name in ("e2e", "head", "scratch", "finetuned", "layerwise",
+                                 "layerwise_finetuned")}
         summarize_controls(runs, refs, selectors_csv=smk.output.selectors,
                            frontier_csv=smk.output.frontier, mcnemar_csv=smk.output.mcnemar,
                            plot=smk.output.plot, log=log)
