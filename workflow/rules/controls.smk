@@ -130,9 +130,11 @@ rule measure_latency:
         f"{BENCHMARKS}/measure_latency.tsv"
     params:
         models=get_latency_names(),
-    threads: 4
+    # every core of a local run, so that no other job runs beside the timing (the script
+    # times with at most LATENCY_THREADS of them); a cluster job gets its own node share
+    threads: workflow.cores
     resources:
-        gpu=1,  # never beside a training: the models are timed on a quiet device
+        gpu=1,  # never beside a training either
     conda:
         ENV
     script:

@@ -5,8 +5,11 @@ from sicompress.latency import measure_latency
 from sicompress.logs import step_log
 
 
+LATENCY_THREADS = 4  # torch threads of the timing, at most (the job may hold more cores)
+
+
 def main(smk):
-    with step_log(smk.log[0], smk.threads) as log:
+    with step_log(smk.log[0], min(smk.threads, LATENCY_THREADS)) as log:
         models = {name: smk.input[name] for name in smk.params.models}
         measure_latency(models, smk.input.data, smk.output.table, log=log)
 
