@@ -533,6 +533,8 @@ def _p_value(p: Any) -> str:
     if _missing(p):
         return "–"
     p = float(p)
+    if p < 1e-300:  # below what a float holds: the exact value underflowed to 0
+        return "< 1e-300"
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
