@@ -98,11 +98,14 @@ def test_snakemake_report_in_a_browser(smoke_run, browser, tmp_path):
     categories = page.evaluate("categories")
     expected = {"results/lr_search/heatmap.png", "results/compress/cut.png",
                 "results/compress/feature_si.png", "results/report/summary.csv",
-                "results/controls/frontier.png", "results/scratch/curves.png"}
+                "results/controls/frontier.png", "results/scratch/curves.png",
+                "results/layerwise/kept.png", "results/layerwise/width.png",
+                "results/layerwise/layer_si.png"}
     assert expected <= set(results)
     images = [p for p, r in results.items() if r["mime_type"].startswith("image/")]
-    # heatmap, 2 trials, 4 curves, 4 layer SI, cut, feature SI, frontier, scratch's curves
-    assert len(images) == 15, sorted(images)
+    # heatmap, 2 trials, 4 curves, 4 layer SI, cut, feature SI, frontier, scratch's curves,
+    # layer-wise: kept channels, width, layer SI
+    assert len(images) == 18, sorted(images)
     sizes = page.evaluate("""async paths => Promise.all(paths.map(p => new Promise(done => {
         const img = new Image();
         img.onload = () => done([p, img.naturalWidth]);
