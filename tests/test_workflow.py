@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 import torch
 
 from sicompress.decisions import choose_cut, choose_k
@@ -410,6 +411,19 @@ def test_bad_controls_stop_before_any_job(tmp_path, controls, message):
                      check=False)
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr, \
         (proc.stdout + proc.stderr)[-2000:]
+
+
+def test_every_rule_has_its_cluster_settings(tmp_path):
+    """profiles/slurm gives every rule of the workflow its threads and its resources (a rule
+    without them would run on the cluster with the defaults, a GPU rule asking for a GPU even
+    where SICOMPRESS_SLURM_GPUS=0): checked here without a cluster."""
+    rules = set(snakemake("--list-rules", workdir=tmp_path).stdout.split()) - {"all"}
+    assert {"train_e2e", "prune_layers", "report"} <= rules
+    profile = yaml.safe_load((ROOT / "profiles/slurm/profile.yaml").read_text())
+    assert set(profile["set-threads"]) == rules, set(profile["set-threads"]) ^ rules
+    assert set(profile["set-resources"]) == rules, set(profile["set-resources"]) ^ rules
+    for rule, res in profile["set-resources"].items():
+        assert "runtime" in res and "mem_mb" in res, rule
 
 
 def test_lint_is_clean(tmp_path):
