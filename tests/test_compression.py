@@ -112,7 +112,7 @@ def rank_and_choose(study, out, *, unit="channel", tolerance=0.02, log=lambda m:
 
 
 @pytest.mark.parametrize("unit,layer", [("channel", "pool2"), ("element", "pool4")])
-def test_select_features_ranks_and_chooses_k(study, tmp_path, unit, layer, device):
+def test_rank_features_then_choose_k(study, tmp_path, unit, layer, device):
     (tmp_path / "cut.json").write_text(json.dumps({"layer": layer}))
     out = rank_and_choose(study, tmp_path, unit=unit)
     acts, labels = si_train_activations(study / "model.pt", study / "data.npz",
