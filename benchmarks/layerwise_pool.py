@@ -17,17 +17,14 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sicompress.data import load_dataset
 from sicompress.decisions import choose_k
-from sicompress.layer_si import layer_output
+from sicompress.layer_si import layer_output, subset_images
 from sicompress.model import load_model
 from sicompress.selection import forward_select
 from sicompress.si import separation_index
-from sicompress.splits import load_split
 
 
 def main(argv=None) -> None:
@@ -41,10 +38,8 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     r = a.workdir / "results"
     model = load_model(r / "e2e/model.pt")
-    ds = load_dataset(r / "data/cifar10.npz")
-    idx = load_split(r / "split/split.npz")["si_train"][:a.samples]
-    images = torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2)
-    labels = ds.y_train[idx]
+    images, labels = subset_images(r / "data/cifar10.npz", r / "split/split.npz", "si_train")
+    images, labels = images[:a.samples], labels[:a.samples]
     acts = torch.cat([layer_output(model, images[i:i + 500], a.layer)
                       for i in range(0, len(images), 500)])
     n, c, h, w = acts.shape

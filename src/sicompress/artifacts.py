@@ -82,6 +82,26 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def read_state(path: str | Path, identity: dict, log, *, what: str,
+               other: str = "other data or options") -> dict | None:
+    """The partial state of an interrupted job in the JSON file `path`, if it was written for
+    the same `identity` (every key equal); else None, and a line saying why (`what` names
+    the work that then starts over, `other` what a state of another identity is of). No
+    file: None, silently."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = read_json(path)
+    except (OSError, ValueError) as e:
+        log(f"resume: cannot read {path} ({type(e).__name__}: {e}); {what} from the start")
+        return None
+    if not isinstance(state, dict) or any(state.get(k) != v for k, v in identity.items()):
+        log(f"resume: {path} is of {other}; {what} from the start")
+        return None
+    return state
+
+
 def _jsonable(o: Any) -> Any:
     if hasattr(o, "tolist"):  # numpy / torch scalars and arrays
         return o.tolist()

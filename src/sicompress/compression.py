@@ -33,7 +33,7 @@ from . import artifacts, figures
 from .cost import macs_per_image
 from .decisions import choose_cut, choose_k, extractor_rows
 from .devices import pick_device
-from .layer_si import si_train_activations
+from .layer_si import si_train_activations, subset_images
 from .model import build_model, load_checkpoint, load_model
 from .pruning import arch_and_state, build_compressed, compressed_arch
 from .selection import UNITS, forward_select
@@ -239,15 +239,9 @@ def _load_partial_ranking(path: Path, identity: dict,
                           log: Callable[[str], None]) -> list[int] | None:
     """The order of an interrupted ranking saved in `path`, if it was made on the same
     activations with the same options; else None (and a line saying why)."""
-    if not path.exists():
-        return None
-    try:
-        state = artifacts.read_json(path)
-    except (OSError, ValueError) as e:
-        log(f"resume: cannot read {path} ({type(e).__name__}: {e}); ranking from the start")
-        return None
-    if not isinstance(state, dict) or any(state.get(k) != v for k, v in identity.items()):
-        log(f"resume: {path} is of other activations or options; ranking from the start")
+    state = artifacts.read_state(path, identity, log, what="ranking",
+                                 other="other activations or options")
+    if state is None:
         return None
     order = [int(f) for f in state.get("order", [])]
     log(f"resume: continuing the ranking after {len(order)} {identity['unit']}s from {path}")
@@ -449,7 +443,7 @@ def train_layerwise(*, e2e_model, pruned_json, selector: str, repeat: int, width
                         extra=extra, config=config, device=device, log=log)
     if hidden_si_json is not None:
         dev = pick_device(device)
-        images, labels = _si_train_images(data_npz, split_npz)
+        images, labels = subset_images(data_npz, split_npz, "si_train")
         trained = load_model(model_out, map_location=dev)
         h = hidden_separation(trained, images, labels, batch_size=si_batch_size, device=dev)
         h.update(test_acc=out["test_acc"], val_acc=out["val_acc"],
@@ -461,15 +455,6 @@ def train_layerwise(*, e2e_model, pruned_json, selector: str, repeat: int, width
         log(f"width {width}: hidden layer on si_train: SI {h['si']:.4f}, Center SI "
             f"{h['center_si']:.4f}")
     return out
-
-
-def _si_train_images(data_npz, split_npz) -> tuple[torch.Tensor, np.ndarray]:
-    from .data import load_dataset
-    from .splits import load_split
-    ds = load_dataset(data_npz)
-    idx = load_split(split_npz)["si_train"]
-    return torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2), \
-        ds.y_train[idx]
 
 
 LAYERWISE_FILES = ("model.pt", "history.csv", "metrics.json", "curves.png", "predictions.npz")

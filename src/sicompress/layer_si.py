@@ -61,6 +61,17 @@ def layer_output(model: VGG, images: torch.Tensor, layer: str) -> torch.Tensor:
         model.train(was_training)
 
 
+def subset_images(data_npz, split_npz, subset: str = "si_train") -> tuple[torch.Tensor, np.ndarray]:
+    """The images of an SI subset ("si_train" of the training set, "si_test" of the test set)
+    as a uint8 (N, 3, 32, 32) CPU tensor, and their labels as a host array."""
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
+    ds = load_dataset(data_npz)
+    idx = load_split(split_npz)[subset]
+    x, y = (ds.x_train, ds.y_train) if SUBSETS[subset] == "train" else (ds.x_test, ds.y_test)
+    return torch.from_numpy(np.ascontiguousarray(x[idx])).permute(0, 3, 1, 2), y[idx]
+
+
 def si_train_activations(model_path, data_npz, split_npz, layer: str, *, batch_size: int = 500,
                          device: str | None = None,
                          subset: str = "si_train") -> tuple[torch.Tensor, np.ndarray]:
@@ -68,17 +79,12 @@ def si_train_activations(model_path, data_npz, split_npz, layer: str, *, batch_s
     "si_test", the si_test images of the test set): ((N, C, H, W) float32 on `device` (None:
     `devices.pick_device`), labels as a host array). The forward passes run in float32 with
     TF32 and autocast off (`layer_output`), as SI needs."""
-    if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
+    images, labels = subset_images(data_npz, split_npz, subset)
     dev = pick_device(device)
     model = load_model(model_path, map_location=dev)
-    ds = load_dataset(data_npz)
-    idx = load_split(split_npz)[subset]
-    x, y = (ds.x_train, ds.y_train) if SUBSETS[subset] == "train" else (ds.x_test, ds.y_test)
-    images = torch.from_numpy(np.ascontiguousarray(x[idx])).permute(0, 3, 1, 2)
     parts = [layer_output(model, images[a:a + batch_size].to(dev), layer).float()
              for a in range(0, len(images), batch_size)]
-    return torch.cat(parts), y[idx]
+    return torch.cat(parts), labels
 
 
 # ----------------------------------------------------------------------------------------

@@ -37,14 +37,13 @@ import torch.nn.functional as F
 
 from . import artifacts
 from .decisions import choose_k
-from .data import load_dataset
 from .devices import pick_device
 from .model import VGG, build_model, classifier_spec, cut_position, output_shape
 from .pruning import CHANNEL_KEYS, SHARED_KEYS, arch_and_state
 from .selection import forward_select
-from .selectors import l1_channels, random_channels
+from .layer_si import subset_images
+from .selectors import l1_channels
 from .si import PRECISION, center_separation_index, exact_float32, separation_index
-from .splits import load_split
 
 RANKING_COLUMNS = ["layer", "step", "channel", "si"]
 PARTIAL = "layerwise.partial.json"  # beside the result while the ranking runs
@@ -194,10 +193,7 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
     dev = pick_device(device, log=log)
     arch, state = arch_and_state(model_path)
     state = {k: v.to(dev) for k, v in state.items()}
-    ds = load_dataset(data_npz)
-    idx = load_split(split_npz)["si_train"]
-    images = torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2)
-    labels = ds.y_train[idx]
+    images, labels = subset_images(data_npz, split_npz, "si_train")
     convs = prefix_convs(arch, cut_layer)
     sizes = {c["name"]: c["out"] for c in arch["features"] if c["kind"] == "conv"}
     log(f"layer-wise pruning of {len(convs)} conv layers up to {cut_layer} on si_train "
@@ -208,7 +204,8 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
     identity = {"cut_layer": cut_layer, "pool": pool, "tolerance": tolerance,
                 "model": artifacts.fingerprint(*[state[k] for k in sorted(state)]),
                 "data": artifacts.fingerprint(images, labels)}
-    saved = _load_partial(partial_path, identity, log)
+    saved = artifacts.read_state(partial_path, identity, log, what="pruning",
+                                 other="another model, data or options")
     done: dict[str, dict] = saved.get("layers", {}) if saved else {}
     current = saved.get("current") if saved else None
 
@@ -273,20 +270,6 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
     log(f"layer-wise pruning: {after} of {before} channels kept in {len(convs)} conv layers "
         f"({time.perf_counter() - t_all:.1f} s this run, {out['seconds']:.1f} s of ranking)")
     return out
-
-
-def _load_partial(path: Path, identity: dict, log) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        state = artifacts.read_json(path)
-    except (OSError, ValueError) as e:
-        log(f"resume: cannot read {path} ({type(e).__name__}: {e}); pruning from the start")
-        return None
-    if not isinstance(state, dict) or any(state.get(k) != v for k, v in identity.items()):
-        log(f"resume: {path} is of another model, data or options; pruning from the start")
-        return None
-    return state
 
 
 # ----------------------------------------------------------------------------------------

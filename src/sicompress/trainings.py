@@ -147,6 +147,13 @@ def _plain(obj):
     return str(obj)
 
 
+def e2e_settings(train: dict, best: dict, seed: int, compute: dict | None = None) -> TrainSettings:
+    """Settings of an end-to-end training (e2e, and the compressed architecture from scratch):
+    config["train"] at the search's lr and step (best.json)."""
+    return settings_from_config(train, seed, compute=compute, lr=best["lr"],
+                                step_size=best["step_size"])
+
+
 def classifier_settings(section: dict, best: dict, train: dict, seed: int,
                         compute: dict | None = None) -> TrainSettings:
     """Settings of a classifier-only training (head, compressed) from its config section.

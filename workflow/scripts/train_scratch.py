@@ -3,15 +3,14 @@ with the e2e schedule (train.epochs at the searched lr and step)."""
 
 from sicompress.artifacts import read_json
 from sicompress.compression import train_scratch
+from sicompress.trainings import e2e_settings
 from sicompress.logs import step_log
-from sicompress.training import settings_from_config
 
 
 def main(smk):
     with step_log(smk.log[0], smk.threads) as log:
         p, best = smk.params, read_json(smk.input.best)
-        settings = settings_from_config(p.train, p.seed, compute=smk.config["compute"],
-                                        lr=best["lr"], step_size=best["step_size"])
+        settings = e2e_settings(p.train, best, p.seed, smk.config["compute"])
         train_scratch(e2e_model=smk.input.e2e, selected_json=smk.input.selected,
                       data_npz=smk.input.data, split_npz=smk.input.split,
                       summary_json=smk.input.summary, model_out=smk.output.model,
