@@ -34,12 +34,14 @@ def main(argv=None) -> None:
     p.add_argument("--layer", default="conv3_3")
     p.add_argument("--pools", nargs="+", default=["none", "4", "2", "1"])
     p.add_argument("--tolerance", type=float, default=0.01)
-    p.add_argument("--samples", type=int, default=None, help="first N of si_train (all: None)")
+    p.add_argument("--samples", type=int, default=None, help="N of si_train, every (5000 / N)-th, so all classes (default: all)")
     a = p.parse_args(argv)
     r = a.workdir / "results"
     model = load_model(r / "e2e/model.pt")
     images, labels = subset_images(r / "data/cifar10.npz", r / "split/split.npz", "si_train")
-    images, labels = images[:a.samples], labels[:a.samples]
+    if a.samples is not None:  # every m-th image: si_train is stored class by class
+        step = max(1, len(labels) // a.samples)
+        images, labels = images[::step][:a.samples], labels[::step][:a.samples]
     acts = torch.cat([layer_output(model, images[i:i + 500], a.layer)
                       for i in range(0, len(images), 500)])
     n, c, h, w = acts.shape
