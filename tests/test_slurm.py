@@ -42,7 +42,9 @@ EXPECTED_JOBS = {"prepare_data": 1, "split": 1, "lr_trial": 2, "select_lr": 1, "
                  "train_control": 3, "train_scratch": 1, "finetune": 1, "measure_latency": 1,
                  "summarize_controls": 1, "prune_layers": 1, "train_layerwise_width": 1,
                  "choose_layerwise_width": 1, "train_layerwise_control": 1,
-                 "summarize_layerwise": 1, "finetune_layerwise": 1, "report": 1}
+                 "summarize_layerwise": 1, "finetune_layerwise": 1, "report": 1,
+                 "cache_e2e_features": 1, "cache_cut_features": 1,
+                 "cache_layerwise_features": 2}  # SI's and l1's pruned extractors
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 
@@ -296,7 +298,8 @@ def test_profile_resources_reach_sbatch(slurm_run):
 
 GPU_RULES = {"lr_trial", "train_e2e", "train_head", "layer_si", "rank_features", "train_compressed",
              "train_control", "train_scratch", "finetune", "measure_latency", "prune_layers",
-             "train_layerwise_width", "train_layerwise_control", "finetune_layerwise"}
+             "train_layerwise_width", "train_layerwise_control", "finetune_layerwise",
+             "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
 
 
 def profile_resources(tmp_path: Path, **environ: str) -> dict[str, str]:

@@ -49,11 +49,16 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     assert counts["prune_layers"] == counts["choose_layerwise_width"] == 1
     assert counts["train_layerwise_width"] == 4 and counts["train_layerwise_control"] == 8
     assert counts["summarize_layerwise"] == 1
+    # features computed once per frozen extractor: e2e's whole one, its prefix to the cut,
+    # and the layer-wise pruned ones (si, l1, random per repeat)
+    assert counts["cache_e2e_features"] == counts["cache_cut_features"] == 1
+    assert counts["cache_layerwise_features"] == 1 + 1 + 3
 
     # the rules that train or compute SI hold the GPU; the light ones do not
     gpu_rules = {"lr_trial", "train_e2e", "train_head", "layer_si", "rank_features",
                  "train_compressed", "train_control", "train_scratch", "measure_latency",
-                 "prune_layers", "train_layerwise_width", "train_layerwise_control"}
+                 "prune_layers", "train_layerwise_width", "train_layerwise_control",
+                 "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
     seen = set()
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         m = re.match(r"(?:local)?rule (\w+):", block)
@@ -97,7 +102,8 @@ def test_dry_run_of_the_gpu_quick_study_lists_every_rule(tmp_path):
              "layer_si", "plot_layer_si", "cut_layers", "rank_features", "choose_features",
              "train_compressed", "train_control", "measure_latency", "summarize_controls",
              "prune_layers", "train_layerwise_width", "choose_layerwise_width",
-             "train_layerwise_control", "summarize_layerwise", "report", "all"}
+             "train_layerwise_control", "summarize_layerwise", "report", "all",
+             "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
     assert set(counts) == rules
     assert counts["lr_trial"] == 2 and counts["layer_si"] == 5
 
@@ -135,7 +141,13 @@ def test_smoke_workflow_writes_every_output(smoke_run):
         "layer_si/compressed",
         "cut_layers", "rank_features", "choose_features", "train_compressed",
         "train_control/l1/chosen/repeat~0", "train_control/random/frac~0.5/repeat~1",
-        "train_scratch", "measure_latency", "summarize_controls")]
+        "train_scratch", "measure_latency", "summarize_controls", "cache_features/e2e",
+        "cache_features/cut", "cache_features/layerwise/si", "cache_features/layerwise/l1",
+        "cache_features/layerwise/random~1")]
+    for cache in ("e2e", "cut", "layerwise/si", "layerwise/l1", "layerwise/random~0",
+                  "layerwise/random~1"):  # the smoke config's two repeats
+        expected += [f"features/{cache}/{name}" for name in (
+            "features.json", "train.npy", "val.npy", "train_labels.npy", "val_labels.npy")]
     missing = [p for p in expected if not (r / p).is_file() or (r / p).stat().st_size == 0]
     assert not missing, missing
     for p in expected:
@@ -189,6 +201,12 @@ def test_smoke_trainings(smoke_run):
         assert m["provenance"]["seed"] == 0 and m["provenance"]["code_version"]
         assert m["provenance"]["config"]["data"]["source"] == "synthetic"
     assert len(pd.read_csv(r / "head/history.csv")) == 2
+    # the classifier-only trainings read the cached features (the default), e2e the images
+    assert head["inputs"] == "cached" and e2e["inputs"] == "images"
+    assert head["settings"]["augment"] is False and e2e["settings"]["augment"] is True
+    cache = json.loads((r / "features/e2e/features.json").read_text())
+    assert cache["images"] == {"train": 900, "val": 100} and cache["dtype"] == "float16"
+    assert head["images_seen"] == 2 * 900 and e2e["images_seen"] == 6 * 900
 
     # checkpoints: plain data, rebuilt by load_model; head shares e2e's extractor exactly
     raw = torch.load(r / "e2e/model.pt", weights_only=True)
@@ -458,6 +476,27 @@ def test_partial_reruns(smoke_run, tmp_path):
     assert jobs["lr_trial"] == 1  # only the new grid point
     assert {"select_lr", "train_e2e", "train_head", "train_compressed"} <= set(jobs)
     assert "prepare_data" not in jobs and "split" not in jobs
+
+
+def test_classifier_features_rerun_the_classifier_only_trainings(smoke_run, tmp_path):
+    """classifier_features.source changes what the classifier-only trainings read (and so
+    their results): they and what reads them run again, nothing before them; the caches'
+    storage type redoes the caches too."""
+    trainings = {"train_head", "train_compressed", "train_control", "train_layerwise_width",
+                 "train_layerwise_control"}
+    augmented = tmp_path / "augmented.yaml"
+    augmented.write_text("classifier_features:\n  source: augmented\n")
+    jobs = dry_run_jobs(smoke_run, augmented)
+    assert trainings <= set(jobs), jobs
+    assert not {"train_e2e", "lr_trial", "rank_features", "prune_layers", "train_scratch",
+                "cache_e2e_features", "cache_cut_features"} & set(jobs), jobs
+
+    dtype = tmp_path / "dtype.yaml"
+    dtype.write_text("classifier_features:\n  dtype: float32\n")
+    jobs = dry_run_jobs(smoke_run, dtype)
+    assert {"cache_e2e_features", "cache_cut_features", "cache_layerwise_features"} | trainings \
+        <= set(jobs), jobs
+    assert not {"train_e2e", "rank_features", "prune_layers", "train_scratch"} & set(jobs), jobs
 
 
 def test_compute_settings_rerun_nothing_study_settings_do(smoke_run, tmp_path):

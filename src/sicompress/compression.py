@@ -255,16 +255,22 @@ def _load_partial_ranking(path: Path, identity: dict,
 def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int] | dict, data_npz, split_npz,
                   summary_json, model_out, history, metrics, curves, predictions,
                   settings: TrainSettings, title: str, extra: dict, config: dict | None,
-                  device: str | None, log: Callable[[str], None]) -> dict:
+                  device: str | None, log: Callable[[str], None], features=None) -> dict:
     """Train a model of the compressed architecture and write the usual artefacts, with the
     compression's description and MACs in metrics.json. kept: the cut layer's channels, or
-    (layer-wise pruning) {conv: channels}, whose k and n_candidates are totals over layers."""
+    (layer-wise pruning) {conv: channels}, whose k and n_candidates are totals over layers.
+    features: the folder of the frozen extractor's cached outputs (classifier only): the
+    cut layer's, of which the kept channels are read (unit "channel"), or the layer-wise
+    pruned extractor's own, read whole."""
     before = macs_per_image(load_checkpoint(e2e_model)["arch"])
     after = macs_per_image(model.arch)
+    channels = None  # of the cached features: all (layer-wise, unit "element")
     if isinstance(kept, dict):
         k, kept = sum(len(v) for v in kept.values()), {n: sorted(v) for n, v in kept.items()}
     else:
         k, kept = len(kept), sorted(kept)
+        if sel["unit"] == "channel":
+            channels = kept  # ascending: the order the compressed extractor holds them in
     log(f"{title}: cut after {sel['cut_layer']}, {k} of {sel['n_candidates']} "
         f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
     dev = pick_device(device, log=log)
@@ -273,7 +279,8 @@ def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int] | dict, data_n
                    "n_candidates": sel["n_candidates"], "kept": kept, **extra}
     return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
                         checkpoint=model_out, predictions=predictions, config=config,
-                        title=title, log=log,
+                        title=title, log=log, features=features,
+                        channels=channels if features is not None else None,
                         extra_metrics={"compression": compression,
                                        "macs": {k: after[k] for k in ("features", "classifier",
                                                                        "total")},
@@ -288,9 +295,10 @@ def _classifier_only(settings: TrainSettings, what: str) -> None:
 
 def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
                      history, metrics, curves, settings: TrainSettings, hidden, dropout: float,
-                     predictions=None, config: dict | None = None, device: str | None = None,
-                     log: Callable[[str], None] = print) -> dict:
-    """(c) The cut, pruned e2e extractor frozen, a new classifier for k x H x W inputs trained."""
+                     predictions=None, features=None, config: dict | None = None,
+                     device: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """(c) The cut, pruned e2e extractor frozen, a new classifier for k x H x W inputs trained
+    (on the cut layer's cached features when `features` names their folder)."""
     _classifier_only(settings, "train_compressed")
     sel = artifacts.read_json(selected_json)
     model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], sel["selected"],
@@ -300,7 +308,7 @@ def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_j
                          data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
                          model_out=model_out, history=history, metrics=metrics, curves=curves,
                          predictions=predictions, settings=settings, title="compressed (c)",
-                         extra=extra, config=config, device=device, log=log)
+                         extra=extra, config=config, device=device, log=log, features=features)
 
 
 # ----------------------------------------------------------------------------------------
@@ -335,7 +343,7 @@ def control_channels(*, e2e_model, cut_json, ranking_csv, selector: str,
 def train_control(*, e2e_model, cut_json, ranking_csv, selector: str,
                   fraction: float | None, repeat: int, data_npz, split_npz, summary_json,
                   model_out, history, metrics, curves, predictions, settings: TrainSettings,
-                  hidden, dropout: float, config: dict | None = None,
+                  hidden, dropout: float, features=None, config: dict | None = None,
                   device: str | None = None, log: Callable[[str], None] = print) -> dict:
     """One classifier-only training of the controls, trained like (c): the features `selector`
     keeps (at the study's k, or at a frontier fraction; see `control_channels`), a new
@@ -355,7 +363,7 @@ def train_control(*, e2e_model, cut_json, ranking_csv, selector: str,
                          history=history, metrics=metrics, curves=curves,
                          predictions=predictions, settings=settings,
                          title=f"{selector} at {size}, repeat {repeat}", extra=extra,
-                         config=config, device=device, log=log)
+                         config=config, device=device, log=log, features=features)
 
 
 def train_scratch(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
@@ -417,8 +425,9 @@ def finetune(*, compressed_model, e2e_model, data_npz, split_npz, summary_json, 
 def train_layerwise(*, e2e_model, pruned_json, selector: str, repeat: int, width: int,
                     data_npz, split_npz, summary_json, model_out, history, metrics, curves,
                     predictions, settings: TrainSettings, dropout: float,
-                    hidden_si_json=None, si_batch_size: int = 500, config: dict | None = None,
-                    device: str | None = None, log: Callable[[str], None] = print) -> dict:
+                    hidden_si_json=None, si_batch_size: int = 500, features=None,
+                    config: dict | None = None, device: str | None = None,
+                    log: Callable[[str], None] = print) -> dict:
     """A new classifier (one hidden layer of `width` units) on the frozen layer-wise pruned
     extractor, classifier only, like (c). The channels of each conv are the layer-wise SI
     choice (selector "si") or, with the same count per layer, the L1 or random control
@@ -440,7 +449,7 @@ def train_layerwise(*, e2e_model, pruned_json, selector: str, repeat: int, width
                         history=history, metrics=metrics, curves=curves,
                         predictions=predictions, settings=settings,
                         title=f"layer-wise pruned, {selector}, width {width}, repeat {repeat}",
-                        extra=extra, config=config, device=device, log=log)
+                        extra=extra, config=config, device=device, log=log, features=features)
     if hidden_si_json is not None:
         dev = pick_device(device)
         images, labels = subset_images(data_npz, split_npz, "si_train")

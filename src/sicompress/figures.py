@@ -23,13 +23,15 @@ def _save(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_curves(history: pd.DataFrame, path: str | Path, *, title: str, best_epoch: int | None = None) -> None:
-    """Accuracy and loss of train and validation per epoch, two panels, best epoch marked."""
+def plot_curves(history: pd.DataFrame, path: str | Path, *, title: str, best_epoch: int | None = None,
+                train_label: str = "train (augmented)") -> None:
+    """Accuracy and loss of train and validation per epoch, two panels, best epoch marked;
+    `train_label` says what the training curve was measured on."""
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     e = history["epoch"]
     for ax, key, label in ((ax_acc, "acc", "accuracy (%)"), (ax_loss, "loss", "cross-entropy loss")):
         scale = 100.0 if key == "acc" else 1.0
-        ax.plot(e, history[f"train_{key}"] * scale, label="train (augmented)", color="tab:blue")
+        ax.plot(e, history[f"train_{key}"] * scale, label=train_label, color="tab:blue")
         ax.plot(e, history[f"val_{key}"] * scale, label="validation", color="tab:orange")
         if best_epoch:
             ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best epoch ({best_epoch})")

@@ -809,6 +809,8 @@ def _run_settings(inputs: ReportInputs, data: dict) -> pd.DataFrame:
          f"factor {_value(train.get('gamma'))}", "`train.*`"],
         ["augmentation", "random crop with 4-px zero padding, horizontal flip"
          if train.get("augment") else "none", "`train.augment`"],
+        ["classifier-only inputs", _classifier_inputs(cfg, metrics.get("head", {})),
+         "`classifier_features.source`, `classifier_features.dtype`"],
         ["val", f"{_int(totals.get('val'))} of {_int(split.get('n_official_train'))} images "
          f"({_value(dcfg.get('val_fraction'))}){per_class('val')}", "`data.val_fraction`"],
         ["train", f"{_int(totals.get('train'))} images{per_class('train')}", "the rest of the official training set"],
@@ -829,6 +831,16 @@ def _run_settings(inputs: ReportInputs, data: dict) -> pd.DataFrame:
          "`compress.max_features`"],
     ]
     return _frame(rows, ["setting", "value", "config key or source"])
+
+
+def _classifier_inputs(cfg: dict, head: dict) -> str:
+    """What the classifier-only trainings read, as head's metrics say this run did."""
+    feats = cfg.get("classifier_features", {})
+    if head.get("inputs", "images") == "cached":
+        return (f"the frozen extractor's outputs for the train and val images, computed once "
+                f"per extractor and stored as {feats.get('dtype', '–')}; no crop or flip")
+    return ("the images through the frozen extractor in every epoch, cropped and flipped as "
+            "`train.augment` says")
 
 
 def _layerwise(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:

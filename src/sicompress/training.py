@@ -43,6 +43,9 @@ class TrainSettings:
     pad: int = 4                   # crop padding, pixels
     seed: int = 0
     train_only: str = "all"        # "all" or "classifier" (features frozen, BatchNorm in eval)
+    inputs: str = "images"         # "images": uint8 images through the model; "features": the
+                                   #   frozen extractor's outputs, computed once (feature_cache),
+                                   #   fed to the classifier alone (no augmentation)
     # Compute settings (config["compute"]): how fast a result comes, not what it is
     bf16: bool = True              # bf16 autocast (CUDA only)
     channels_last: bool = True     # memory format (CUDA only)
@@ -58,8 +61,17 @@ class TrainSettings:
             raise ValueError(f"step_size must be >= 1 epoch, got {self.step_size}")
         if self.train_only not in ("all", "classifier"):
             raise ValueError(f"train_only must be 'all' or 'classifier', got {self.train_only!r}")
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {self.inputs!r}")
+        if self.inputs == "features" and (self.augment or self.train_only != "classifier"):
+            raise ValueError("inputs 'features' (a frozen extractor's cached outputs) trains the "
+                             "classifier only, without augmentation: set train_only "
+                             "'classifier' and augment False")
         if not self.resume_every >= 0:
             raise ValueError(f"resume_every must be >= 0 seconds, got {self.resume_every}")
+
+
+INPUTS = ("images", "features")
 
 
 # Fields of TrainSettings that change how fast a training runs, not what it learns (bf16 changes
@@ -192,7 +204,10 @@ def fit(
 
     `train`/`val` are (uint8 images (N, 3, 32, 32), int64 labels (N,)) already on the training
     device; the model is moved there. With `settings.train_only == "classifier"` the feature
-    extractor gets no gradient and stays in eval mode. A non-finite training loss stops the
+    extractor gets no gradient and stays in eval mode. With `settings.inputs == "features"`,
+    `train`/`val` hold a frozen extractor's outputs (`feature_cache`) and `model` is the
+    classifier that reads them (`feature_cache.CachedClassifier`): the same loop, order,
+    dropout and checkpoints, without the extractor's forward pass. A non-finite training loss stops the
     run: the result says `diverged` (callers decide whether that is an error).
 
     resume: a file for the resumable state. At the end of an epoch the model, optimizer,
@@ -215,16 +230,17 @@ def fit(
     device = x_tr.device
     torch.manual_seed(s.seed)
     model.to(device)
-    if s.channels_last and device.type == "cuda":
+    images = s.inputs == "images"
+    cl = s.channels_last and device.type == "cuda" and images
+    if cl:
         model.to(memory_format=torch.channels_last)
-    if s.train_only == "classifier":
+    if s.train_only == "classifier" and images:
         for p in model.features.parameters():
             p.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
     step_model = torch.compile(model) if s.compile else model
-    cl = s.channels_last and device.type == "cuda"
 
     rows: list[dict] = []
     best = {"epoch": 0, "acc": -1.0, "loss": float("inf"), "state": None}
@@ -258,7 +274,7 @@ def fit(
         # do not depend on what ran before it.
         gen = torch.Generator(device=device).manual_seed(s.seed * 100_003 + epoch)
         torch.manual_seed(s.seed * 100_003 + epoch)  # dropout
-        _set_train_mode(model, s.train_only)
+        _set_train_mode(model, s.train_only if images else "all")
         lr_now = opt.param_groups[0]["lr"]
         perm = torch.randperm(n, generator=gen, device=device)
         loss_sum = torch.zeros((), device=device)

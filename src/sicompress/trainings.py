@@ -7,7 +7,7 @@ training, after it ends, to test the best model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +16,7 @@ import torch
 
 from . import artifacts, figures
 from .data import load_dataset
+from .feature_cache import CachedClassifier, check_against, load_features
 from .cost import parameter_counts
 from .model import VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint, vgg_arch
 from .splits import load_split, load_summary
@@ -63,27 +64,51 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
                  metrics: str | Path, curves: str | Path, title: str,
                  checkpoint: str | Path | None = None, predictions: str | Path | None = None,
                  config: dict | None = None, extra_metrics: dict | None = None, fail_on_divergence: bool = True,
-                 resume: bool = True, log: Callable[[str], None] = print) -> dict:
+                 resume: bool = True, features: str | Path | None = None,
+                 channels: list[int] | None = None,
+                 log: Callable[[str], None] = print) -> dict:
     """Fit, restore the best epoch, test it once, write the artefacts; return the metrics.
 
+    features: a folder of cached outputs of the model's frozen extractor (`feature_cache`;
+    a classifier-only training): the classifier is trained on them, `channels` of them (None:
+    all), without augmentation, and the saved model (extractor and classifier) is tested on
+    the test images as in the other path. None: the images go through the whole model.
     predictions: where to write the best model's test predictions (`write_predictions`).
     resume: keep a resumable state, `resume.pt` beside `metrics` (written at epoch ends, at
     most every `settings.resume_every` seconds: see `fit`), continue from it when it is
     there, and remove it once every artefact is written.
     """
     state_file = Path(metrics).with_name(RESUME_FILE) if resume else None
-    log(f"{title}: {len(data.train[0])} train / {len(data.val[0])} val images on "
-        f"{data.train[0].device}, {settings.epochs} epochs, lr {settings.lr:g}, "
-        f"step {settings.step_size}, parameters {parameter_counts(model)}")
-    result: FitResult = fit(model, data.train, data.val, settings, log=log, resume=state_file)
+    net, train, val, inputs = model, data.train, data.val, "images"
+    if features is not None:
+        if settings.train_only != "classifier":
+            raise ValueError(f"{title}: cached features serve classifier-only trainings; "
+                             f"settings.train_only is {settings.train_only!r}")
+        settings = replace(settings, inputs="features", augment=False)
+        cached = load_features(features, data.train[0].device, channels=channels)
+        if len(cached.train[0]) != len(data.train[0]) or len(cached.val[0]) != len(data.val[0]):
+            raise ValueError(f"{features}: {len(cached.train[0])} train / {len(cached.val[0])} "
+                             f"val images cached, the split has {len(data.train[0])} / "
+                             f"{len(data.val[0])}: the cache is of another split")
+        check_against(model, cached, data.val[0])
+        net, train, val = CachedClassifier(model.classifier), cached.train, cached.val
+        inputs = (f"cached features of {cached.meta['layer']} ({features}, "
+                  f"{cached.meta['dtype']}, {train[0].shape[1]} values per image)")
+    log(f"{title}: {len(train[0])} train / {len(val[0])} val images on "
+        f"{train[0].device}, {settings.epochs} epochs, lr {settings.lr:g}, "
+        f"step {settings.step_size}, parameters {parameter_counts(model)}; inputs: {inputs}")
+    result: FitResult = fit(net, train, val, settings, log=log, resume=state_file)
     with artifacts.atomic_path(history) as tmp:
         result.history.to_csv(tmp, index=False)
-    figures.plot_curves(result.history, curves, title=title, best_epoch=result.best_epoch)
+    figures.plot_curves(result.history, curves, title=title, best_epoch=result.best_epoch,
+                        train_label="train (augmented)" if settings.augment else
+                        "train (cached features)" if features is not None else "train")
     if result.diverged and fail_on_divergence:
         raise DivergedError(f"{title}: training loss became non-finite at epoch "
                             f"{result.diverged_epoch} with lr {settings.lr:g}; "
                             "choose a smaller learning rate")
-    model.load_state_dict(result.best_state)
+    net.load_state_dict(result.best_state)
+    model.to(data.test[0].device)
     test_loss, test_acc = (float("nan"), float("nan"))
     if not result.diverged or result.best_epoch > 0:
         test_loss, test_acc = evaluate(model, *data.test, batch_size=settings.eval_batch_size,
@@ -102,6 +127,9 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
         "parameters": parameter_counts(model),
         "lr": settings.lr,
         "step_size": settings.step_size,
+        "inputs": "cached" if features is not None else "images",
+        # the training's budget: epochs x images through the trained layers
+        "images_seen": len(result.history) * len(train[0]),
         **(extra_metrics or {}),
         "settings": result.settings,
         "provenance": artifacts.provenance(config, settings.seed),
@@ -208,9 +236,10 @@ def head_model(e2e_checkpoint: str | Path, hidden, dropout: float, seed: int) ->
 
 def train_head(*, e2e_model, data_npz, split_npz, summary_json, model_out, history, metrics,
                curves, settings: TrainSettings, hidden, dropout: float, predictions=None,
-               config: dict | None = None, device: str | None = None,
+               features=None, config: dict | None = None, device: str | None = None,
                log: Callable[[str], None] = print) -> dict:
-    """(b) The e2e feature extractor frozen (BatchNorm in eval mode), a new classifier trained."""
+    """(b) The e2e feature extractor frozen (BatchNorm in eval mode), a new classifier trained
+    (on e2e's cached features when `features` names their folder)."""
     if settings.train_only != "classifier":
         raise ValueError("train_head trains the classifier only: settings.train_only must be 'classifier'")
     dev = pick_device(device, log=log)
@@ -218,5 +247,5 @@ def train_head(*, e2e_model, data_npz, split_npz, summary_json, model_out, histo
     model = head_model(e2e_model, hidden, dropout, settings.seed)
     return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
                         checkpoint=model_out, predictions=predictions, config=config,
-                        title="frozen features (b)", log=log,
+                        title="frozen features (b)", log=log, features=features,
                         extra_metrics={"source_model": str(e2e_model), "classes": data.classes})

@@ -13,6 +13,8 @@ LAYERWISE = config["layerwise"]["enabled"]  # every conv of the prefix pruned by
 SI_MODELS = MODELS + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
     + (["layerwise_finetuned"] if LAYERWISE and FINETUNE else [])
 CONTROLS = config["controls"]
+# Classifier-only trainings read their frozen extractor's outputs, computed once (cache_*)
+CACHED = config["classifier_features"]["source"] == "cached"
 
 
 def get_data_path():
@@ -85,6 +87,53 @@ def get_layer_si_source(wildcards):
     if wildcards.model not in LAYER_SI_FROM_E2E:
         return {}
     return {"source_table": get_layer_si("e2e"), "source_model": get_trained("e2e", "model")}
+
+
+# ----------------------------------------------------------------------------------------
+# Features computed once per frozen extractor (classifier_features.source: cached)
+
+
+def feature_outputs(folder):
+    """The files of one cache of features (feature_cache.FILES): named `meta` the
+    description, which the trainings take as their input `features`, and `arrays`."""
+    return {"meta": f"{folder}/features.json",
+            "arrays": multiext(f"{folder}/", "train.npy", "val.npy", "train_labels.npy",
+                               "val_labels.npy")}
+
+
+def get_e2e_features(wildcards=None):
+    """Named input `features` of a training on e2e's whole frozen extractor (head): its
+    cached outputs; none when the trainings read images (source: augmented)."""
+    return {"features": rules.cache_e2e_features.output.meta} if CACHED else {}
+
+
+def get_cut_features(wildcards=None):
+    """Named input `features` of a training on e2e's prefix up to the cut (compressed, the
+    controls, the frontier): the cut layer's cached outputs, every channel."""
+    return {"features": rules.cache_cut_features.output.meta} if CACHED else {}
+
+
+def layerwise_feature_choice(selector, repeat):
+    """Which layer-wise pruned extractor a training reads: si and l1 have one each, random
+    one per repeat (its channels are drawn with seed + repeat)."""
+    return f"random~{repeat}" if selector == "random" else selector
+
+
+def get_layerwise_features(wildcards):
+    """Named input `features` of a training on a layer-wise pruned extractor: SI's channels
+    for the widths, the control's selector (and repeat, for random) otherwise."""
+    if not CACHED:
+        return {}
+    choice = layerwise_feature_choice(wildcards.get("selector", "si"),
+                                      wildcards.get("repeat", 0))
+    return {"features": rules.cache_layerwise_features.output.meta.format(choice=choice)}
+
+
+def get_layerwise_feature_choices():
+    """Every layer-wise pruned extractor some training reads, in order."""
+    choices = ["si"] + [layerwise_feature_choice(r["selector"], r["repeat"])
+                        for r in get_layerwise_control_runs()]
+    return list(dict.fromkeys(choices))
 
 
 # ----------------------------------------------------------------------------------------
@@ -249,11 +298,15 @@ def get_benchmarks():
     return (
         [rules.prepare_data.benchmark, rules.split.benchmark]
         + grid(rules.lr_trial.benchmark)
-        + [rules.select_lr.benchmark, rules.train_e2e.benchmark, rules.train_head.benchmark]
+        + [rules.select_lr.benchmark, rules.train_e2e.benchmark]
+        + ([rules.cache_e2e_features.benchmark] if CACHED else [])
+        + [rules.train_head.benchmark]
         + expand(rules.layer_si.benchmark, model=SI_MODELS)
         + expand(rules.plot_layer_si.benchmark, model=SI_MODELS)
         + [rules.cut_layers.benchmark, rules.rank_features.benchmark,
-           rules.choose_features.benchmark, rules.train_compressed.benchmark]
+           rules.choose_features.benchmark]
+        + ([rules.cache_cut_features.benchmark] if CACHED else [])
+        + [rules.train_compressed.benchmark]
         + controls
         + ([rules.train_scratch.benchmark] if CONTROLS["scratch"] else [])
         + ([rules.finetune.benchmark] if FINETUNE else [])
@@ -264,6 +317,8 @@ def get_benchmarks():
 
 def get_layerwise_benchmarks():
     return ([rules.prune_layers.benchmark]
+            + ([rules.cache_layerwise_features.benchmark.format(choice=c)
+                for c in get_layerwise_feature_choices()] if CACHED else [])
             + expand(rules.train_layerwise_width.benchmark, width=config["layerwise"]["widths"])
             + [rules.choose_layerwise_width.benchmark]
             + [rules.train_layerwise_control.benchmark.format(selector=r["selector"],

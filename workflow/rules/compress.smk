@@ -77,8 +77,33 @@ rule choose_features:
         "../scripts/choose_features.py"
 
 
+rule cache_cut_features:
+    input:
+        model=rules.train_e2e.output.model,
+        cut=rules.cut_layers.output.cut,
+        data=rules.prepare_data.output.data,
+        split=rules.split.output.split,
+        summary=rules.split.output.summary,
+    output:
+        **feature_outputs("results/features/cut"),
+    log:
+        "logs/features/cut.log",
+    benchmark:
+        f"{BENCHMARKS}/cache_features/cut.tsv"
+    params:
+        dtype=config["classifier_features"]["dtype"],
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/cache_features.py"
+
+
 rule train_compressed:
     input:
+        unpack(get_cut_features),
         e2e=rules.train_e2e.output.model,
         selected=rules.choose_features.output.selected,
         data=rules.prepare_data.output.data,

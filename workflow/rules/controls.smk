@@ -15,6 +15,7 @@ wildcard_constraints:
 
 rule train_control:
     input:
+        unpack(get_cut_features),
         e2e=rules.train_e2e.output.model,
         cut=get_control_cut,
         ranking=rules.rank_features.output.ranking,

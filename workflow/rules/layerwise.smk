@@ -4,6 +4,7 @@
 
 wildcard_constraints:
     width=r"\d+",
+    choice=r"si|l1|random~\d+",
 
 
 rule prune_layers:
@@ -36,8 +37,34 @@ rule prune_layers:
         "../scripts/prune_layers.py"
 
 
+rule cache_layerwise_features:
+    input:
+        model=rules.train_e2e.output.model,
+        pruned=rules.prune_layers.output.pruned,
+        data=rules.prepare_data.output.data,
+        split=rules.split.output.split,
+        summary=rules.split.output.summary,
+    output:
+        **feature_outputs("results/features/layerwise/{choice}"),
+    log:
+        "logs/features/layerwise/{choice}.log",
+    benchmark:
+        f"{BENCHMARKS}/cache_features/layerwise/{{choice}}.tsv"
+    params:
+        dtype=config["classifier_features"]["dtype"],
+        seed=config["seed"],
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/cache_features.py"
+
+
 rule train_layerwise_width:
     input:
+        unpack(get_layerwise_features),
         e2e=rules.train_e2e.output.model,
         pruned=rules.prune_layers.output.pruned,
         data=rules.prepare_data.output.data,
@@ -101,6 +128,7 @@ rule choose_layerwise_width:
 
 rule train_layerwise_control:
     input:
+        unpack(get_layerwise_features),
         e2e=rules.train_e2e.output.model,
         pruned=rules.prune_layers.output.pruned,
         width=rules.choose_layerwise_width.output.choice,

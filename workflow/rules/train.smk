@@ -32,8 +32,32 @@ rule train_e2e:
         "../scripts/train_e2e.py"
 
 
+rule cache_e2e_features:
+    input:
+        model=rules.train_e2e.output.model,
+        data=rules.prepare_data.output.data,
+        split=rules.split.output.split,
+        summary=rules.split.output.summary,
+    output:
+        **feature_outputs("results/features/e2e"),
+    log:
+        "logs/features/e2e.log",
+    benchmark:
+        f"{BENCHMARKS}/cache_features/e2e.tsv"
+    params:
+        dtype=config["classifier_features"]["dtype"],
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/cache_features.py"
+
+
 rule train_head:
     input:
+        unpack(get_e2e_features),
         e2e=rules.train_e2e.output.model,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,

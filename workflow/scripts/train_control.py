@@ -21,7 +21,7 @@ def main(smk):
                       metrics=smk.output.metrics, curves=smk.output.curves,
                       predictions=smk.output.predictions, settings=settings,
                       hidden=section["classifier_hidden"], dropout=section["dropout"],
-                      config=smk.config, log=log)
+                      features=smk.input.get("features"), config=smk.config, log=log)
 
 
 if "snakemake" in globals():

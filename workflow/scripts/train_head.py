@@ -15,7 +15,7 @@ def main(smk):
                    history=smk.output.history, metrics=smk.output.metrics,
                    curves=smk.output.curves, predictions=smk.output.predictions,
                    settings=settings, hidden=head["classifier_hidden"], dropout=head["dropout"],
-                   config=smk.config, log=log)
+                   features=smk.input.get("features"), config=smk.config, log=log)
 
 
 if "snakemake" in globals():

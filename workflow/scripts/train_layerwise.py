@@ -29,7 +29,7 @@ def main(smk):
                         settings=settings, dropout=section["dropout"],
                         hidden_si_json=smk.output.get("hidden_si"),
                         si_batch_size=smk.config["compute"]["si_batch_size"],
-                        config=smk.config, log=log)
+                        features=smk.input.get("features"), config=smk.config, log=log)
 
 
 if "snakemake" in globals():

@@ -1,0 +1,272 @@
+"""A frozen extractor's outputs, computed once: what every classifier-only training reads.
+
+Head (b), the compressed model (c), its controls and frontier points, and the layer-wise
+pruned models all train a classifier on an extractor that does not change. Sending every
+image through that extractor again in every epoch of every training repeats the same
+forward pass; here it runs once per extractor, and the trainings read its outputs.
+
+- One file set per extractor (`results/features/<extractor>/`): e2e's whole extractor (head),
+  e2e's prefix up to the cut layer (the compressed model, every selector, repeat and frontier
+  point: they all keep channels of that one layer's output, and slicing a conv's output
+  channels commutes with its BatchNorm, ReLU and a max-pool after it), and each layer-wise
+  pruned extractor.
+- `train.npy` and `val.npy` (the split's train and val images, in the split's order) hold
+  the outputs channel-major, (C, N, H*W), so that a training keeping k of C channels reads k
+  contiguous blocks of the file (memory-mapped) and nothing else. Labels in
+  `train_labels.npy`, `val_labels.npy`; shape, layer, storage type and provenance (the model
+  and data fingerprints) in `features.json`.
+- The outputs are computed in float32 (`si.exact_float32`) and stored as float16, bfloat16
+  (as its 16 bits, numpy having no bfloat16) or float32 (`classifier_features.dtype`). A
+  training converts each batch to float32.
+- The test set is not cached: every training tests the saved model (extractor and
+  classifier) on the test images, as every later stage (layer SI, McNemar, latency) uses it,
+  so a test accuracy never depends on how the cache was stored.
+- A cached view has no random crop or flip: the augmented path (`classifier_features.source:
+  augmented`) keeps the per-epoch forward pass for that.
+
+`CachedClassifier` is what the training engine (`training.fit`, with settings.inputs
+"features") trains: the model's own classifier module, fed float32 features.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import artifacts
+from .model import VGG, cut_position, load_checkpoint, load_model
+from .si import exact_float32
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+# numpy storage of each: bfloat16 is kept as its raw 16 bits
+_NUMPY = {"float16": np.float16, "bfloat16": np.uint16, "float32": np.float32}
+SPLITS = ("train", "val")
+META = "features.json"
+FILES = ("train.npy", "val.npy", "train_labels.npy", "val_labels.npy", META)
+
+# The check of a cache against the model that reads it: its extractor on a few validation
+# images must give the cached outputs, to the storage type's rounding.
+CHECK_IMAGES = 16
+CHECK_RTOL = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 1e-5}  # of the largest output
+
+
+# ----------------------------------------------------------------------------------------
+# Writing
+
+
+def extractor_outputs(model: VGG, layer: str | None, images: torch.Tensor, *,
+                      batch_size: int = 500) -> torch.Tensor:
+    """The output of `model`'s extractor up to `layer` (None: all of it) for uint8 images
+    (N, 3, 32, 32) on the model's device, in eval mode, float32: (N, C, H, W) there."""
+    stop = len(model.features) if layer is None else cut_position(model.arch, layer) + 1
+    model.eval()
+    parts = []
+    with torch.no_grad(), exact_float32(images.device):
+        for a in range(0, len(images), batch_size):
+            parts.append(model.features[:stop](model.normalize(images[a:a + batch_size])))
+    return torch.cat(parts)  # (N, C, H, W)
+
+
+def write_features(model: VGG, layer: str | None, data: dict[str, tuple[torch.Tensor,
+                   torch.Tensor]], out_dir: str | Path, *, dtype: str = "float16",
+                   batch_size: int = 500, describe: dict | None = None,
+                   log: Callable[[str], None] = print) -> dict:
+    """Compute and write the outputs of `model`'s extractor up to `layer` for every split of
+    `data` ({"train": (uint8 images on the model's device, labels), "val": ...}), chunk by
+    chunk into memory-mapped files; returns (and writes) the description."""
+    if dtype not in DTYPES:
+        raise ValueError(f"classifier_features.dtype must be one of {sorted(DTYPES)}, "
+                         f"got {dtype!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = data["train"][0].device
+    model.to(device).eval()
+    t0 = time.perf_counter()
+    shape, sizes = None, {}
+    for split in SPLITS:
+        x, y = data[split]
+        n = len(x)
+        with artifacts.atomic_path(out_dir / f"{split}.npy") as tmp:
+            arr = None
+            for a in range(0, n, batch_size):
+                out = extractor_outputs(model, layer, x[a:a + batch_size], batch_size=batch_size)
+                c, h, w = out.shape[1:]
+                shape = [int(c), int(h), int(w)]
+                if arr is None:
+                    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=_NUMPY[dtype],
+                                                    shape=(c, n, h * w))
+                # (B, C, H, W) -> (C, B, H*W), stored in the cache's type
+                block = out.to(DTYPES[dtype]).reshape(len(out), c, h * w).transpose(0, 1)
+                arr[:, a:a + len(out)] = _to_numpy(block.cpu(), dtype)
+            arr.flush()
+            del arr
+        with artifacts.atomic_path(out_dir / f"{split}_labels.npy") as tmp:
+            np.save(tmp, y.cpu().numpy().astype(np.int64))
+        sizes[split] = n
+    seconds = time.perf_counter() - t0
+    nbytes = sum((out_dir / f"{s}.npy").stat().st_size for s in SPLITS)
+    meta = {
+        "layer": layer if layer is not None else model.arch["features"][-1]["name"],
+        "shape": shape,
+        "dtype": dtype,
+        "images": sizes,
+        "bytes": nbytes,
+        "seconds": seconds,
+        "device": str(device),
+        "model": artifacts.fingerprint(*model.state_dict().values()),
+        "data": {s: artifacts.fingerprint(*data[s]) for s in SPLITS},
+        **(describe or {}),
+    }
+    artifacts.write_json(out_dir / META, meta)
+    log(f"features at {meta['layer']} ({shape[0]} x {shape[1]} x {shape[2]}, {dtype}) of "
+        f"{sizes['train']} train and {sizes['val']} val images: {nbytes / 2**20:.1f} MiB in "
+        f"{seconds:.1f} s on {device}")
+    return meta
+
+
+def _to_numpy(t: torch.Tensor, dtype: str) -> np.ndarray:
+    return t.view(torch.int16).numpy().view(np.uint16) if dtype == "bfloat16" else t.numpy()
+
+
+def _from_numpy(a: np.ndarray, dtype: str) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.view(torch.bfloat16) if dtype == "bfloat16" else t
+
+
+# ----------------------------------------------------------------------------------------
+# The study's extractors
+
+
+def cache_features(*, source_model, data_npz, split_npz, summary_json, out_dir,
+                   layer: str | None = None, cut_json=None, pruned_json=None,
+                   selector: str | None = None, seed: int = 0, dtype: str = "float16",
+                   batch_size: int = 500, config: dict | None = None,
+                   device: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Write the features of one of the study's frozen extractors (module notes):
+    e2e's whole extractor (no cut_json, no pruned_json), its prefix up to the cut layer
+    (cut_json: cut.json), or the layer-wise pruned extractor with `selector`'s channels
+    (pruned_json: pruned.json; random drawn with `seed`, as its training draws them)."""
+    from .devices import pick_device
+    from .layerwise import build_layerwise, control_kept
+    from .trainings import load_study_data
+
+    dev = pick_device(device, log=log)
+    describe = {"source_model": str(source_model)}
+    if pruned_json is not None:
+        pruned = artifacts.read_json(pruned_json)
+        counts = {n: len(v) for n, v in pruned["kept"].items()}
+        kept = control_kept(selector, source_model, pruned["cut_layer"], counts,
+                            si_kept=pruned["kept"], seed=seed)
+        model = build_layerwise(source_model, pruned["cut_layer"], kept, hidden=[],
+                                dropout=0.0, seed=0)
+        layer = None
+        describe.update(extractor="layerwise", selector=selector, seed=seed, kept=kept)
+    else:
+        model = load_model(source_model)
+        if cut_json is not None:
+            layer = artifacts.read_json(cut_json)["layer"]
+        describe.update(extractor="cut" if layer is not None else "whole")
+    data = load_study_data(data_npz, split_npz, summary_json, dev)
+    model.to(dev)
+    meta = write_features(model, layer, {"train": data.train, "val": data.val}, out_dir,
+                          dtype=dtype, batch_size=batch_size, describe=describe, log=log)
+    meta["provenance"] = artifacts.provenance(config, seed, settings={
+        "source_model": str(source_model), "data": str(data_npz), "split": str(split_npz),
+        "cut": None if cut_json is None else str(cut_json),
+        "pruned": None if pruned_json is None else str(pruned_json), "dtype": dtype})
+    artifacts.write_json(Path(out_dir) / META, meta)
+    return meta
+
+
+# ----------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class CachedFeatures:
+    train: tuple[torch.Tensor, torch.Tensor]   # (N, k*H*W) in the stored type, labels (N,)
+    val: tuple[torch.Tensor, torch.Tensor]
+    meta: dict
+    channels: list[int] | None                 # the channels read (None: all)
+
+
+def feature_folder(path: str | Path) -> Path:
+    """The folder of a cache, given the folder or its features.json (a rule's input)."""
+    path = Path(path)
+    return path.parent if path.name == META else path
+
+
+def read_meta(folder: str | Path) -> dict:
+    folder = feature_folder(folder)
+    path = folder / META
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: no cached features in {folder} "
+                                "(written by the cache_* rules)")
+    return artifacts.read_json(path)
+
+
+def load_features(folder: str | Path, device: torch.device, *,
+                  channels: Sequence[int] | None = None) -> CachedFeatures:
+    """The cached train and val features of `folder`, only `channels` of them (None: all),
+    on `device`, flattened per image in the order the model flattens its output (channel,
+    then position): (N, len(channels) * H * W)."""
+    folder = feature_folder(folder)
+    meta = read_meta(folder)
+    c, h, w = meta["shape"]
+    idx = None if channels is None else [int(i) for i in channels]
+    if idx is not None and (not idx or min(idx) < 0 or max(idx) >= c):
+        raise ValueError(f"channels {idx} are not channels of the {c} cached at "
+                         f"{meta['layer']} in {folder}")
+    out = {}
+    for split in SPLITS:
+        arr = np.load(Path(folder) / f"{split}.npy", mmap_mode="r")  # (C, N, H*W)
+        part = np.array(arr) if idx is None else arr[idx]  # reads those channels only
+        x = _from_numpy(part, meta["dtype"]).to(device)  # (k, N, H*W)
+        x = x.transpose(0, 1).reshape(x.shape[1], -1)  # (N, k*H*W)
+        y = torch.from_numpy(np.load(Path(folder) / f"{split}_labels.npy")).to(device)
+        out[split] = (x, y)
+    return CachedFeatures(train=out["train"], val=out["val"], meta=meta, channels=idx)
+
+
+class CachedClassifier(nn.Module):
+    """A model's classifier fed cached features: float32 per batch, then the classifier (its
+    flattening and index selection included). Shares the classifier's parameters."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x.float())
+
+
+def check_against(model: VGG, features: CachedFeatures, images: torch.Tensor,
+                  channels: Sequence[int] | None = None) -> float:
+    """That `model`'s own extractor gives the cached outputs on the first CHECK_IMAGES
+    validation `images` (the split's val order): a cache of another model, layer or channel
+    choice fails here instead of training silently on the wrong inputs. Returns the largest
+    difference relative to the largest output."""
+    n = min(CHECK_IMAGES, len(images))
+    dev = features.val[0].device
+    model.to(dev)
+    mine = extractor_outputs(model, None, images[:n].to(dev))  # (n, k, H, W)
+    mine = torch.flatten(mine, 1)
+    cached = features.val[0][:n].float()
+    if mine.shape != cached.shape:
+        raise ValueError(f"cached features at {features.meta['layer']} have "
+                         f"{cached.shape[1]} values per image, the model's extractor gives "
+                         f"{mine.shape[1]}: the cache is of another model or channel choice")
+    scale = max(float(mine.abs().max()), 1e-12)
+    err = float((mine - cached).abs().max()) / scale
+    if err > CHECK_RTOL[features.meta["dtype"]]:
+        raise ValueError(f"cached features at {features.meta['layer']} differ from the model's "
+                         f"own extractor by {err:.2e} of the largest output (allowed "
+                         f"{CHECK_RTOL[features.meta['dtype']]:g} for "
+                         f"{features.meta['dtype']}): the cache is of another model")
+    return err

@@ -1,0 +1,149 @@
+"""Cached features of a frozen extractor (`feature_cache`): what is stored, against the model's
+own layer output (`layer_si.layer_output`); and a classifier trained on them, against the same
+classifier trained through the frozen extractor on the images, augmentation off, same seed."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import synthetic_study
+from sicompress import artifacts
+from sicompress.compression import train_compressed
+from sicompress.feature_cache import (CachedClassifier, check_against, load_features,
+                                      write_features)
+from sicompress.layer_si import layer_output
+from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
+from sicompress.trainings import load_study_data, train_head
+from sicompress.training import TrainSettings
+
+CUT = "conv3_1"      # 16 channels of 8x8 at width 0.0625
+KEPT = [11, 2, 7, 5]  # in selection order; the compressed model holds them ascending
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A synthetic study and an 'e2e' checkpoint with random weights and BatchNorm statistics
+    (so that eval-mode BatchNorm is not the identity)."""
+    d = synthetic_study(tmp_path_factory.mktemp("cache"), train_per_class=30, si_fraction=0.2)
+    torch.manual_seed(3)
+    model = build_model(vgg_arch(0.0625, hidden=[16], dropout=0.0))
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+    artifacts.save_torch(d / "e2e.pt", checkpoint_payload(model))
+    selected = {"cut_layer": CUT, "unit": "channel", "selected": KEPT, "n_candidates": 16}
+    (d / "selected.json").write_text(json.dumps(selected))
+    return d
+
+
+def files(d):
+    return dict(data_npz=d / "data.npz", split_npz=d / "split.npz", summary_json=d / "summary.json")
+
+
+def data(d, device):
+    return load_study_data(d / "data.npz", d / "split.npz", d / "summary.json", device)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_stored_values_are_the_layer_output(study, tmp_path, dtype, device):
+    """Every split's file holds the cut layer's output (the layer SI reader's, computed apart)
+    of the split's images in order, rounded to the storage type; reading some channels gives
+    exactly those channels, flattened as the model flattens."""
+    model = load_model(study / "e2e.pt").to(device)
+    sd = data(study, device)
+    meta = write_features(model, CUT, {"train": sd.train, "val": sd.val}, tmp_path,
+                          dtype=dtype, batch_size=7, log=lambda m: None)
+    assert meta["shape"] == [16, 8, 8] and meta["images"] == {"train": 270, "val": 30}
+    chans = sorted(KEPT)
+    got = load_features(tmp_path, device, channels=chans)
+    for (x, y), (xi, yi) in ((got.train, sd.train), (got.val, sd.val)):
+        want = layer_output(model, xi, CUT)[:, chans]  # (N, 4, 8, 8)
+        want = torch.flatten(want.to(getattr(torch, dtype)), 1)
+        assert x.dtype == getattr(torch, dtype)
+        assert torch.equal(x.float(), want.float())
+        assert torch.equal(y, yi)
+    whole = load_features(tmp_path, device)
+    assert whole.train[0].shape == (270, 16 * 64)
+
+
+def test_a_cache_of_another_model_is_refused(study, tmp_path, device):
+    sd = data(study, device)
+    other = build_model(vgg_arch(0.0625, hidden=[16], dropout=0.0)).to(device)  # other weights
+    write_features(other, CUT, {"train": sd.train, "val": sd.val}, tmp_path,
+                   log=lambda m: None)
+    model = load_model(study / "e2e.pt").to(device)
+    model.features = model.features[:7]  # up to conv3_1, every channel
+    cached = load_features(tmp_path, device)
+    with pytest.raises(ValueError, match="another model"):
+        check_against(model, cached, sd.val[0])
+    with pytest.raises(ValueError, match="not channels"):
+        load_features(tmp_path, device, channels=[16])
+
+
+def test_features_inputs_are_classifier_only_without_augmentation():
+    with pytest.raises(ValueError, match="augment False"):
+        TrainSettings(inputs="features", train_only="classifier", augment=True)
+    with pytest.raises(ValueError, match="train_only"):
+        TrainSettings(inputs="features", train_only="all", augment=False)
+    with pytest.raises(ValueError, match="inputs must be"):
+        TrainSettings(inputs="pixels")
+
+
+def _train(fn, study, out, device, features=None, **kw):
+    s = TrainSettings(epochs=3, lr=0.05, step_size=2, batch_size=32, seed=5, augment=False,
+                      train_only="classifier")
+    metrics = fn(**files(study), model_out=out / "model.pt", history=out / "history.csv",
+                 metrics=out / "metrics.json", curves=out / "curves.png",
+                 predictions=out / "predictions.npz", settings=s, dropout=0.3,
+                 features=features, device=str(device), log=lambda m: None, **kw)
+    return metrics, load_model(out / "model.pt"), pd.read_csv(out / "history.csv"), \
+        np.load(out / "predictions.npz")["predicted"]
+
+
+@pytest.mark.parametrize("which", ["compressed", "head"])
+def test_cached_training_equals_training_through_the_extractor(study, tmp_path, which, device):
+    """Same seed, no augmentation, dropout on: the classifier trained on the cached float32
+    features and the one trained on the images through the frozen extractor end with the
+    same weights, history, test accuracy and predictions (to float tolerance)."""
+    if which == "compressed":
+        fn, kw, layer = train_compressed, dict(e2e_model=study / "e2e.pt",
+                                               selected_json=study / "selected.json",
+                                               hidden=[16]), CUT
+    else:
+        fn, kw, layer = train_head, dict(e2e_model=study / "e2e.pt", hidden=[16]), None
+    sd = data(study, device)
+    cache = tmp_path / "cache"
+    write_features(load_model(study / "e2e.pt").to(device), layer,
+                   {"train": sd.train, "val": sd.val}, cache, dtype="float32",
+                   log=lambda m: None)
+    m_img, model_img, h_img, p_img = _train(fn, study, tmp_path / "images", device, **kw)
+    m_fea, model_fea, h_fea, p_fea = _train(fn, study, tmp_path / "cached", device,
+                                            features=cache, **kw)
+    assert m_img["inputs"] == "images" and m_fea["inputs"] == "cached"
+    assert m_fea["settings"]["inputs"] == "features" and m_img["settings"]["inputs"] == "images"
+    cols = ["train_loss", "train_acc", "val_loss", "val_acc"]
+    assert np.allclose(h_img[cols].to_numpy(), h_fea[cols].to_numpy(), rtol=1e-5, atol=1e-6)
+    assert h_img["train_loss"].iloc[-1] < h_img["train_loss"].iloc[0]  # it did learn
+    s_img, s_fea = model_img.state_dict(), model_fea.state_dict()
+    assert list(s_img) == list(s_fea)
+    for k in s_img:
+        assert torch.allclose(s_img[k].float(), s_fea[k].float(), rtol=1e-4, atol=1e-6), k
+    assert np.array_equal(p_img, p_fea)
+    assert m_img["test_acc"] == m_fea["test_acc"] and m_img["best_epoch"] == m_fea["best_epoch"]
+    # the extractor of the saved model is e2e's, untouched
+    e2e = load_model(study / "e2e.pt").state_dict()
+    for k, v in s_fea.items():
+        if k.startswith("features.") and fn is train_head:
+            assert torch.equal(v, e2e[k]), k
+
+
+def test_cached_classifier_shares_the_model_classifier():
+    model = build_model(vgg_arch(0.0625, hidden=[8], dropout=0.0))
+    net = CachedClassifier(model.classifier)
+    x = torch.randn(3, 32, 1, 1)
+    assert torch.equal(net(x.half()), model.classifier(x.half().float()))
+    assert net.classifier is model.classifier
