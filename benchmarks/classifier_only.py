@@ -5,7 +5,7 @@ on its outputs computed once (`sicompress.feature_cache`), side by side in one r
     python benchmarks/classifier_only.py --model WORKDIR/results/e2e/model.pt --epochs 30
 
 The training is that of the cpu-real compressed model (config/cpu-real.yaml): VGG16 at width
-0.125 cut after conv4_2, 17 of its 64 channels kept, a new classifier with one hidden layer
+0.125 cut after conv4_3, 6 of its 64 channels kept, a new classifier with one hidden layer
 of 128 units, compress.epochs of that config, SGD at lr 0.05, the split of the study (45,000
 train / 5,000 val images). Without --model the extractor has random weights: the time of a
 forward pass does not depend on the values of the weights, but the accuracies printed then
@@ -54,8 +54,8 @@ def main(argv=None) -> None:
                    help="the JPEG archive or folder (default $CIFAR10_JPEG; none: synthetic)")
     p.add_argument("--model", help="a trained e2e checkpoint (default: random weights)")
     p.add_argument("--width", type=float, default=real["model"]["width"])
-    p.add_argument("--cut", default="conv4_2")
-    p.add_argument("--k", type=int, default=17)
+    p.add_argument("--cut", default="conv4_3")
+    p.add_argument("--k", type=int, default=6)
     p.add_argument("--hidden", type=int, default=real["compress"]["classifier_hidden"][0])
     p.add_argument("--epochs", type=int, default=real["compress"]["epochs"])
     p.add_argument("--dtype", default="float16")

@@ -145,12 +145,14 @@ def _autocast(device: torch.device, bf16: bool):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1000,
-             bf16: bool = True, channels_last: bool = False) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of `model` in eval mode on un-augmented images."""
+             bf16: bool = True, channels_last: bool = False, predictions: bool = False):
+    """(mean cross-entropy, accuracy) of `model` in eval mode on un-augmented images; with
+    `predictions`, also the predicted class of every image ((N,) int64 on x's device), from
+    the same forward pass."""
     was_training = model.training
     model.eval()
     device = x.device
-    total_loss, correct = 0.0, 0
+    total_loss, correct, predicted = 0.0, 0, []
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
         if channels_last:
@@ -159,10 +161,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
             out = model(xb)
         out = out.float()
         total_loss += F.cross_entropy(out, yb, reduction="sum").item()
-        correct += (out.argmax(1) == yb).sum().item()
+        pred = out.argmax(1)
+        correct += (pred == yb).sum().item()
+        if predictions:
+            predicted.append(pred)
     model.train(was_training)
     n = max(1, len(x))
-    return total_loss / n, correct / n
+    if not predictions:
+        return total_loss / n, correct / n
+    pred = torch.cat(predicted) if predicted else torch.zeros(0, dtype=torch.long, device=device)
+    return total_loss / n, correct / n, pred
 
 
 @torch.no_grad()

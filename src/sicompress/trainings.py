@@ -21,7 +21,7 @@ from .cost import parameter_counts
 from .model import VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint, vgg_arch
 from .splits import load_split, load_summary
 from .devices import pick_device
-from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, predict,
+from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit,
                        scaled_step, settings_from_config, to_device_images)
 
 Pair = tuple[torch.Tensor, torch.Tensor]
@@ -109,10 +109,14 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
                             "choose a smaller learning rate")
     net.load_state_dict(result.best_state)
     model.to(data.test[0].device)
-    test_loss, test_acc = (float("nan"), float("nan"))
-    if not result.diverged or result.best_epoch > 0:
-        test_loss, test_acc = evaluate(model, *data.test, batch_size=settings.eval_batch_size,
-                                       bf16=settings.bf16)
+    test_loss, test_acc, predicted = (float("nan"), float("nan"), None)
+    if not result.diverged or result.best_epoch > 0 or predictions is not None:
+        # one pass over the test images gives the metrics and the predictions
+        test_loss, test_acc, predicted = evaluate(model, *data.test,
+                                                  batch_size=settings.eval_batch_size,
+                                                  bf16=settings.bf16, predictions=True)
+        if result.diverged and result.best_epoch == 0:
+            test_loss, test_acc = (float("nan"), float("nan"))
     out = {
         "title": title,
         "best_epoch": result.best_epoch,
@@ -135,7 +139,7 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
         "provenance": artifacts.provenance(config, settings.seed),
     }
     if predictions is not None:
-        write_predictions(predictions, model, data.test, settings)
+        write_predictions(predictions, data.test[1], predicted)
     if checkpoint is not None:
         payload = checkpoint_payload(model.cpu(), metrics={k: v for k, v in out.items()
                                                            if k not in ("provenance", "settings")},
@@ -149,15 +153,13 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
     return out
 
 
-def write_predictions(path: str | Path, model: VGG, test: Pair, settings: TrainSettings) -> None:
+def write_predictions(path: str | Path, labels: torch.Tensor, predicted: torch.Tensor) -> None:
     """predictions.npz: `label` and `predicted` (int64, the test set in its stored order), so
     that two models can be compared image by image (`stats.mcnemar_exact`)."""
-    x, y = test
-    pred = predict(model, x, batch_size=settings.eval_batch_size, bf16=settings.bf16)
     with artifacts.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, label=y.cpu().numpy().astype(np.int64),
-                     predicted=pred.cpu().numpy().astype(np.int64))
+            np.savez(f, label=labels.cpu().numpy().astype(np.int64),
+                     predicted=predicted.cpu().numpy().astype(np.int64))
 
 
 def _plain(obj):
