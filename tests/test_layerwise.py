@@ -33,9 +33,10 @@ def tiny_model(seed=0):
     return model.eval()
 
 
-def hand_features(model, kept, cut_layer, x):
+def hand_features(model, kept, cut_layer, x, stats=None):
     """The pruned extractor's output computed with plain torch functions on weights sliced by
-    numpy indexing: conv, BatchNorm (eval), ReLU, max-pool, layer by layer."""
+    numpy indexing: conv, BatchNorm (eval), ReLU, max-pool, layer by layer. stats: {conv:
+    (mean, var)} to use instead of the model's running statistics."""
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     x = (x.float() / 255 - torch.tensor(model.arch["mean"]).view(1, 3, 1, 1)) \
         / torch.tensor(model.arch["std"]).view(1, 3, 1, 1)
@@ -52,6 +53,8 @@ def hand_features(model, kept, cut_layer, x):
             p = {key: torch.from_numpy(sd[f"features.{name}.{key}"][k].copy())
                  for key in ("conv.bias", "bn.weight", "bn.bias", "bn.running_mean",
                              "bn.running_var")}
+            if stats and name in stats:
+                p["bn.running_mean"], p["bn.running_var"] = (t.float() for t in stats[name])
             x = F.conv2d(x, torch.from_numpy(w.copy()), p["conv.bias"], padding=1)
             x = (x - p["bn.running_mean"].view(1, -1, 1, 1)) / torch.sqrt(
                 p["bn.running_var"].view(1, -1, 1, 1) + 1e-5)
@@ -104,8 +107,10 @@ def prune(study, out, **options):
                                   **{"pool": 2, "tolerance": 0.02, **QUIET, **options})
 
 
-def test_every_layers_channels_come_from_its_own_ranking(study, tmp_path):
-    out = prune(study, tmp_path)
+@pytest.mark.parametrize("batchnorm", ["copy", "reestimate"])
+def test_every_layers_channels_come_from_its_own_ranking(study, tmp_path, batchnorm):
+    out = prune(study, tmp_path, batchnorm=batchnorm, bn_images=60, seed=2)
+    assert out["batchnorm"] == batchnorm and out["bn_images"] == 60 and out["bn_seed"] == 2
     assert json.loads((tmp_path / "pruned.json").read_text())["kept"] == out["kept"]
     model = torch.load(study / "model.pt", weights_only=True)
     from sicompress.model import load_model
@@ -114,13 +119,16 @@ def test_every_layers_channels_come_from_its_own_ranking(study, tmp_path):
     idx = np.load(study / "split.npz")["si_train"]
     images = torch.from_numpy(z["x_train"][idx]).permute(0, 3, 1, 2)
     labels = z["y_train"][idx]
+    bn_set = layerwise.batchnorm_images(study / "data.npz", study / "split.npz", 60, seed=2)
     ranking = pd.read_csv(tmp_path / "ranking.csv")
     kept = {}
     for rec in out["layers"]:
         name = rec["layer"]
         # the layer's input: the earlier layers pruned to what they kept, by hand
         partial = {**kept, name: list(range(rec["before"]))}
-        acts = F.adaptive_avg_pool2d(hand_features(e2e, partial, name, images), 2)
+        stats = hand_batchnorm_statistics(e2e, partial, name, bn_set) \
+            if batchnorm == "reestimate" else None
+        acts = F.adaptive_avg_pool2d(hand_features(e2e, partial, name, images, stats), 2)
         ref = forward_select_naive(acts.double(), labels)
         part = ranking[ranking["layer"] == name]
         assert part["channel"].tolist() == ref.order, name
@@ -222,3 +230,111 @@ def test_hidden_separation_against_sklearn(study):
     assert got["si"] == pytest.approx(np.mean(y[nn] == y))
     assert got["center_si"] == pytest.approx(np.mean(NearestCentroid().fit(h, y).predict(h) == y))
     assert got["width"] == 12
+
+
+# ----------------------------------------------------------------------------------------
+# BatchNorm statistics after slicing
+
+
+def hand_batchnorm_statistics(model, kept, cut_layer, x):
+    """Per block of the pruned network, in order: the per-channel mean and (unbiased)
+    variance of its conv's output over every image and position, computed with F.conv2d on
+    weights sliced by numpy indexing, each block normalised with the statistics computed
+    here for it (the first block, whose input is the image, keeps the model's own)."""
+    sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    h = (x.double() / 255 - torch.tensor(model.arch["mean"], dtype=torch.float64).view(1, 3, 1, 1)) \
+        / torch.tensor(model.arch["std"], dtype=torch.float64).view(1, 3, 1, 1)
+    stats, prev = {}, None
+    for layer in model.arch["features"]:
+        name = layer["name"]
+        if layer["kind"] == "pool":
+            h = F.max_pool2d(h, 2)
+        else:
+            k = kept[name]
+            w = sd[f"features.{name}.conv.weight"][k]
+            if prev is not None:
+                w = w[:, prev]
+            y = F.conv2d(h, torch.from_numpy(w.copy()),
+                         torch.from_numpy(sd[f"features.{name}.conv.bias"][k].copy()), padding=1)
+            if prev is None:
+                mean = torch.from_numpy(sd[f"features.{name}.bn.running_mean"][k].copy())
+                var = torch.from_numpy(sd[f"features.{name}.bn.running_var"][k].copy())
+            else:
+                flat = y.permute(1, 0, 2, 3).reshape(y.shape[1], -1)
+                mean, var = flat.mean(1), flat.var(1, unbiased=True)
+                stats[name] = (mean, var)
+            g = torch.from_numpy(sd[f"features.{name}.bn.weight"][k].copy()).view(1, -1, 1, 1)
+            b = torch.from_numpy(sd[f"features.{name}.bn.bias"][k].copy()).view(1, -1, 1, 1)
+            h = torch.relu((y - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + 1e-5)
+                           * g + b)
+            prev = k
+        if name == cut_layer:
+            return stats
+    raise AssertionError(cut_layer)
+
+
+def test_reestimated_batchnorm_statistics_equal_a_hand_computation():
+    model = tiny_model()
+    rng = np.random.default_rng(3)
+    convs = layerwise.prefix_convs(model.arch, "conv3_2")
+    sizes = {c["name"]: c["out"] for c in model.arch["features"] if c["kind"] == "conv"}
+    kept = {n: sorted(rng.choice(sizes[n], size=max(1, sizes[n] // 2), replace=False).tolist())
+            for n in convs}
+    x = torch.randint(0, 256, (37, 3, 32, 32), dtype=torch.uint8)
+    expected = hand_batchnorm_statistics(model, kept, "conv3_2", x)
+    assert list(expected) == convs[1:]  # every block after the first has a sliced input
+
+    pruned = layerwise.build_layerwise(model, "conv3_2", kept, hidden=[8], dropout=0.0, seed=1)
+    copied = {n: (getattr(pruned.features, n).bn.running_mean.clone(),
+                  getattr(pruned.features, n).bn.running_var.clone()) for n in convs}
+    start = layerwise.first_sliced_input(pruned.arch, kept)
+    assert start == "conv1_2"
+    # batches of 10 (37 images: the last batch is short): the statistics are over all of them
+    done = layerwise.reestimate_batchnorm(pruned, x, start=start, batch_size=10, device="cpu")
+    assert done == convs[1:]
+    for name in convs:
+        bn = getattr(pruned.features, name).bn
+        if name == "conv1_1":  # its input is the image: e2e's statistics, untouched
+            assert torch.equal(bn.running_mean, copied[name][0])
+            continue
+        mean, var = expected[name]
+        torch.testing.assert_close(bn.running_mean.double(), mean, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(bn.running_var.double(), var, rtol=1e-4, atol=1e-5)
+        # the statistics copied from e2e fail the same check
+        assert not torch.allclose(copied[name][0].double(), mean, rtol=1e-2, atol=1e-3)
+        assert not torch.allclose(copied[name][1].double(), var, rtol=1e-2, atol=1e-3)
+    assert not pruned.training and all(not m.training for m in pruned.modules())
+
+
+def test_part_c_slices_no_conv_input_so_no_statistic_changes():
+    model = tiny_model()
+    sizes = {c["name"]: c["out"] for c in model.arch["features"] if c["kind"] == "conv"}
+    convs = layerwise.prefix_convs(model.arch, "conv3_3")
+    # (c): every conv whole, the cut conv's output channels sliced
+    kept = {n: list(range(sizes[n])) for n in convs}
+    kept["conv3_3"] = [0, 3, 5]
+    assert layerwise.first_sliced_input(model.arch, kept) is None
+    pruned = layerwise.build_layerwise(model, "conv3_3", kept, hidden=[8], dropout=0.0, seed=1)
+    before = {k: v.clone() for k, v in pruned.state_dict().items()}
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    assert layerwise.reestimate_batchnorm(pruned, x, start=None) == []
+    after = pruned.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # and the layer-wise network with one sliced conv re-estimates from the next one only
+    kept["conv2_1"] = [1, 2]
+    assert layerwise.first_sliced_input(model.arch, kept) == "conv2_2"
+
+
+def test_batchnorm_images_are_a_fixed_seeded_subset_of_train(study):
+    x = layerwise.batchnorm_images(study / "data.npz", study / "split.npz", 50, seed=4)
+    again = layerwise.batchnorm_images(study / "data.npz", study / "split.npz", 50, seed=4)
+    other = layerwise.batchnorm_images(study / "data.npz", study / "split.npz", 50, seed=5)
+    assert x.shape == (50, 3, 32, 32) and x.dtype == torch.uint8
+    assert torch.equal(x, again) and not torch.equal(x, other)
+    from sicompress.data import load_dataset
+    from sicompress.splits import load_split
+    ds, split = load_dataset(study / "data.npz"), load_split(study / "split.npz")
+    train = {bytes(ds.x_train[i].tobytes()) for i in split["train"]}
+    assert all(bytes(img.permute(1, 2, 0).numpy().tobytes()) in train for img in x)
+    with pytest.raises(ValueError, match="bn_images"):
+        layerwise.batchnorm_images(study / "data.npz", study / "split.npz", 0, seed=4)

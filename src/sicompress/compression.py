@@ -38,7 +38,7 @@ from .model import build_model, load_checkpoint, load_model
 from .pruning import arch_and_state, build_compressed, compressed_arch
 from .selection import UNITS, forward_select
 from .selectors import choose_channels, cut_conv_weight, k_of_fraction
-from .layerwise import build_layerwise, choose_width, control_kept, hidden_separation
+from .layerwise import choose_width, hidden_separation, pruned_network
 from .si import PRECISION, center_separation_index, center_si_curve, separation_index, si_curve
 from .training import TrainSettings
 from .trainings import load_study_data, run_training
@@ -436,11 +436,10 @@ def train_layerwise(*, e2e_model, pruned_json, selector: str, repeat: int, width
     _classifier_only(settings, "train_layerwise")
     pruned = artifacts.read_json(pruned_json)
     cut = pruned["cut_layer"]
-    counts = {n: len(v) for n, v in pruned["kept"].items()}
-    kept = control_kept(selector, e2e_model, cut, counts, si_kept=pruned["kept"],
-                        seed=settings.seed)
-    model = build_layerwise(e2e_model, cut, kept, hidden=[width], dropout=dropout,
-                            seed=settings.seed)
+    model, kept = pruned_network(e2e_model, pruned, selector, seed=settings.seed,
+                                 hidden=[width], dropout=dropout, data_npz=data_npz,
+                                 split_npz=split_npz, batch_size=si_batch_size,
+                                 device=pick_device(device), log=log)
     sel = {"cut_layer": cut, "unit": "channel", "n_candidates": pruned["channels_before"]}
     extra = {"method": "layerwise", "selector": selector, "fraction": None, "repeat": repeat,
              "seed": settings.seed, "width": width}

@@ -157,7 +157,7 @@ def cache_features(*, source_model, data_npz, split_npz, summary_json, out_dir,
     (cut_json: cut.json), or the layer-wise pruned extractor with `selector`'s channels
     (pruned_json: pruned.json; random drawn with `seed`, as its training draws them)."""
     from .devices import pick_device
-    from .layerwise import build_layerwise, control_kept
+    from .layerwise import pruned_network
     from .trainings import load_study_data
 
     dev = pick_device(device, log=log)
@@ -165,12 +165,10 @@ def cache_features(*, source_model, data_npz, split_npz, summary_json, out_dir,
         batch_size = min(batch_size, CPU_BATCH)
     describe = {"source_model": str(source_model)}
     if pruned_json is not None:
-        pruned = artifacts.read_json(pruned_json)
-        counts = {n: len(v) for n, v in pruned["kept"].items()}
-        kept = control_kept(selector, source_model, pruned["cut_layer"], counts,
-                            si_kept=pruned["kept"], seed=seed)
-        model = build_layerwise(source_model, pruned["cut_layer"], kept, hidden=[],
-                                dropout=0.0, seed=0)
+        model, kept = pruned_network(source_model, artifacts.read_json(pruned_json), selector,
+                                     seed=seed, hidden=[], dropout=0.0, data_npz=data_npz,
+                                     split_npz=split_npz, batch_size=batch_size, device=dev,
+                                     log=log)
         layer = None
         describe.update(extractor="layerwise", selector=selector, seed=seed, kept=kept)
     else:

@@ -12,7 +12,12 @@ Kalhor and Habibnia, Sci. Rep. 14:17590, 2024, built on this package's exact SI)
 3. it keeps the fewest channels whose SI on the curve is within `tolerance` of the curve's
    best (`decisions.choose_k`, the rule of (c));
 4. the conv's output channels, its BatchNorm, and the next conv's input channels are sliced
-   to the kept ones.
+   to the kept ones;
+5. with `batchnorm: reestimate`, the running statistics of every BatchNorm after a conv whose
+   input channels were sliced are estimated again (`reestimate_batchnorm`) on a fixed,
+   seeded set of training images (`batchnorm_images`), before anything uses the network: the
+   next layer's ranking, the classifier's training, layer SI, latency, predictions. With
+   `copy` they stay e2e's, although slicing a conv's input changes what the conv outputs.
 
 The pruned extractor then gets a new classifier; its hidden width is chosen with Center SI
 (`choose_width`). Every decision is on `si_train` only. The ranking resumes after a kill: each
@@ -46,6 +51,7 @@ from .selectors import l1_channels
 from .si import PRECISION, center_separation_index, exact_float32, separation_index
 
 RANKING_COLUMNS = ["layer", "step", "channel", "si"]
+BATCHNORM = ("copy", "reestimate")  # the BatchNorm statistics of a layer-wise pruned network
 PARTIAL = "layerwise.partial.json"  # beside the result while the ranking runs
 SELECTORS = ("si", "l1", "random")
 
@@ -149,14 +155,112 @@ def build_layerwise(source, cut_layer: str, kept: dict, *, hidden, dropout: floa
 
 
 # ----------------------------------------------------------------------------------------
+# BatchNorm statistics after slicing
+
+
+def first_sliced_input(arch: dict, kept: dict) -> str | None:
+    """The first conv of `kept` (in the order of `arch`) whose input channels are a slice: the
+    conv before it keeps fewer channels than it had. None: no conv's input is sliced (part
+    (c), which slices only its last conv's outputs), so no BatchNorm statistic changes.
+    arch: the unpruned network's, or a layer-wise pruned one's (its channels before pruning
+    are in its compression record)."""
+    sizes = {layer["name"]: layer["out"] for layer in arch["features"] if layer["kind"] == "conv"}
+    if arch.get("compression", {}).get("method") == "layerwise":
+        sizes = dict(arch["compression"]["candidates"])
+    prev = None
+    for layer in arch["features"]:
+        if layer["kind"] != "conv" or layer["name"] not in kept:
+            continue
+        if prev is not None and len(kept[prev]) < sizes[prev]:
+            return layer["name"]
+        prev = layer["name"]
+    return None
+
+
+def batchnorm_images(data_npz, split_npz, n: int, seed: int) -> torch.Tensor:
+    """The fixed set of training images BatchNorm statistics are estimated on: `n` of the
+    split's `train` images (all when there are fewer), drawn without replacement by `seed`,
+    in ascending index order; uint8 (n, 3, 32, 32) on the CPU. Never augmented."""
+    from .data import load_dataset
+    from .splits import load_split
+
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"layerwise.bn_images must be a positive integer, got {n!r}")
+    ds = load_dataset(data_npz)
+    idx = np.asarray(load_split(split_npz)["train"])
+    if n < len(idx):
+        idx = np.sort(np.random.default_rng(seed).choice(idx, size=int(n), replace=False))
+    return torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2)
+
+
+def reestimate_batchnorm(model: VGG, images: torch.Tensor, *, start: str | None,
+                         batch_size: int = 500, device=None) -> list[str]:
+    """Estimate again the running mean and variance of the BatchNorm of every conv block of
+    `model.features` from conv `start` on (None: none), in place, on `images`.
+
+    Block by block, in order: a block's statistics are the mean and the variance (unbiased,
+    as BatchNorm keeps it) per channel of its conv's output over every image and position,
+    accumulated in float64 over batches (exact, whatever the batch size), with the blocks
+    before it already re-estimated and in eval mode, as the network will run. No gradient,
+    no augmentation, nothing else changes. Returns the names of the blocks re-estimated."""
+    if start is None:
+        return []
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(dev).eval()
+    names = [name for name, kind, _ in model.feature_layers() if kind == "conv"]
+    if start not in names:
+        raise ValueError(f"{start!r} is not a conv layer of the model ({names})")
+    done = []
+    for name in names[names.index(start):]:
+        block = getattr(model.features, name)
+        total = torch.zeros(block.conv.out_channels, dtype=torch.float64, device=dev)
+        squares = torch.zeros_like(total)
+        count = 0
+
+        def hook(_module, _inputs, out):
+            nonlocal count
+            y = out.detach().double()
+            total.add_(y.sum(dim=(0, 2, 3)))
+            squares.add_((y * y).sum(dim=(0, 2, 3)))
+            count += y.shape[0] * y.shape[2] * y.shape[3]
+            raise _Stop
+
+        handle = block.conv.register_forward_hook(hook)
+        try:
+            with torch.no_grad(), exact_float32(dev):
+                for a in range(0, len(images), batch_size):
+                    try:
+                        model.features(model.normalize(images[a:a + batch_size].to(dev)))
+                    except _Stop:
+                        pass
+        finally:
+            handle.remove()
+        mean = total / count
+        var = (squares - count * mean * mean).clamp_min(0) / max(count - 1, 1)
+        with torch.no_grad():
+            block.bn.running_mean.copy_(mean.to(block.bn.running_mean.dtype))
+            block.bn.running_var.copy_(var.to(block.bn.running_var.dtype))
+            block.bn.num_batches_tracked.zero_()
+        done.append(name)
+    return done
+
+
+class _Stop(Exception):
+    """Ends a forward pass at the block being measured (nothing after it is needed)."""
+
+
+# ----------------------------------------------------------------------------------------
 # Ranking layer by layer
 
 
 def layer_activations(source, cut_layer: str, kept: dict, layer: str, images: torch.Tensor, *,
-                      pool: int | None, batch_size: int, device) -> torch.Tensor:
+                      pool: int | None, batch_size: int, device,
+                      bn_images: torch.Tensor | None = None) -> torch.Tensor:
     """The output (after ReLU) of conv `layer` for `images`, through the conv layers before
     it pruned to `kept` (every channel of `layer` itself), each map average-pooled to
-    pool x pool (None: not pooled); float32 (`exact_float32`), on `device`: (N, C, p, p)."""
+    pool x pool (None: not pooled); float32 (`exact_float32`), on `device`: (N, C, p, p).
+    bn_images: re-estimate the BatchNorm statistics after the sliced inputs on them first
+    (`reestimate_batchnorm`); None keeps e2e's."""
     arch, state = arch_and_state(source)
     convs = prefix_convs(arch, cut_layer)
     before = convs[:convs.index(layer)]
@@ -166,6 +270,9 @@ def layer_activations(source, cut_layer: str, kept: dict, layer: str, images: to
     model = build_layerwise({"arch": arch, "state_dict": state}, layer, partial, hidden=[],
                             dropout=0.0, seed=0)
     model.to(device).eval()
+    if bn_images is not None:
+        reestimate_batchnorm(model, bn_images, start=first_sliced_input(model.arch, partial),
+                             batch_size=batch_size, device=device)
     parts = []
     with torch.no_grad(), exact_float32(device):
         for a in range(0, len(images), batch_size):
@@ -177,31 +284,42 @@ def layer_activations(source, cut_layer: str, kept: dict, layer: str, images: to
 
 
 def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking_csv,
-                 pool: int | None = 2, tolerance: float = 0.01, batch_size: int = 500,
+                 pool: int | None = 2, tolerance: float = 0.01, batchnorm: str = "copy",
+                 bn_images: int = 5000, seed: int = 0, batch_size: int = 500,
                  device: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Rank and prune every conv of the prefix kept by the cut, first to last (module notes).
 
     Writes `ranking_csv` (RANKING_COLUMNS: every layer's SI curve along its ranking) and
     `out_json` (per layer: channels before and after, k, SI at k, the best SI, seconds; the
-    kept channels; provenance). A partial state beside `out_json` makes a rerun go on after
-    the last step saved.
+    kept channels; the BatchNorm choice, which every later build of the network reads
+    (`pruned_network`); provenance). A partial state beside `out_json` makes a rerun go on
+    after the last step saved. batchnorm "reestimate": each layer is ranked on the network
+    whose statistics after every sliced input are estimated again on `bn_images` training
+    images drawn by `seed` (`batchnorm_images`).
     """
 
     if pool is not None and (isinstance(pool, bool) or int(pool) != pool or pool < 1):
         raise ValueError(f"layerwise.pool must be a positive integer or null, got {pool!r}")
+    if batchnorm not in BATCHNORM:
+        raise ValueError(f"layerwise.batchnorm must be one of {BATCHNORM}, got {batchnorm!r}")
     cut_layer = artifacts.read_json(cut_json)["layer"]
     dev = pick_device(device, log=log)
     arch, state = arch_and_state(model_path)
     state = {k: v.to(dev) for k, v in state.items()}
     images, labels = subset_images(data_npz, split_npz, "si_train")
+    bn = {"batchnorm": batchnorm, "bn_images": int(bn_images), "bn_seed": int(seed)}
+    bn_set = batchnorm_images(data_npz, split_npz, bn_images, seed) \
+        if batchnorm == "reestimate" else None
     convs = prefix_convs(arch, cut_layer)
     sizes = {c["name"]: c["out"] for c in arch["features"] if c["kind"] == "conv"}
     log(f"layer-wise pruning of {len(convs)} conv layers up to {cut_layer} on si_train "
         f"({len(labels)} images, {dev}, {PRECISION}); maps pooled to "
-        f"{'full size' if pool is None else f'{pool}x{pool}'}; tolerance {tolerance:g}")
+        f"{'full size' if pool is None else f'{pool}x{pool}'}; tolerance {tolerance:g}; "
+        + ("BatchNorm statistics copied from e2e" if bn_set is None else
+           f"BatchNorm statistics re-estimated on {len(bn_set)} training images"))
 
     partial_path = Path(out_json).with_name(PARTIAL)
-    identity = {"cut_layer": cut_layer, "pool": pool, "tolerance": tolerance,
+    identity = {"cut_layer": cut_layer, "pool": pool, "tolerance": tolerance, **bn,
                 "model": artifacts.fingerprint(*[state[k] for k in sorted(state)]),
                 "data": artifacts.fingerprint(images, labels)}
     saved = artifacts.read_state(partial_path, identity, log, what="pruning",
@@ -219,8 +337,8 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
         else:
             t0 = time.perf_counter()
             acts = layer_activations({"arch": arch, "state_dict": state}, cut_layer, kept, name,
-                                     images, pool=pool,
-                                     batch_size=batch_size, device=dev)
+                                     images, pool=pool, batch_size=batch_size, device=dev,
+                                     bn_images=bn_set)
             resume = current["order"] if current and current.get("layer") == name else None
             if resume:
                 log(f"{name}: resume: continuing the ranking after {len(resume)} channels")
@@ -256,13 +374,14 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
     before = sum(sizes[n] for n in convs)
     after = sum(len(kept[n]) for n in convs)
     out = {
-        "cut_layer": cut_layer, "pool": pool, "tolerance": tolerance,
+        "cut_layer": cut_layer, "pool": pool, "tolerance": tolerance, **bn,
         "n_samples": len(labels), "layers": rows, "kept": kept,
         "channels_before": before, "channels_after": after,
         "seconds": sum(r["seconds"] for r in rows),
         "provenance": artifacts.provenance(settings={
             "model": str(model_path), "data": str(data_npz), "split": str(split_npz),
-            "cut": str(cut_json), "pool": pool, "tolerance": tolerance, "device": str(dev),
+            "cut": str(cut_json), "pool": pool, "tolerance": tolerance, **bn,
+            "device": str(dev),
             "precision": f"activations {PRECISION}; distances float64"}),
     }
     artifacts.write_json(out_json, out)
@@ -307,6 +426,33 @@ def control_kept(selector: str, source, cut_layer: str, counts: dict[str, int], 
         out[name] = sorted(chosen)
         prev = out[name]
     return out
+
+
+def pruned_network(source, pruned: dict, selector: str, *, seed: int, hidden, dropout: float,
+                   data_npz, split_npz, batch_size: int = 500, device=None,
+                   log: Callable[[str], None] | None = None) -> tuple[VGG, dict]:
+    """The layer-wise pruned network of `pruned` (prune_layers' pruned.json) with
+    `selector`'s channels at its counts (`control_kept`; random drawn with `seed`) and a new
+    classifier initialised by `seed`, its BatchNorm statistics as pruned.json says (copied, or
+    re-estimated on the same images the ranking used). The one way every part of the study
+    builds it (its feature cache, its trainings). -> (model in eval mode on `device` or the
+    CPU, the kept channels)."""
+    cut = pruned["cut_layer"]
+    counts = {n: len(v) for n, v in pruned["kept"].items()}
+    kept = control_kept(selector, source, cut, counts, si_kept=pruned["kept"], seed=seed)
+    model = build_layerwise(source, cut, kept, hidden=hidden, dropout=dropout, seed=seed)
+    if pruned.get("batchnorm", "copy") == "reestimate":
+        images = batchnorm_images(data_npz, split_npz, pruned["bn_images"], pruned["bn_seed"])
+        done = reestimate_batchnorm(model, images, start=first_sliced_input(model.arch, kept),
+                                    batch_size=batch_size,
+                                    device=device if device is not None else "cpu")
+        if log is not None:
+            log(f"BatchNorm statistics re-estimated on {len(images)} training images for "
+                f"{len(done)} conv blocks ({', '.join(done) or 'none'})")
+    elif pruned.get("batchnorm", "copy") != "copy":
+        raise ValueError(f"pruned.json: batchnorm must be one of {BATCHNORM}, got "
+                         f"{pruned['batchnorm']!r}")
+    return model.eval(), kept
 
 
 # ----------------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ rule prune_layers:
     params:
         pool=config["layerwise"]["pool"],
         tolerance=config["layerwise"]["tolerance"],
+        batchnorm=config["layerwise"]["batchnorm"],
+        bn_images=config["layerwise"]["bn_images"],
+        seed=config["seed"],
     threads: 4
     resources:
         gpu=1,

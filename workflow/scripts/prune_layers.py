@@ -12,6 +12,8 @@ def main(smk):
                      split_npz=smk.input.split, cut_json=smk.input.cut,
                      out_json=smk.output.pruned, ranking_csv=smk.output.ranking,
                      pool=smk.params.pool, tolerance=smk.params.tolerance,
+                     batchnorm=smk.params.batchnorm, bn_images=smk.params.bn_images,
+                     seed=smk.params.seed,
                      batch_size=smk.config["compute"]["si_batch_size"], log=log)
         plot_kept_channels(read_json(smk.output.pruned), smk.output.plot)
 
