@@ -405,7 +405,9 @@ def finetune(*, compressed_model, e2e_model, data_npz, split_npz, summary_json, 
     sel = {"cut_layer": comp["cut_layer"], "unit": comp["unit"],
            "n_candidates": sum(candidates.values()) if isinstance(candidates, dict)
            else candidates}
-    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": settings.seed,
+    start = ckpt.get("metrics", {}).get("compression", {})  # the classifier-only run's record
+    extra = {"selector": start.get("selector", "si"), "fraction": None,
+             "repeat": start.get("repeat", 0), "seed": settings.seed,
              "finetuned_from": str(compressed_model)}
     if comp.get("method"):
         extra["method"] = comp["method"]
@@ -414,7 +416,9 @@ def finetune(*, compressed_model, e2e_model, data_npz, split_npz, summary_json, 
                          model_out=model_out, history=history, metrics=metrics, curves=curves,
                          predictions=predictions, settings=settings,
                          title=f"{'layer-wise pruned' if comp.get('method') else 'compressed (c)'}"
-                               ", fine-tuned", extra=extra, config=config,
+                               f", fine-tuned"
+                               + (f" ({extra['selector']}, repeat {extra['repeat']})"
+                                  if comp.get("method") else ""), extra=extra, config=config,
                          device=device, log=log)
 
 
@@ -463,6 +467,38 @@ def train_layerwise(*, e2e_model, pruned_json, selector: str, repeat: int, width
         log(f"width {width}: hidden layer on si_train: SI {h['si']:.4f}, Center SI "
             f"{h['center_si']:.4f}")
     return out
+
+
+def train_layerwise_scratch(*, layerwise_model, e2e_model, repeat: int, data_npz, split_npz,
+                            summary_json, model_out, history, metrics, curves, predictions,
+                            settings: TrainSettings, config: dict | None = None,
+                            device: str | None = None,
+                            log: Callable[[str], None] = print) -> dict:
+    """The layer-wise pruned architecture (its channels per conv and its classifier, as in
+    `layerwise_model`) trained end to end from random weights initialised by settings.seed
+    (the study's seed + repeat): what the pruning is worth against the architecture alone
+    (Liu et al. 2019). One architecture serves every selector: their counts are the same."""
+    if settings.train_only != "all":
+        raise ValueError("train_layerwise_scratch trains every layer: settings.train_only must "
+                         "be 'all'")
+    arch = load_checkpoint(layerwise_model)["arch"]
+    comp = arch.get("compression") or {}
+    if comp.get("method") != "layerwise":
+        raise ValueError(f"{layerwise_model} is not a layer-wise pruned model (its compression "
+                         f"record is {comp or 'missing'})")
+    torch.manual_seed(settings.seed)
+    model = build_model(arch)  # random weights; the source's normalisation from the arch
+    sel = {"cut_layer": comp["cut_layer"], "unit": "channel",
+           "n_candidates": sum(comp["candidates"].values())}
+    extra = {"method": "layerwise", "selector": "architecture", "fraction": None,
+             "repeat": repeat, "seed": settings.seed, "from_scratch": True,
+             "architecture_of": str(layerwise_model)}
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
+                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
+                         model_out=model_out, history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings,
+                         title=f"layer-wise pruned architecture from scratch, repeat {repeat}",
+                         extra=extra, config=config, device=device, log=log)
 
 
 LAYERWISE_FILES = ("model.pt", "history.csv", "metrics.json", "curves.png", "predictions.npz")

@@ -39,7 +39,7 @@ import pandas as pd
 from . import artifacts, figures
 from .cost import macs_per_image
 from .model import load_checkpoint
-from .stats import mcnemar_exact
+from .stats import holm, mcnemar_exact
 
 GROUPS = ("chosen", "frontier")
 SELECTOR_ORDER = ("si", "l1", "random")  # the study's first; others after these, by name
@@ -159,9 +159,50 @@ def run_tables(runs: Sequence[Mapping]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table("chosen", RUN_COLUMNS), table("frontier", FRONTIER_COLUMNS)
 
 
+RECIPES = ("classifier only", "fine-tuned", "from scratch")  # the layer-wise recipes, in order
+RECIPE_COLUMNS = ["recipe", "selector", "repeat", "seed", "test_acc", "val_acc",
+                  "params_total", "macs_total", "epochs", "images_seen"]
+
+
+def recipe_table(runs: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per run of the layer-wise recipes (run: recipe, selector, repeat, metrics,
+    model), in recipe, selector and repeat order; each checked against its metrics.json's
+    compression record. epochs and images_seen are the run's budget (a fine-tuned run's own,
+    not counting the classifier-only training it starts from)."""
+    rows, seen = [], {}
+    for run in runs:
+        if run.get("recipe") not in RECIPES:
+            raise ValueError(f"run {run.get('metrics')}: recipe must be one of {RECIPES}, got "
+                             f"{run.get('recipe')!r}")
+        where = run["metrics"]
+        metrics = artifacts.read_json(where)
+        record = metrics.get("compression") or {}
+        if record.get("selector") != run["selector"] or \
+                int(record.get("repeat", -1)) != int(run["repeat"]):
+            raise ValueError(f"{where} records selector {record.get('selector')!r}, repeat "
+                             f"{record.get('repeat')!r}, but the run list says "
+                             f"{run['selector']!r}, repeat {run['repeat']!r}")
+        key = (run["recipe"], run["selector"], int(run["repeat"]))
+        if key in seen:
+            raise ValueError(f"{where} and {seen[key]} are the same run {key}")
+        seen[key] = str(where)
+        params, macs = cost(metrics, run.get("model"), where)
+        rows.append({"recipe": run["recipe"], "selector": run["selector"],
+                     "repeat": int(run["repeat"]), "seed": int(record["seed"]),
+                     "test_acc": float(metrics["test_acc"]),
+                     "val_acc": float(metrics["val_acc"]), "params_total": params,
+                     "macs_total": macs, "epochs": int(metrics["epochs_run"]),
+                     "images_seen": int(metrics["images_seen"])})
+    rows.sort(key=lambda r: (RECIPES.index(r["recipe"]), _selector_key(r["selector"]),
+                             r["repeat"]))
+    return pd.DataFrame(rows, columns=RECIPE_COLUMNS)
+
+
 def mcnemar_table(compared: Sequence[tuple[str, str | Path]], e2e_predictions: str | Path, *,
+                  family: bool = False,
                   log: Callable[[str], None] = print) -> pd.DataFrame:
-    """McNemar's exact test of each (name, predictions.npz) against e2e's, in the given order.
+    """McNemar's exact test of each (name, predictions.npz) against e2e's, in the given order;
+    family: the tests are one family, and a column p_holm holds their Holm-adjusted p-values.
 
     The test images must be the same, in the same order: the labels of both files must be
     equal (a ValueError names the two files otherwise). Accuracies here are those of the
@@ -186,7 +227,11 @@ def mcnemar_table(compared: Sequence[tuple[str, str | Path]], e2e_predictions: s
                      "test_acc_e2e": (t["both_correct"] + t["only_b"]) / t["n"] if t["n"] else math.nan})
         log(f"McNemar {name} vs e2e: {t['only_a']} only {name}, {t['only_b']} only e2e, "
             f"p = {t['p_value']:.3g}")
-    return pd.DataFrame(rows, columns=MCNEMAR_COLUMNS)
+    table = pd.DataFrame(rows, columns=MCNEMAR_COLUMNS)
+    if family:
+        table.insert(MCNEMAR_COLUMNS.index("p_value") + 1, "p_holm",
+                     holm(table["p_value"]) if len(table) else [])
+    return table
 
 
 def _check_accuracy(name: str, metrics_path, predictions_path, log) -> None:

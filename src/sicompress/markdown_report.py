@@ -130,8 +130,8 @@ class ReportInputs:
     layerwise_width_plot: Path | None = None  # width.png
     layerwise_metrics: Path | None = None     # metrics.json of the layer-wise model (chosen width)
     layerwise_layer_si_plot: Path | None = None  # its layer_si.png
-    layerwise_selectors: Path | None = None   # selectors.csv: si, l1, random with its counts
-    layerwise_mcnemar: Path | None = None     # mcnemar.csv: each run against e2e
+    layerwise_recipes: Path | None = None     # recipes.csv: recipe x selector x repeat
+    layerwise_mcnemar: Path | None = None     # mcnemar.csv: each run against e2e, Holm-adjusted
     layerwise_finetuned_metrics: Path | None = None  # metrics.json of it fine-tuned
 
 
@@ -896,11 +896,87 @@ def _layerwise(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
                 out["goals"].append({"name": name, "removed": removed, "loss": loss,
                                      "goal": LAYERWISE_GOAL,
                                      "met": removed >= LAYERWISE_GOAL and loss <= 0.01})
-    if inputs.layerwise_selectors is not None:
-        out["selectors"] = _selectors(inputs.layerwise_selectors)
-    if inputs.layerwise_mcnemar is not None:
-        out["mcnemar"] = _mcnemar(inputs.layerwise_mcnemar)
+    if inputs.layerwise_recipes is not None:
+        e2e = {r["model"]: r for _, r in table.iterrows()}.get("e2e")
+        out["recipes"] = _layerwise_recipes(inputs.layerwise_recipes, inputs.layerwise_mcnemar,
+                                            inputs.latency_csv,
+                                            None if e2e is None else float(e2e["test_acc"]))
     return out
+
+
+LAYERWISE_RECIPES = {"classifier only": "frozen pruned extractor, a new classifier",
+                     "fine-tuned": "the classifier-only network, then every layer trained",
+                     "from scratch": "the pruned architecture from random weights, e2e schedule"}
+
+
+def _layerwise_recipes(recipes_csv: Path, mcnemar_csv: Path | None, latency_csv: Path | None,
+                       e2e_acc: float | None) -> dict:
+    """The layer-wise section's first table, recipe x selector: test accuracy mean ± sd over
+    repeats and every repeat, cost, budget, McNemar against e2e (Holm-adjusted over every
+    run of the table); and the sentences the numbers allow ("better" only outside the
+    spread: the difference of means larger than the larger sd, with two repeats or more)."""
+    runs = pd.read_csv(recipes_csv)
+    holm_p: dict[tuple, float] = {}
+    if mcnemar_csv is not None:
+        mc = pd.read_csv(mcnemar_csv)
+        names = {f"layerwise {r['recipe']} {r['selector']} repeat {int(r['repeat'])}":
+                 (r["recipe"], r["selector"], int(r["repeat"])) for _, r in runs.iterrows()}
+        for _, r in mc.iterrows():
+            if r["model"] in names and "p_holm" in mc.columns:
+                holm_p[names[r["model"]]] = float(r["p_holm"])
+    latency = "–"
+    if latency_csv is not None:
+        lat = pd.read_csv(latency_csv)
+        hit = lat[(lat["model"] == "layerwise") & (lat["batch_size"] == lat["batch_size"].min())]
+        if not hit.empty:
+            latency = (f"{_seconds(hit['seconds_per_image'].iloc[0])} "
+                       f"(batch {int(hit['batch_size'].iloc[0])})")
+    rows, stats = [], {}
+    for recipe in [r for r in LAYERWISE_RECIPES if r in set(runs["recipe"])]:
+        part_r = runs[runs["recipe"] == recipe]
+        for sel in _selector_order(part_r["selector"]):
+            g = part_r[part_r["selector"] == sel].sort_values("repeat")
+            mean, sd = mean_sd(g["test_acc"])
+            stats[(recipe, sel)] = {"mean": mean, "sd": sd, "n": len(g)}
+            ps = [holm_p.get((recipe, sel, int(rep))) for rep in g["repeat"]]
+            rows.append([recipe, sel, _int(len(g)), _acc_sd(mean, sd),
+                         ", ".join(_pct(a) for a in g["test_acc"]),
+                         "" if e2e_acc is None else _pp(mean - e2e_acc),
+                         _int(g["params_total"].iloc[0]), _int(g["macs_total"].iloc[0]), latency,
+                         ", ".join(sorted({str(int(e)) for e in g["epochs"]})),
+                         ", ".join(sorted({_int(e) for e in g["images_seen"]})),
+                         ", ".join("–" if p is None else _p_value(p) for p in ps)])
+    sentences = []
+
+    def compare(a: tuple, b: tuple, what: str) -> None:
+        if a not in stats or b not in stats:
+            return
+        x, y = stats[a], stats[b]
+        delta = x["mean"] - y["mean"]
+        text = (f"{what}: {_pp(delta)} ({_acc_sd(x['mean'], x['sd'])} against "
+                f"{_acc_sd(y['mean'], y['sd'])})")
+        if min(x["n"], y["n"]) < 2:
+            text += "; one repeat gives no spread to read the difference against."
+        elif abs(delta) <= max(x["sd"], y["sd"]):
+            text += f"; within the spread (the larger sd is {100 * max(x['sd'], y['sd']):.2f} pp)."
+        else:
+            text += (f"; {'better' if delta > 0 else 'worse'}, outside the spread (the larger sd "
+                     f"is {100 * max(x['sd'], y['sd']):.2f} pp, {min(x['n'], y['n'])} repeats).")
+        sentences.append(text)
+
+    for recipe in ("classifier only", "fine-tuned"):
+        for other in ("l1", "random"):
+            compare((recipe, "si"), (recipe, other), f"{recipe}, SI's channels minus {other}'s")
+    compare(("fine-tuned", "si"), ("from scratch", "architecture"),
+            "SI's pruned network fine-tuned minus the same architecture from scratch")
+    compare(("fine-tuned", "si"), ("classifier only", "si"),
+            "SI's pruned network fine-tuned minus classifier only")
+    return {"table": _frame(rows, ["recipe", "selector", "repeats", "test acc mean ± sd",
+                                   "each repeat", "Δ mean vs e2e", "params total", "MACs total",
+                                   "latency", "epochs", "images seen",
+                                   "McNemar vs e2e, p (Holm)"]),
+            "sentences": sentences, "recipes": LAYERWISE_RECIPES,
+            "family": len(holm_p), "stats": stats}
 
 
 def report_context(inputs: ReportInputs, table: pd.DataFrame) -> dict:

@@ -8,6 +8,9 @@
   It is computed with exact integers (a test set of 10,000 images gives n_d of at most
   10,000, whose binomial coefficients overflow a float but not a Python int).
 - Repeats are summarised by their mean and sample standard deviation (ddof = 1).
+- A family of m tests is adjusted with Holm's step-down method: with the p-values sorted
+  ascending, p_(1) <= ... <= p_(m), the adjusted p_(i) is max over j <= i of
+  min(1, (m - j + 1) p_(j)); it controls the chance of any false rejection in the family.
 """
 
 from __future__ import annotations
@@ -63,3 +66,17 @@ def format_mean_sd(mean: float, sd: float, *, scale: float = 1.0, digits: int = 
     if sd is not None and not math.isnan(sd):
         text += f" ± {scale * sd:.{digits}f}"
     return text + unit
+
+
+def holm(p_values: Iterable[float]) -> list[float]:
+    """Holm-adjusted p-values of a family of tests, in the order given (module notes)."""
+    p = [float(v) for v in p_values]
+    if any(math.isnan(v) or not 0 <= v <= 1 for v in p):
+        raise ValueError(f"p-values must lie in [0, 1], got {p}")
+    m = len(p)
+    out = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: (p[i], i))):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out

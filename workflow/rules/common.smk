@@ -10,8 +10,12 @@ MODELS = ["search", "e2e", "head", "compressed"]  # search: the chosen trial's m
 FINETUNE = config["compress"]["finetune_epochs"] > 0  # (c) fine-tuned end to end as well
 # Models with a layer SI table and plot: the study's four, and the fine-tuned one when made
 LAYERWISE = config["layerwise"]["enabled"]  # every conv of the prefix pruned by SI as well
+# its recipes beyond classifier only: the pruned network fine-tuned end to end, and its
+# architecture trained from random weights
+LAYERWISE_FINETUNE = LAYERWISE and config["layerwise"]["finetune"]["epochs"] > 0
+LAYERWISE_SCRATCH = LAYERWISE and config["layerwise"]["scratch"]
 SI_MODELS = MODELS + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
-    + (["layerwise_finetuned"] if LAYERWISE and FINETUNE else [])
+    + (["layerwise_finetuned"] if LAYERWISE_FINETUNE else [])
 CONTROLS = config["controls"]
 # Classifier-only trainings read their frozen extractor's outputs, computed once (cache_*)
 CACHED = config["classifier_features"]["source"] == "cached"
@@ -54,10 +58,11 @@ def get_trained(model, key):
     "search" is the search's chosen trial, which select_lr copies to results/search/."""
     if model == "search":
         return getattr(rules.select_lr.output, "model" if key == "model" else f"trial_{key}")
+    if model == "layerwise_finetuned":  # SI's channels, repeat 0: the study's own
+        return getattr(rules.finetune_layerwise.output, key).format(selector="si", repeat=0)
     trainings = {"e2e": "train_e2e", "head": "train_head", "compressed": "train_compressed",
                  "scratch": "train_scratch", "finetuned": "finetune",
-                 "layerwise": "choose_layerwise_width",
-                 "layerwise_finetuned": "finetune_layerwise"}  # names: rules defined later are fine
+                 "layerwise": "choose_layerwise_width"}  # names: rules defined later are fine
     return getattr(getattr(rules, trainings[model]).output, key)
 
 
@@ -210,8 +215,7 @@ def get_control_references(wildcards=None):
     made (named inputs e2e_metrics, e2e_predictions, e2e_model, ...)."""
     names = ["e2e", "head"] + (["scratch"] if CONTROLS["scratch"] else []) \
         + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
-        + (["layerwise_finetuned"] if LAYERWISE and FINETUNE else []) \
-        + (["layerwise_finetuned"] if LAYERWISE and FINETUNE else [])
+        + (["layerwise_finetuned"] if LAYERWISE_FINETUNE else [])
     return {f"{name}_{key}": get_trained(name, key) for name in names
             for key in ("metrics", "predictions", "model")}
 
@@ -243,9 +247,9 @@ def get_report_controls():
                    layerwise_metrics=rules.choose_layerwise_width.output.metrics,
                    layerwise_layer_si_plot=expand(rules.plot_layer_si.output.plot,
                                                   model="layerwise")[0],
-                   layerwise_selectors=rules.summarize_layerwise.output.selectors,
+                   layerwise_recipes=rules.summarize_layerwise.output.recipes,
                    layerwise_mcnemar=rules.summarize_layerwise.output.mcnemar)
-        if FINETUNE:
+        if LAYERWISE_FINETUNE:
             out["layerwise_finetuned_metrics"] = get_trained("layerwise_finetuned", "metrics")
     return out
 
@@ -255,7 +259,7 @@ def get_latency_names():
     the controls at the chosen k share the compressed model's)."""
     return ["e2e", "head", "compressed"] + (["scratch"] if CONTROLS["scratch"] else []) \
         + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
-        + (["layerwise_finetuned"] if LAYERWISE and FINETUNE else [])
+        + (["layerwise_finetuned"] if LAYERWISE_FINETUNE else [])
 
 
 def get_latency_models(wildcards=None):
@@ -273,16 +277,58 @@ def get_layerwise_control_runs():
             for selector in CONTROLS["selectors"] for repeat in range(CONTROLS["repeats"])]
 
 
+def layerwise_classifier_file(selector, repeat, key):
+    """File `key` of the classifier-only training of `selector`'s channels, `repeat` (SI's,
+    repeat 0: the layer-wise model itself, at the chosen width)."""
+    if selector == "si" and int(repeat) == 0:
+        return get_trained("layerwise", key)
+    return getattr(rules.train_layerwise_control.output, key).format(selector=selector,
+                                                                     repeat=repeat)
+
+
 def get_layerwise_control_files(key):
     """File `key` of every run of get_layerwise_control_runs(), in its order."""
-    out = []
-    for run in get_layerwise_control_runs():
-        if run["selector"] == "si" and run["repeat"] == 0:
-            out.append(get_trained("layerwise", key))
-        else:
-            out.append(getattr(rules.train_layerwise_control.output, key).format(
-                selector=run["selector"], repeat=run["repeat"]))
-    return out
+    return [layerwise_classifier_file(run["selector"], run["repeat"], key)
+            for run in get_layerwise_control_runs()]
+
+
+def get_layerwise_classifier_model(wildcards):
+    """The classifier-only model a fine-tuning starts from: the same selector and repeat."""
+    return layerwise_classifier_file(wildcards.selector, wildcards.repeat, "model")
+
+
+LAYERWISE_ARCHITECTURE = "architecture"  # the selector of the from-scratch runs: the counts only
+
+
+def get_layerwise_runs():
+    """Every run of the layer-wise recipes, in the report's order: classifier only and
+    fine-tuned, each selector x repeat; from scratch, one architecture (the counts are the
+    same for every selector) x repeat. Records: recipe, selector, repeat."""
+    repeats = range(CONTROLS["repeats"])
+    runs = [{"recipe": "classifier only", "selector": r["selector"], "repeat": r["repeat"]}
+            for r in get_layerwise_control_runs()]
+    if LAYERWISE_FINETUNE:
+        runs += [{"recipe": "fine-tuned", "selector": s, "repeat": r}
+                 for s in CONTROLS["selectors"] for r in repeats]
+    if LAYERWISE_SCRATCH:
+        runs += [{"recipe": "from scratch", "selector": LAYERWISE_ARCHITECTURE, "repeat": r}
+                 for r in repeats]
+    return runs
+
+
+def layerwise_run_file(run, key):
+    """File `key` of one run of get_layerwise_runs()."""
+    if run["recipe"] == "classifier only":
+        return layerwise_classifier_file(run["selector"], run["repeat"], key)
+    if run["recipe"] == "fine-tuned":
+        return getattr(rules.finetune_layerwise.output, key).format(selector=run["selector"],
+                                                                    repeat=run["repeat"])
+    return getattr(rules.train_layerwise_scratch.output, key).format(repeat=run["repeat"])
+
+
+def get_layerwise_run_files(key):
+    """File `key` of every run of get_layerwise_runs(), in its order."""
+    return [layerwise_run_file(run, key) for run in get_layerwise_runs()]
 
 
 # ----------------------------------------------------------------------------------------
@@ -325,8 +371,12 @@ def get_layerwise_benchmarks():
                                                               repeat=r["repeat"])
                for r in get_layerwise_control_runs()
                if not (r["selector"] == "si" and r["repeat"] == 0)]
-            + [rules.summarize_layerwise.benchmark]
-            + ([rules.finetune_layerwise.benchmark] if FINETUNE else []))
+            + ([rules.finetune_layerwise.benchmark.format(selector=r["selector"],
+                                                          repeat=r["repeat"])
+                for r in get_layerwise_runs() if r["recipe"] == "fine-tuned"])
+            + ([rules.train_layerwise_scratch.benchmark.format(repeat=r["repeat"])
+                for r in get_layerwise_runs() if r["recipe"] == "from scratch"])
+            + [rules.summarize_layerwise.benchmark])
 
 
 def get_final_outputs():
@@ -338,6 +388,6 @@ def get_final_outputs():
     outputs += [rules.summarize_controls.output.plot, rules.measure_latency.output.table]
     if LAYERWISE:
         outputs += [rules.prune_layers.output.plot, rules.choose_layerwise_width.output.plot,
-                    rules.summarize_layerwise.output.selectors]
+                    rules.summarize_layerwise.output.recipes]
     outputs += [rules.report.output.md, rules.report.output.summary]
     return outputs

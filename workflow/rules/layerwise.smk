@@ -162,53 +162,32 @@ rule train_layerwise_control:
         "../scripts/train_layerwise.py"
 
 
-rule summarize_layerwise:
-    input:
-        metrics=get_layerwise_control_files("metrics"),
-        predictions=get_layerwise_control_files("predictions"),
-        models=get_layerwise_control_files("model"),
-        e2e_predictions=rules.train_e2e.output.predictions,
-    output:
-        selectors="results/layerwise/selectors.csv",
-        mcnemar="results/layerwise/mcnemar.csv",
-    log:
-        "logs/layerwise/summarize_layerwise.log",
-    benchmark:
-        f"{BENCHMARKS}/summarize_layerwise.tsv"
-    params:
-        runs=get_layerwise_control_runs(),
-    conda:
-        ENV
-    script:
-        "../scripts/summarize_layerwise.py"
-
-
 rule finetune_layerwise:
     input:
-        compressed=rules.choose_layerwise_width.output.model,
+        compressed=get_layerwise_classifier_model,
         e2e=rules.train_e2e.output.model,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,
         summary=rules.split.output.summary,
         best=rules.select_lr.output.best,
     output:
-        model="results/layerwise_finetuned/model.pt",
-        history="results/layerwise_finetuned/history.csv",
-        metrics="results/layerwise_finetuned/metrics.json",
-        predictions="results/layerwise_finetuned/predictions.npz",
+        model="results/layerwise/finetuned/{selector}/repeat~{repeat}/model.pt",
+        history="results/layerwise/finetuned/{selector}/repeat~{repeat}/history.csv",
+        metrics="results/layerwise/finetuned/{selector}/repeat~{repeat}/metrics.json",
+        predictions="results/layerwise/finetuned/{selector}/repeat~{repeat}/predictions.npz",
         curves=report(
-            "results/layerwise_finetuned/curves.png",
+            "results/layerwise/finetuned/{selector}/repeat~{repeat}/curves.png",
             caption="../report/curves.rst",
             category="2. Training curves",
             subcategory="layer-wise pruned, fine-tuned",
         ),
     log:
-        "logs/layerwise_finetuned/train.log",
+        "logs/layerwise/finetuned/{selector}/repeat~{repeat}.log",
     benchmark:
-        f"{BENCHMARKS}/finetune_layerwise.tsv"
+        f"{BENCHMARKS}/finetune_layerwise/{{selector}}/repeat~{{repeat}}.tsv"
     params:
         train=config["train"],
-        epochs=config["compress"]["finetune_epochs"],
+        schedule=config["layerwise"]["finetune"],
         seed=config["seed"],
     threads: 4
     resources:
@@ -216,4 +195,55 @@ rule finetune_layerwise:
     conda:
         ENV
     script:
-        "../scripts/finetune.py"
+        "../scripts/finetune_layerwise.py"
+
+
+rule train_layerwise_scratch:
+    input:
+        layerwise=rules.choose_layerwise_width.output.model,
+        e2e=rules.train_e2e.output.model,
+        data=rules.prepare_data.output.data,
+        split=rules.split.output.split,
+        summary=rules.split.output.summary,
+        best=rules.select_lr.output.best,
+    output:
+        model="results/layerwise/scratch/repeat~{repeat}/model.pt",
+        history="results/layerwise/scratch/repeat~{repeat}/history.csv",
+        metrics="results/layerwise/scratch/repeat~{repeat}/metrics.json",
+        predictions="results/layerwise/scratch/repeat~{repeat}/predictions.npz",
+        curves="results/layerwise/scratch/repeat~{repeat}/curves.png",
+    log:
+        "logs/layerwise/scratch/repeat~{repeat}.log",
+    benchmark:
+        f"{BENCHMARKS}/train_layerwise_scratch/repeat~{{repeat}}.tsv"
+    params:
+        train=config["train"],
+        seed=config["seed"],
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/train_layerwise_scratch.py"
+
+
+rule summarize_layerwise:
+    input:
+        metrics=get_layerwise_run_files("metrics"),
+        predictions=get_layerwise_run_files("predictions"),
+        models=get_layerwise_run_files("model"),
+        e2e_predictions=rules.train_e2e.output.predictions,
+    output:
+        recipes="results/layerwise/recipes.csv",
+        mcnemar="results/layerwise/mcnemar.csv",
+    log:
+        "logs/layerwise/summarize_layerwise.log",
+    benchmark:
+        f"{BENCHMARKS}/summarize_layerwise.tsv"
+    params:
+        runs=get_layerwise_runs(),
+    conda:
+        ENV
+    script:
+        "../scripts/summarize_layerwise.py"

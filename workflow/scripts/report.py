@@ -27,7 +27,7 @@ def main(smk):
                               # layer-wise pruning: inputs only when it is on
                               **{f"layerwise_{key}": i.get(f"layerwise_{key}") for key in (
                                   "pruned", "kept_plot", "width", "width_plot", "metrics",
-                                  "layer_si_plot", "selectors", "mcnemar", "finetuned_metrics")})
+                                  "layer_si_plot", "recipes", "mcnemar", "finetuned_metrics")})
         write_report(inputs, out_md=smk.output.md, out_csv=smk.output.summary)
         log(f"report written to {smk.output.md} and {smk.output.summary}")
 
