@@ -62,7 +62,8 @@ def run_inputs(workdir: Path, **changes) -> ReportInputs:
         layerwise_width=r / "layerwise/width.json", layerwise_width_plot=r / "layerwise/width.png",
         layerwise_metrics=r / "layerwise/metrics.json",
         layerwise_layer_si_plot=r / "layerwise/layer_si.png",
-        layerwise_selectors=r / "layerwise/selectors.csv",
+        layerwise_recipes=r / "layerwise/recipes.csv",
+        layerwise_finetuned_metrics=r / "layerwise/finetuned/si/repeat~0/metrics.json",
         layerwise_mcnemar=r / "layerwise/mcnemar.csv")
     fields.update(changes)
     return ReportInputs(**fields)
@@ -393,3 +394,38 @@ def test_benchmark_label():
 def test_counts_read_as_english():
     assert report._plural(1, "epoch") == "epoch" and report._plural(20, "epoch") == "epochs"
     assert report._plural(None, "epoch") == "epochs"
+
+
+@pytest.mark.workflow
+def test_the_layerwise_recipe_table_against_each_trainings_files(smoke_run):
+    """The layer-wise section's first table: mean ± sd of each recipe x selector computed here
+    from every run's own metrics.json (statistics.stdev), every repeat, and the epochs."""
+    import statistics
+
+    r = smoke_run / "results"
+    md = (r / "report/report.md").read_text()
+    lw = md[md.index("## Layer-wise SI pruning"):]
+    first = re.search(r"\*\*Table \d+: (.+)\*\*", lw).group(1)
+    assert first.startswith("Layer-wise pruning, every recipe")
+    table = table_starting(md_tables(md), "Layer-wise pruning, every recipe")
+
+    def folder(recipe, selector, repeat):
+        if recipe == "classifier only":
+            return r / ("layerwise" if (selector, repeat) == ("si", 0)
+                        else f"layerwise/controls/{selector}/repeat~{repeat}")
+        if recipe == "fine-tuned":
+            return r / f"layerwise/finetuned/{selector}/repeat~{repeat}"
+        return r / f"layerwise/scratch/repeat~{repeat}"
+
+    rows = [("classifier only", s) for s in ("si", "l1", "random")] \
+        + [("fine-tuned", s) for s in ("si", "l1", "random")] + [("from scratch", "architecture")]
+    assert list(zip(table["recipe"], table["selector"])) == rows
+    for (recipe, selector), (_, row) in zip(rows, table.iterrows()):
+        ms = [json.loads((folder(recipe, selector, k) / "metrics.json").read_text())
+              for k in (0, 1)]
+        accs = [m["test_acc"] for m in ms]
+        assert row["test acc mean ± sd"] == (f"{100 * statistics.mean(accs):.2f} ± "
+                                             f"{100 * statistics.stdev(accs):.2f}%")
+        assert row["each repeat"] == ", ".join(pct(a) for a in accs)
+        assert row["epochs"] == str(ms[0]["epochs_run"])
+        assert row["params total"] == f"{ms[0]['parameters']['total']:,}"

@@ -34,15 +34,16 @@ MEM_MB = 1000  # memory bound of every job on the test cluster (SICOMPRESS_SLURM
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "scancel", "srun")
 # jobs of the smoke run by rule (tests/smoke.yaml: a grid of 2 learning rates x 1 step)
 # (and SLIM: 1 control at the chosen k (l1) and 2 at one frontier point, the fine-tuned model
-# with its layer SI; layer-wise pruning with one width and its l1 control, fine-tuned too, and
-# the layer SI of both)
+# with its layer SI; layer-wise pruning with one width and its l1 control, both fine-tuned, the
+# pruned architecture once from scratch, and the layer SI of the pruned and fine-tuned models)
 EXPECTED_JOBS = {"prepare_data": 1, "split": 1, "lr_trial": 2, "select_lr": 1, "train_e2e": 1,
                  "train_head": 1, "layer_si": 7, "plot_layer_si": 7, "cut_layers": 1,
                  "rank_features": 1, "choose_features": 1, "train_compressed": 1,
                  "train_control": 3, "train_scratch": 1, "finetune": 1, "measure_latency": 1,
                  "summarize_controls": 1, "prune_layers": 1, "train_layerwise_width": 1,
                  "choose_layerwise_width": 1, "train_layerwise_control": 1,
-                 "summarize_layerwise": 1, "finetune_layerwise": 1, "report": 1,
+                 "summarize_layerwise": 1, "finetune_layerwise": 2,
+                 "train_layerwise_scratch": 1, "report": 1,
                  "cache_e2e_features": 1, "cache_cut_features": 1,
                  "cache_layerwise_features": 2}  # SI's and l1's pruned extractors
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
@@ -299,7 +300,7 @@ def test_profile_resources_reach_sbatch(slurm_run):
 GPU_RULES = {"lr_trial", "train_e2e", "train_head", "layer_si", "rank_features", "train_compressed",
              "train_control", "train_scratch", "finetune", "measure_latency", "prune_layers",
              "train_layerwise_width", "train_layerwise_control", "finetune_layerwise",
-             "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
+             "train_layerwise_scratch", "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
 
 
 def profile_resources(tmp_path: Path, **environ: str) -> dict[str, str]:

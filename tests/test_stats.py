@@ -6,7 +6,7 @@ import statistics
 import numpy as np
 import pytest
 
-from sicompress.stats import format_mean_sd, mcnemar_exact, mean_sd
+from sicompress.stats import format_mean_sd, holm, mcnemar_exact, mean_sd
 
 
 def pairs(both_correct: int, only_a: int, only_b: int, both_wrong: int, seed: int = 0):
@@ -80,3 +80,15 @@ def test_format_mean_sd():
     assert format_mean_sd(0.91234, 0.0045, scale=100, unit="%") == "91.23 ± 0.45%"
     assert format_mean_sd(0.5, math.nan, scale=100, unit="%") == "50.00%"
     assert format_mean_sd(math.nan, math.nan) == "–"
+
+
+def test_holm_by_hand():
+    # sorted: 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04, but
+    # never below the step before it: 0.06)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1
+    assert holm([0.2]) == [0.2] and holm([]) == []
+    # ties keep their order and their adjusted values agree
+    assert holm([0.01, 0.01, 0.5]) == pytest.approx([0.03, 0.03, 0.5])
+    with pytest.raises(ValueError, match="p-values"):
+        holm([0.1, 1.5])

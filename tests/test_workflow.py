@@ -37,8 +37,8 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     assert counts["prepare_data"] == 1 and counts["split"] == 1
     assert counts["lr_trial"] == grid
     assert counts["select_lr"] == counts["train_e2e"] == counts["train_head"] == 1
-    # the search's chosen trial, e2e, head, compressed, the layer-wise pruned model
-    assert counts["layer_si"] == 5 and counts["plot_layer_si"] == 5
+    # the search's chosen trial, e2e, head, compressed, the layer-wise pruned model, fine-tuned
+    assert counts["layer_si"] == 6 and counts["plot_layer_si"] == 6
     for rule in ("cut_layers", "rank_features", "choose_features", "train_compressed",
                  "train_scratch", "measure_latency", "summarize_controls", "report"):
         assert counts[rule] == 1, rule
@@ -49,6 +49,8 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     assert counts["prune_layers"] == counts["choose_layerwise_width"] == 1
     assert counts["train_layerwise_width"] == 4 and counts["train_layerwise_control"] == 8
     assert counts["summarize_layerwise"] == 1
+    # its recipes: every selector x repeat fine-tuned, the architecture from scratch x repeats
+    assert counts["finetune_layerwise"] == 3 * 3 and counts["train_layerwise_scratch"] == 3
     # features computed once per frozen extractor: e2e's whole one, its prefix to the cut,
     # and the layer-wise pruned ones (si, l1, random per repeat)
     assert counts["cache_e2e_features"] == counts["cache_cut_features"] == 1
@@ -58,6 +60,7 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     gpu_rules = {"lr_trial", "train_e2e", "train_head", "layer_si", "rank_features",
                  "train_compressed", "train_control", "train_scratch", "measure_latency",
                  "prune_layers", "train_layerwise_width", "train_layerwise_control",
+                 "finetune_layerwise", "train_layerwise_scratch",
                  "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
     seen = set()
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
@@ -103,9 +106,10 @@ def test_dry_run_of_the_gpu_quick_study_lists_every_rule(tmp_path):
              "train_compressed", "train_control", "measure_latency", "summarize_controls",
              "prune_layers", "train_layerwise_width", "choose_layerwise_width",
              "train_layerwise_control", "summarize_layerwise", "report", "all",
+             "finetune_layerwise",
              "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
     assert set(counts) == rules
-    assert counts["lr_trial"] == 2 and counts["layer_si"] == 5
+    assert counts["lr_trial"] == 2 and counts["layer_si"] == 6
 
 
 def test_smoke_workflow_writes_every_output(smoke_run):
@@ -278,8 +282,67 @@ def test_smoke_controls(smoke_run):
     assert scratch["compression"]["kept"] == sorted(sel["selected"])
     lat = pd.read_csv(r / "latency/latency.csv")
     assert sorted(zip(lat["model"], lat["batch_size"])) == sorted(
-        (m, b) for m in ("e2e", "head", "compressed", "scratch", "layerwise") for b in (1, 256))
+        (m, b) for m in ("e2e", "head", "compressed", "scratch", "layerwise",
+                         "layerwise_finetuned") for b in (1, 256))
     assert (lat["seconds_per_image"] > 0).all()
+
+
+def test_smoke_layerwise_recipes(smoke_run):
+    """Every recipe x selector x repeat of the layer-wise network ran as configured, and the
+    recipe table and its McNemar tests agree with the files each training wrote."""
+    r = smoke_run / "results"
+    labels = np.load(r / "data/cifar10.npz")["y_test"]
+    best = json.loads((r / "lr_search/best.json").read_text())
+    base = load_model(r / "layerwise/model.pt")
+    table = pd.read_csv(r / "layerwise/recipes.csv")
+    expected = [("classifier only", s, k) for s in ("si", "l1", "random") for k in (0, 1)] \
+        + [("fine-tuned", s, k) for s in ("si", "l1", "random") for k in (0, 1)] \
+        + [("from scratch", "architecture", k) for k in (0, 1)]
+    assert list(zip(table["recipe"], table["selector"], table["repeat"])) == expected
+    for (recipe, selector, repeat), (_, row) in zip(expected, table.iterrows()):
+        if recipe == "classifier only":
+            d = r / ("layerwise" if (selector, repeat) == ("si", 0)
+                     else f"layerwise/controls/{selector}/repeat~{repeat}")
+        elif recipe == "fine-tuned":
+            d = r / f"layerwise/finetuned/{selector}/repeat~{repeat}"
+        else:
+            d = r / f"layerwise/scratch/repeat~{repeat}"
+        m = json.loads((d / "metrics.json").read_text())
+        pred = np.load(d / "predictions.npz")
+        assert np.array_equal(pred["label"], labels), d
+        assert row["test_acc"] == pytest.approx(np.mean(pred["predicted"] == labels)), d
+        assert row["epochs"] == len(pd.read_csv(d / "history.csv")), d
+        assert row["images_seen"] == row["epochs"] * 900, d  # the smoke split's 900 train images
+        model = load_model(d / "model.pt")
+        assert model.arch["features"] == base.arch["features"], d  # one architecture
+        assert row["params_total"] == sum(p.numel() for p in model.parameters()), d
+        if recipe == "fine-tuned":  # from the classifier-only run of the same channels
+            start = r / ("layerwise" if (selector, repeat) == ("si", 0)
+                         else f"layerwise/controls/{selector}/repeat~{repeat}")
+            assert model.arch["compression"]["kept"] == \
+                load_model(start / "model.pt").arch["compression"]["kept"], d
+            assert m["settings"]["train_only"] == "all" and m["epochs_run"] == 2
+            assert m["lr"] == pytest.approx(best["lr"] * 0.1) and m["step_size"] == 2
+            assert m["settings"]["seed"] == repeat
+        if recipe == "from scratch":  # random weights: not the pruned e2e's
+            assert m["settings"]["train_only"] == "all" and m["epochs_run"] == 6
+            assert not torch.equal(model.features.conv1_1.conv.weight,
+                                   base.features.conv1_1.conv.weight)
+    # McNemar against e2e, recounted, with Holm's adjustment over the table's family
+    e2e_ok = np.load(r / "e2e/predictions.npz")["predicted"] == labels
+    mc = pd.read_csv(r / "layerwise/mcnemar.csv")
+    assert len(mc) == len(expected)
+    ok = np.load(r / "layerwise/scratch/repeat~1/predictions.npz")["predicted"] == labels
+    row = mc[mc["model"] == "layerwise from scratch architecture repeat 1"].iloc[0]
+    assert (row["only_model"], row["only_e2e"]) == (int(np.sum(ok & ~e2e_ok)),
+                                                   int(np.sum(~ok & e2e_ok)))
+    p = sorted(mc["p_value"])
+    m_tests = len(p)
+    smallest = mc.loc[mc["p_value"].idxmin()]
+    assert smallest["p_holm"] == pytest.approx(min(1.0, m_tests * p[0]))
+    assert (mc["p_holm"] >= mc["p_value"] - 1e-15).all()
+    report = (r / "report/report.md").read_text()
+    assert "Layer-wise pruning, every recipe" in report
 
 
 def test_smoke_jobs_ran_on_the_test_device(smoke_run, device):
@@ -510,7 +573,7 @@ def test_compute_settings_rerun_nothing_study_settings_do(smoke_run, tmp_path):
     epochs = tmp_path / "epochs.yaml"
     epochs.write_text("train:\n  epochs: 8\n")
     jobs = dry_run_jobs(smoke_run, epochs)
-    assert jobs["train_e2e"] == 1 and jobs["layer_si"] == 5  # the trials scale their step by it
+    assert jobs["train_e2e"] == 1 and jobs["layer_si"] == 6  # the trials scale their step by it
     assert {"train_head", "cut_layers", "rank_features", "train_compressed", "report"} <= set(jobs)
     assert "prepare_data" not in jobs and "split" not in jobs
 
