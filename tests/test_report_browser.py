@@ -104,8 +104,9 @@ def test_snakemake_report_in_a_browser(smoke_run, browser, tmp_path):
     assert expected <= set(results)
     images = [p for p, r in results.items() if r["mime_type"].startswith("image/")]
     # heatmap, 2 trials, 4 curves, 4 layer SI, cut, feature SI, frontier, scratch's curves,
-    # layer-wise: kept channels, width, layer SI
-    assert len(images) == 18, sorted(images)
+    # layer-wise: kept channels, width, layer SI; its fine-tuned model's layer SI and the
+    # curves of every fine-tuning (3 selectors x 2 repeats)
+    assert len(images) == 18 + 1 + 6, sorted(images)
     sizes = page.evaluate("""async paths => Promise.all(paths.map(p => new Promise(done => {
         const img = new Image();
         img.onload = () => done([p, img.naturalWidth]);
