@@ -11,7 +11,7 @@ train / 5,000 val images). Without --model the extractor has random weights: the
 forward pass does not depend on the values of the weights, but the accuracies printed then
 mean nothing; give a trained e2e checkpoint for accuracies to compare.
 
-- augmented: `compression.train_compressed` on the images, cropped and flipped, through the
+- augmented: `trainings.train_compressed` on the images, cropped and flipped, through the
   frozen extractor in every epoch (classifier_features.source: augmented).
 - cached: `feature_cache.cache_features` (the cut layer's outputs for the train and val
   images, once; its time is counted) and then the same training on them (source: cached).
@@ -36,7 +36,7 @@ import torch
 import yaml
 
 from sicompress import artifacts
-from sicompress.compression import train_compressed
+from sicompress.trainings import train_compressed
 from sicompress.data import prepare_data
 from sicompress.feature_cache import cache_features
 from sicompress.model import build_model, checkpoint_payload, vgg_arch

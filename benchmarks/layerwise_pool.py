@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from sicompress.decisions import choose_k
-from sicompress.layer_si import layer_output, subset_images
+from sicompress.activations import layer_activations, subset_images
 from sicompress.model import load_model
 from sicompress.selection import forward_select
 from sicompress.si import separation_index
@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     if a.samples is not None:  # every m-th image: si_train is stored class by class
         step = max(1, len(labels) // a.samples)
         images, labels = images[::step][:a.samples], labels[::step][:a.samples]
-    acts = torch.cat([layer_output(model, images[i:i + 500], a.layer)
+    acts = torch.cat([layer_activations(model, images[i:i + 500], a.layer)
                       for i in range(0, len(images), 500)])
     n, c, h, w = acts.shape
     print(f"{a.layer}: {n} images x {c} channels x {h}x{w}, torch {torch.__version__}, "

@@ -71,9 +71,9 @@ def informative_activations(n: int, channels: int, hw: int, seed: int) -> tuple[
 
 def real_activations(model, data_npz, split_npz, layer: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's `layer` output for the first n // CLASSES si_train images of each class."""
-    from sicompress.compression import si_train_activations  # loads the model stack: only here
+    from sicompress.activations import subset_activations  # loads the model stack: only here
 
-    x, y = si_train_activations(model, data_npz, split_npz, layer, device="cpu")
+    x, y = subset_activations(model, data_npz, split_npz, layer, device="cpu")
     y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
     per = n // CLASSES
     keep = torch.cat([(y == k).nonzero().squeeze(1)[:per] for k in y.unique()]).sort().values

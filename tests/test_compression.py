@@ -9,7 +9,7 @@ import torch
 
 from sicompress import compression
 from sicompress.decisions import choose_k
-from sicompress.layer_si import layer_output, si_train_activations
+from sicompress.activations import layer_activations, subset_activations
 from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
 from sicompress.pruning import build_compressed
 from sicompress.selection import forward_select
@@ -115,7 +115,7 @@ def rank_and_choose(study, out, *, unit="channel", tolerance=0.02, log=lambda m:
 def test_rank_features_then_choose_k(study, tmp_path, unit, layer, device):
     (tmp_path / "cut.json").write_text(json.dumps({"layer": layer}))
     out = rank_and_choose(study, tmp_path, unit=unit)
-    acts, labels = si_train_activations(study / "model.pt", study / "data.npz",
+    acts, labels = subset_activations(study / "model.pt", study / "data.npz",
                                                     study / "split.npz", layer)
     assert acts.device.type == device.type  # the jobs' device: SICOMPRESS_DEVICE
     assert len(labels) == 150  # si_fraction 0.5 of 300 training images
@@ -126,7 +126,7 @@ def test_rank_features_then_choose_k(study, tmp_path, unit, layer, device):
     assert ranking["feature"].tolist() == ref.order and ranking["si"].tolist() == ref.si
     assert ranking["center_si"].tolist() == center_si_curve(acts, labels, ref.order, unit)
     # the same order on si_test, each prefix's SI and Center SI computed directly
-    test_acts, test_labels = si_train_activations(study / "model.pt", study / "data.npz",
+    test_acts, test_labels = subset_activations(study / "model.pt", study / "data.npz",
                                                   study / "split.npz", layer, subset="si_test")
     assert len(test_labels) == 10  # si_test_fraction 0.2 of 50 test images
     flat = test_acts.reshape(10, test_acts.shape[1], -1) if unit == "channel" \
@@ -155,7 +155,7 @@ def test_rank_features_then_choose_k(study, tmp_path, unit, layer, device):
     images = torch.from_numpy(np.load(study / "data.npz")["x_train"][:20]).permute(0, 3, 1, 2)
     with torch.no_grad():
         got = model.features(model.normalize(images))
-    full = layer_output(load_model(study / "model.pt"), images, layer)
+    full = layer_activations(load_model(study / "model.pt"), images, layer)
     if unit == "channel":
         torch.testing.assert_close(got, full[:, out["kept"]])
     else:

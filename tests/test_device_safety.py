@@ -18,7 +18,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from sicompress.layer_si import layer_output, layer_separation
+from sicompress.activations import layer_activations
+from sicompress.layer_si import layer_separation
 from sicompress.model import build_model, checkpoint_payload, vgg_arch
 from sicompress.pruning import build_compressed, compressed_state
 from sicompress.selection import forward_select, forward_select_naive
@@ -145,12 +146,12 @@ def tiny():
     return build_model(vgg_arch(0.0625, hidden=[8])).eval()
 
 
-def test_layer_separation_and_layer_output(tiny):
+def test_layer_separation_and_layer_activations(tiny):
     model = build_model(tiny.arch).to(META).eval()
     images = torch.empty(12, 3, 32, 32, dtype=torch.uint8, device=META)
     table = on_meta(layer_separation, model, images, np.arange(12) % 3, order=2, batch_size=5)
     assert len(table) == 21  # input, 18 extractor layers, fc1, logits
-    assert on_meta(layer_output, model, images, "pool2").device == META
+    assert on_meta(layer_activations, model, images, "pool2").device == META
 
 
 def test_compressed_model_from_weights_on_another_device(tiny):

@@ -1,6 +1,6 @@
 """Cached features of a frozen extractor (`feature_cache`): what is stored, against the model's
-own layer output (`layer_si.layer_output`); and a classifier trained on them, against the same
-classifier trained through the frozen extractor on the images, augmentation off, same seed."""
+own layer output (`activations.layer_activations`); and a classifier trained on them, against
+the same classifier trained through the frozen extractor on the images, augmentation off, same seed."""
 
 import json
 
@@ -11,10 +11,10 @@ import torch
 
 from conftest import synthetic_study
 from sicompress import artifacts
-from sicompress.compression import train_compressed
+from sicompress.trainings import train_compressed
 from sicompress.feature_cache import (CachedClassifier, check_against, load_features,
                                       write_features)
-from sicompress.layer_si import layer_output
+from sicompress.activations import layer_activations
 from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
 from sicompress.trainings import load_study_data, train_head
 from sicompress.training import TrainSettings
@@ -61,7 +61,7 @@ def test_stored_values_are_the_layer_output(study, tmp_path, dtype, device):
     chans = sorted(KEPT)
     got = load_features(tmp_path, device, channels=chans)
     for (x, y), (xi, yi) in ((got.train, sd.train), (got.val, sd.val)):
-        want = layer_output(model, xi, CUT)[:, chans]  # (N, 4, 8, 8)
+        want = layer_activations(model, xi, CUT)[:, chans]  # (N, 4, 8, 8)
         want = torch.flatten(want.to(getattr(torch, dtype)), 1)
         assert x.dtype == getattr(torch, dtype)
         assert torch.equal(x.float(), want.float())
@@ -77,6 +77,7 @@ def test_a_cache_of_another_model_is_refused(study, tmp_path, device):
                    log=lambda m: None)
     model = load_model(study / "e2e.pt").to(device)
     model.features = model.features[:7]  # up to conv3_1, every channel
+    model.arch["features"] = model.arch["features"][:7]
     cached = load_features(tmp_path, device)
     with pytest.raises(ValueError, match="another model"):
         check_against(model, cached, sd.val[0])

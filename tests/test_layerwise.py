@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from sklearn.neighbors import NearestCentroid, NearestNeighbors
 
 from sicompress import layerwise
+from sicompress import decisions
 from sicompress.decisions import choose_k
 from sicompress.model import build_model, checkpoint_payload, vgg_arch
 from sicompress.selection import forward_select_naive
@@ -206,10 +207,10 @@ def test_the_controls_keep_the_counts_and_their_own_channels():
 def test_choose_width_by_hand():
     recs = [{"width": 16, "center_si": 0.70}, {"width": 64, "center_si": 0.80},
             {"width": 32, "center_si": 0.795}, {"width": 128, "center_si": 0.805}]
-    out = layerwise.choose_width(recs, 0.01)
+    out = decisions.choose_width(recs, 0.01)
     assert (out["width"], out["reference_width"]) == (32, 128)  # 0.795 >= 0.805 - 0.01
-    assert layerwise.choose_width(recs, 0.0)["width"] == 128
-    assert layerwise.choose_width(recs, 0.2)["width"] == 16
+    assert decisions.choose_width(recs, 0.0)["width"] == 128
+    assert decisions.choose_width(recs, 0.2)["width"] == 16
 
 
 def test_hidden_separation_against_sklearn(study):

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from sicompress.cost import macs_per_image, parameter_counts
-from sicompress.layer_si import layer_output
+from sicompress.activations import layer_activations
 from sicompress.model import VGG16, build_model, checkpoint_payload, load_model, vgg_arch
 from sicompress.pruning import build_compressed
 
@@ -83,10 +83,10 @@ def test_channel_cut_equals_e2e_output_on_kept_channels(e2e, images, cut, last_c
     assert model.features[-1 if cut == last_conv else -2].conv.out_channels == len(selected)
 
     ref = hooked_output(e2e, images, cut)[:, sorted(selected)]  # (N, k, H, W)
-    got = layer_output(model, images, cut)
+    got = layer_activations(model, images, cut)
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, atol=1e-5)
-    assert torch.allclose(layer_output(e2e, images, cut), hooked_output(e2e, images, cut))
+    assert torch.allclose(layer_activations(e2e, images, cut), hooked_output(e2e, images, cut))
     # ... and not any other channels (the test can tell a wrong slice).
     wrong = hooked_output(e2e, images, cut)[:, sorted(selected)[::-1]]
     assert not torch.allclose(got, wrong, atol=1e-5)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from sicompress import compression, latency
+from sicompress import compression, latency, trainings
 from sicompress.model import build_model, checkpoint_payload, load_checkpoint, load_model, vgg_arch
 from sicompress.pruning import compressed_arch
 from sicompress.selection import forward_select_naive
@@ -144,7 +144,7 @@ def data_files(d):
 def test_a_control_keeps_its_selectors_channels(study, tmp_path, selector, fraction):
     settings = TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64, seed=7,
                              train_only="classifier")
-    out = compression.train_control(
+    out = trainings.train_control(
         e2e_model=study / "model.pt",
         cut_json=study / ("selected.json" if fraction is None else "ranking.json"),
         ranking_csv=study / "ranking.csv", selector=selector, fraction=fraction, repeat=7,
@@ -178,7 +178,7 @@ def test_a_control_keeps_its_selectors_channels(study, tmp_path, selector, fract
 
 def test_scratch_starts_from_random_weights_of_the_compressed_architecture(study, tmp_path):
     settings = TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64, seed=0)
-    out = compression.train_scratch(
+    out = trainings.train_scratch(
         e2e_model=study / "model.pt", selected_json=study / "selected.json",
         **data_files(study), **train_files(tmp_path), settings=settings, hidden=[8],
         dropout=0.0, **QUIET)
@@ -198,14 +198,14 @@ def test_scratch_starts_from_random_weights_of_the_compressed_architecture(study
 def test_finetune_trains_every_layer_of_the_compressed_model(study, tmp_path):
     comp = tmp_path / "compressed"
     comp.mkdir()
-    compression.train_compressed(
+    trainings.train_compressed(
         e2e_model=study / "model.pt", selected_json=study / "selected.json",
         **data_files(study), **train_files(comp),
         settings=TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64,
                                train_only="classifier"), hidden=[8], dropout=0.0, **QUIET)
     tuned = tmp_path / "tuned"
     tuned.mkdir()
-    compression.finetune(compressed_model=comp / "model.pt", e2e_model=study / "model.pt",
+    trainings.finetune(compressed_model=comp / "model.pt", e2e_model=study / "model.pt",
                          **data_files(study), **train_files(tuned),
                          settings=TrainSettings(epochs=1, lr=0.001, step_size=1, batch_size=64),
                          **QUIET)

@@ -15,7 +15,7 @@ import yaml
 import torch
 
 from sicompress.decisions import choose_cut, choose_k
-from sicompress.layer_si import layer_output
+from sicompress.activations import layer_activations
 from sicompress.model import load_model
 
 from conftest import ROOT, SMOKE, snakemake  # noqa: F401  (smoke_run: a fixture of conftest)
@@ -436,7 +436,8 @@ def test_smoke_compression(smoke_run):
     images = torch.from_numpy(np.load(r / "data/cifar10.npz")["x_test"][:16]).permute(0, 3, 1, 2)
     with torch.no_grad():
         got = comp.features(comp.normalize(images))
-    torch.testing.assert_close(got, layer_output(e2e, images, cut["layer"])[:, sel["kept"]])
+    torch.testing.assert_close(got,
+                               layer_activations(e2e, images, cut["layer"])[:, sel["kept"]])
     metrics = json.loads((r / "compressed/metrics.json").read_text())
     assert metrics["compression"]["k"] == sel["k"]
     assert metrics["parameters"]["total"] == sum(p.numel() for p in comp.parameters())
@@ -539,6 +540,24 @@ def test_partial_reruns(smoke_run, tmp_path):
     assert jobs["lr_trial"] == 1  # only the new grid point
     assert {"select_lr", "train_e2e", "train_head", "train_compressed"} <= set(jobs)
     assert "prepare_data" not in jobs and "split" not in jobs
+
+
+def test_a_training_reruns_only_for_the_keys_it_reads(smoke_run, tmp_path):
+    """train_compressed and train_scratch take from the compress section only the keys they
+    read: turning on the fine-tuning (compress.finetune_epochs) adds it and what reads it, and
+    retrains neither (nor the longest training of the study, the scratch run); the classifier's
+    architecture, which the scratch run reads, still retrains it."""
+    finetune = tmp_path / "finetune.yaml"
+    finetune.write_text("compress:\n  finetune_epochs: 1\n")
+    jobs = dry_run_jobs(smoke_run, finetune)
+    assert "finetune" in jobs, jobs
+    assert not {"train_compressed", "train_scratch", "train_control", "rank_features"} \
+        & set(jobs), jobs
+
+    hidden = tmp_path / "hidden.yaml"
+    hidden.write_text("compress:\n  classifier_hidden: [12]\n")
+    jobs = dry_run_jobs(smoke_run, hidden)
+    assert {"train_compressed", "train_scratch"} <= set(jobs), jobs
 
 
 def test_classifier_features_rerun_the_classifier_only_trainings(smoke_run, tmp_path):

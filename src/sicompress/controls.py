@@ -36,15 +36,17 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import artifacts, figures
+from . import artifacts, figures, study
 from .cost import macs_per_image
 from .model import load_checkpoint
+from .selectors import SELECTORS
 from .stats import holm, mcnemar_exact
 
 GROUPS = ("chosen", "frontier")
-SELECTOR_ORDER = ("si", "l1", "random")  # the study's first; others after these, by name
-REFERENCES = ("e2e", "head", "scratch", "finetuned", "layerwise",
-              "layerwise_finetuned")  # e2e and head required, the others optional
+SELECTOR_ORDER = SELECTORS  # the study's first; others after these, by name
+# The models the compressed ones are compared with (`study.MODELS` with reference=True): e2e
+# and head required, the others optional
+REFERENCES = tuple(m.name for m in study.MODELS if m.reference)
 STUDY = "compressed"  # the name of the study's compressed model: chosen, selector si, repeat 0
 
 RUN_COLUMNS = ["selector", "repeat", "seed", "k", "n_candidates", "test_acc", "params_total",
@@ -279,7 +281,7 @@ def summarize_controls(runs: Sequence[Mapping], references: Mapping[str, Mapping
         name = STUDY if study else f"{r['selector']} repeat {int(r['repeat'])}"
         compared.append((name, r["predictions"], r["metrics"]))
     compared.sort(key=lambda c: c[0] != STUDY)  # stable: the study's first
-    for name in ("scratch", "finetuned", "layerwise", "layerwise_finetuned", "head"):
+    for name in [n for n in REFERENCES if n not in ("e2e", "head")] + ["head"]:
         ref = references.get(name)
         if ref:
             compared.append((name, ref["predictions"], ref["metrics"]))

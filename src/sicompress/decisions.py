@@ -1,18 +1,21 @@
-"""The two choices of part (c), made on SI curves of the training data.
+"""The choices of the study, made on SI curves of the training data: part (c)'s two, and the
+width of the layer-wise pruned network's classifier.
 
 1. `choose_cut`: which layer of the feature extractor to cut after. Trailing layers that do
    not raise SI significantly are dropped: the cut is the first layer (the shortest prefix)
    whose value reaches the best layer's value minus `tolerance`.
 2. `choose_k`: how many of the features selected at the cut to keep. Later additions that do
    not raise SI significantly are dropped: k is the smallest count whose SI reaches the best
-   SI on the curve minus `tolerance`.
+   SI on the curve minus `tolerance` (also each layer's count in the layer-wise pruning).
+3. `choose_width`: the layer-wise pruned network's classifier width, from the Center SI of
+   each trained width's hidden layer.
 
 "Significantly" is one absolute tolerance in SI units (SI is a fraction in [0, 1]; 0.01 is
 one point of leave-one-out 1-NN accuracy). A value counts as reaching the threshold up to
 `SLACK`, so that 0.80 reaches 0.81 - 0.01 despite float rounding. Early stopping of the
 selection itself (`patience`) is `selection.forward_select`'s business.
 
-Both functions are pure and return plain dicts (ints, floats, strings) ready for JSON.
+The functions are pure and return plain dicts (ints, floats, strings) ready for JSON.
 """
 
 from __future__ import annotations
@@ -113,3 +116,23 @@ def choose_k(si_curve: Sequence[float], tolerance: float = 0.01) -> dict:
         "best_k": best + 1,
         "tolerance": tolerance,
     }
+
+
+def choose_width(records: Sequence[dict], tolerance: float) -> dict:
+    """The classifier's hidden width: the smallest whose hidden layer's Center SI on si_train
+    is within `tolerance` of the largest width's (more units separate at least as well, up to
+    noise; the largest width is the reference, not the best, so that a lucky small one does
+    not set the bar). records: {"width", "center_si", ...} per trained width."""
+    if not records:
+        raise ValueError("no width was trained")
+    recs = sorted(records, key=lambda r: r["width"])
+    widths = [r["width"] for r in recs]
+    if len(set(widths)) != len(widths):
+        raise ValueError(f"widths repeat: {widths}")
+    reference = recs[-1]
+    for r in recs:
+        if r["center_si"] >= reference["center_si"] - tolerance - 1e-12:
+            return {"width": r["width"], "center_si": r["center_si"],
+                    "reference_width": reference["width"],
+                    "reference_center_si": reference["center_si"], "tolerance": tolerance}
+    raise AssertionError("the reference width always qualifies")  # pragma: no cover

@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from . import artifacts
-from .model import VGG, cut_position, load_checkpoint, load_model
-from .si import exact_float32
+from .activations import layer_activations
+from .model import VGG, load_model
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 # numpy storage of each: bfloat16 is kept as its raw 16 bits
@@ -64,17 +64,9 @@ CHECK_RTOL = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 1e-5}  # of the la
 # Writing
 
 
-def extractor_outputs(model: VGG, layer: str | None, images: torch.Tensor, *,
-                      batch_size: int = 500) -> torch.Tensor:
-    """The output of `model`'s extractor up to `layer` (None: all of it) for uint8 images
-    (N, 3, 32, 32) on the model's device, in eval mode, float32: (N, C, H, W) there."""
-    stop = len(model.features) if layer is None else cut_position(model.arch, layer) + 1
-    model.eval()
-    parts = []
-    with torch.no_grad(), exact_float32(images.device):
-        for a in range(0, len(images), batch_size):
-            parts.append(model.features[:stop](model.normalize(images[a:a + batch_size])))
-    return torch.cat(parts)  # (N, C, H, W)
+def _last_layer(model: VGG, layer: str | None) -> str:
+    """`layer`, or the last layer of `model`'s extractor when None (the whole extractor)."""
+    return model.arch["features"][-1]["name"] if layer is None else layer
 
 
 def write_features(model: VGG, layer: str | None, data: dict[str, tuple[torch.Tensor,
@@ -99,7 +91,7 @@ def write_features(model: VGG, layer: str | None, data: dict[str, tuple[torch.Te
         with artifacts.atomic_path(out_dir / f"{split}.npy") as tmp:
             arr = None
             for a in range(0, n, batch_size):
-                out = extractor_outputs(model, layer, x[a:a + batch_size], batch_size=batch_size)
+                out = layer_activations(model, x[a:a + batch_size], _last_layer(model, layer))
                 c, h, w = out.shape[1:]
                 shape = [int(c), int(h), int(w)]
                 if arr is None:
@@ -116,7 +108,7 @@ def write_features(model: VGG, layer: str | None, data: dict[str, tuple[torch.Te
     seconds = time.perf_counter() - t0
     nbytes = sum((out_dir / f"{s}.npy").stat().st_size for s in SPLITS)
     meta = {
-        "layer": layer if layer is not None else model.arch["features"][-1]["name"],
+        "layer": _last_layer(model, layer),
         "shape": shape,
         "dtype": dtype,
         "images": sizes,
@@ -259,7 +251,7 @@ def check_against(model: VGG, features: CachedFeatures, images: torch.Tensor,
     n = min(CHECK_IMAGES, len(images))
     dev = features.val[0].device
     model.to(dev)
-    mine = extractor_outputs(model, None, images[:n].to(dev))  # (n, k, H, W)
+    mine = layer_activations(model, images[:n].to(dev), _last_layer(model, None))  # (n, k, H, W)
     mine = torch.flatten(mine, 1)
     cached = features.val[0][:n].float()
     if mine.shape != cached.shape:

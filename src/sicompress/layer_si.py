@@ -1,5 +1,6 @@
-"""The layers of a trained model, measured: the activation of one layer, and the table of SI
-at every layer, the extractor's and the classifier's (the workflow's `layer_si` rule).
+"""The layers of a trained model, measured: the table of SI at every layer, the extractor's
+and the classifier's (the workflow's `layer_si` rule). One layer's activations are read by
+`activations.layer_activations`; the table walks every layer once, in order.
 
 Layers another model has too are not measured twice: when the normalisation and the first
 layers of the extractor are identical to those of a model whose table exists (every state
@@ -25,7 +26,7 @@ from torch import nn
 from .artifacts import atomic_path, provenance, read_json, write_json
 from .data import load_dataset
 from .devices import pick_device
-from .model import VGG, cut_position, load_model
+from .model import VGG, load_model
 from .si import (DEFAULT_ORDER, PRECISION, center_separation_index, check_order, exact_float32,
                  label_codes, nearest_neighbors, si_from_neighbors)
 from .splits import load_split
@@ -37,54 +38,6 @@ ArrayLike = torch.Tensor | np.ndarray
 LAYER_COLUMNS = ["layer_index", "layer", "kind", "channels", "height", "width", "features",
                  "si", "center_si", "si_high", "si_soft", "order", "seconds", "precision",
                  "reused_from"]
-
-
-# ----------------------------------------------------------------------------------------
-# The activation of one layer
-
-
-SUBSETS = {"si_train": "train", "si_test": "test"}  # SI subsets and the set each indexes
-
-
-def layer_output(model: VGG, images: torch.Tensor, layer: str) -> torch.Tensor:
-    """The activation after feature layer `layer` (a conv block's output after its ReLU),
-    in eval mode, without gradient and in float32 (`exact_float32`: no TF32, no autocast,
-    as SI needs); images (N, 3, 32, 32) uint8 or [0, 1] float, on the model's device, where
-    the result stays. The model's previous mode is restored."""
-    pos = cut_position(model.arch, layer)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), exact_float32(images.device):
-            return model.features[:pos + 1](model.normalize(images))  # (N, C, H, W)
-    finally:
-        model.train(was_training)
-
-
-def subset_images(data_npz, split_npz, subset: str = "si_train") -> tuple[torch.Tensor, np.ndarray]:
-    """The images of an SI subset ("si_train" of the training set, "si_test" of the test set)
-    as a uint8 (N, 3, 32, 32) CPU tensor, and their labels as a host array."""
-    if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
-    ds = load_dataset(data_npz)
-    idx = load_split(split_npz)[subset]
-    x, y = (ds.x_train, ds.y_train) if SUBSETS[subset] == "train" else (ds.x_test, ds.y_test)
-    return torch.from_numpy(np.ascontiguousarray(x[idx])).permute(0, 3, 1, 2), y[idx]
-
-
-def si_train_activations(model_path, data_npz, split_npz, layer: str, *, batch_size: int = 500,
-                         device: str | None = None,
-                         subset: str = "si_train") -> tuple[torch.Tensor, np.ndarray]:
-    """The output of `layer` of a saved model for the `si_train` images (or, with subset
-    "si_test", the si_test images of the test set): ((N, C, H, W) float32 on `device` (None:
-    `devices.pick_device`), labels as a host array). The forward passes run in float32 with
-    TF32 and autocast off (`layer_output`), as SI needs."""
-    images, labels = subset_images(data_npz, split_npz, subset)
-    dev = pick_device(device)
-    model = load_model(model_path, map_location=dev)
-    parts = [layer_output(model, images[a:a + batch_size].to(dev), layer).float()
-             for a in range(0, len(images), batch_size)]
-    return torch.cat(parts), labels
 
 
 # ----------------------------------------------------------------------------------------

@@ -20,11 +20,12 @@ Kalhor and Habibnia, Sci. Rep. 14:17590, 2024, built on this package's exact SI)
    `copy` they stay e2e's, although slicing a conv's input changes what the conv outputs.
 
 The pruned extractor then gets a new classifier; its hidden width is chosen with Center SI
-(`choose_width`). Every decision is on `si_train` only. The ranking resumes after a kill: each
+(`decisions.choose_width`). Every decision is on `si_train` only. The ranking resumes after a kill: each
 finished layer and each step of the current one are saved beside the result.
 
 `layerwise_arch` / `layerwise_state` / `build_layerwise` make the pruned network for any
-channels per layer, so the controls (the same counts chosen by L1 norm or at random,
+channels per layer with the package's one slicer (`pruning.sliced_*`, which part (c) uses
+for its one conv), so the controls (the same counts chosen by L1 norm or at random,
 `control_kept`) are built the same way.
 """
 
@@ -38,22 +39,20 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from . import artifacts
-from .decisions import choose_k
+from . import artifacts, figures
+from .decisions import choose_k, choose_width
 from .devices import pick_device
-from .model import VGG, build_model, classifier_spec, cut_position, output_shape
-from .pruning import CHANNEL_KEYS, SHARED_KEYS, arch_and_state
+from .model import VGG, classifier_spec, cut_position, output_shape
+from .pruning import arch_and_state, build_sliced, conv_sizes, sliced_features, sliced_state
 from .selection import forward_select
-from .layer_si import subset_images
-from .selectors import l1_channels
+from .activations import layer_activations, subset_images
+from .selectors import SELECTORS, l1_channels
 from .si import PRECISION, center_separation_index, exact_float32, separation_index
 
-RANKING_COLUMNS = ["layer", "step", "channel", "si"]
+LAYER_RANKING_COLUMNS = ["layer", "step", "channel", "si"]
 BATCHNORM = ("copy", "reestimate")  # the BatchNorm statistics of a layer-wise pruned network
 PARTIAL = "layerwise.partial.json"  # beside the result while the ranking runs
-SELECTORS = ("si", "l1", "random")
 
 
 # ----------------------------------------------------------------------------------------
@@ -72,71 +71,37 @@ def prefix_convs(arch: dict, cut_layer: str) -> list[str]:
 def _check_kept(arch: dict, cut_layer: str, kept: dict) -> dict[str, list[int]]:
     """kept as {conv name: sorted distinct channel ints}, one entry per conv of the prefix."""
     convs = prefix_convs(arch, cut_layer)
-    sizes = {layer["name"]: layer["out"] for layer in arch["features"] if layer["kind"] == "conv"}
     if set(kept) != set(convs):
         raise ValueError(f"kept channels must name every conv up to {cut_layer} ({convs}), "
                          f"got {sorted(kept)}")
-    out = {}
-    for name in convs:
-        chans = [int(c) for c in kept[name]]
-        if not chans or len(set(chans)) != len(chans) or \
-                any(not 0 <= c < sizes[name] for c in chans):
-            raise ValueError(f"{name}: kept channels must be distinct, in [0, {sizes[name]}) "
-                             f"and not empty, got {kept[name]}")
-        out[name] = sorted(chans)
-    return out
+    return {name: sorted(int(c) for c in kept[name]) for name in convs}
 
 
 def layerwise_arch(arch: dict, cut_layer: str, kept: dict, hidden, dropout: float,
                    num_classes: int | None = None) -> dict:
     """The arch of the extractor cut after `cut_layer` with only `kept[name]` output channels
-    in every conv `name`, and a new classifier for what is left (plain data)."""
+    in every conv `name` (`pruning.sliced_features`), and a new classifier for what is left
+    (plain data)."""
     kept = _check_kept(arch, cut_layer, kept)
-    features = copy.deepcopy(arch["features"][:cut_position(arch, cut_layer) + 1])
-    c_in = arch.get("input_shape", [3, 32, 32])[0]
-    candidates = {}
-    for layer in features:
-        if layer["kind"] == "conv":
-            candidates[layer["name"]] = layer["out"]
-            layer["in"], layer["out"] = c_in, len(kept[layer["name"]])
-            c_in = layer["out"]
+    features = sliced_features(arch, cut_layer, kept)
     c, h, w = output_shape(features, arch.get("input_shape", [3, 32, 32]))
     out = copy.deepcopy(arch)
     out["features"] = features
     out["classifier"] = classifier_spec(
         c * h * w, hidden, dropout,
         arch["classifier"]["num_classes"] if num_classes is None else num_classes)
+    sizes = conv_sizes(arch)
     out["compression"] = {"method": "layerwise", "cut_layer": cut_layer, "unit": "channel",
-                          "kept": kept, "candidates": candidates}
+                          "kept": kept, "candidates": {name: sizes[name] for name in kept}}
     return out
 
 
 def layerwise_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
                     kept: dict) -> dict[str, torch.Tensor]:
-    """normalize.* and features.* weights of the pruned extractor, sliced from `state`: each
-    conv's per-channel tensors (CHANNEL_KEYS) to its kept output channels, and its weight's
-    input channels to the kept channels of the conv before it. Tensors stay on their device."""
-    kept = _check_kept(arch, cut_layer, kept)
-    out = {k: v.clone() for k, v in state.items() if k.startswith("normalize.")}
-    prev = None  # kept channels of the previous conv (the input of the next one)
-    for layer in arch["features"][:cut_position(arch, cut_layer) + 1]:
-        block = f"features.{layer['name']}."
-        if layer["kind"] != "conv":
-            continue
-        keys = {k[len(block):] for k in state if k.startswith(block)}
-        if keys != set(CHANNEL_KEYS) | set(SHARED_KEYS):
-            raise ValueError(f"conv block {layer['name']!r} has state {sorted(keys)}, expected "
-                             f"{sorted(CHANNEL_KEYS + SHARED_KEYS)}")
-        for key in CHANNEL_KEYS:
-            t = state[block + key]
-            t = t.index_select(0, torch.tensor(kept[layer["name"]], device=t.device))
-            if key == "conv.weight" and prev is not None:
-                t = t.index_select(1, torch.tensor(prev, device=t.device))
-            out[block + key] = t.clone()
-        for key in SHARED_KEYS:
-            out[block + key] = state[block + key].clone()
-        prev = kept[layer["name"]]
-    return out
+    """normalize.* and features.* weights of the pruned extractor, sliced from `state`
+    (`pruning.sliced_state`: each conv's output channels to its kept ones, its input channels
+    to the kept channels of the conv before it). Tensors stay on their device."""
+    return sliced_state(arch, state, cut_layer, _check_kept(arch, cut_layer, kept))
 
 
 def build_layerwise(source, cut_layer: str, kept: dict, *, hidden, dropout: float, seed: int,
@@ -144,14 +109,9 @@ def build_layerwise(source, cut_layer: str, kept: dict, *, hidden, dropout: floa
     """The layer-wise pruned model, in eval mode, on the CPU: the source's normalisation and
     sliced extractor weights, a new classifier initialised by `seed`."""
     arch, state = arch_and_state(source)
+    kept = _check_kept(arch, cut_layer, kept)
     new_arch = layerwise_arch(arch, cut_layer, kept, hidden, dropout, num_classes)
-    sliced = layerwise_state(arch, state, cut_layer, kept)
-    torch.manual_seed(seed)
-    model = build_model(new_arch)
-    full = model.state_dict()
-    full.update({k: v.cpu() for k, v in sliced.items()})
-    model.load_state_dict(full, strict=True)
-    return model.eval()
+    return build_sliced(new_arch, arch, state, cut_layer, kept, seed=seed)
 
 
 # ----------------------------------------------------------------------------------------
@@ -253,9 +213,9 @@ class _Stop(Exception):
 # Ranking layer by layer
 
 
-def layer_activations(source, cut_layer: str, kept: dict, layer: str, images: torch.Tensor, *,
-                      pool: int | None, batch_size: int, device,
-                      bn_images: torch.Tensor | None = None) -> torch.Tensor:
+def pruned_activations(source, cut_layer: str, kept: dict, layer: str,
+                       images: torch.Tensor, *, pool: int | None, batch_size: int, device,
+                       bn_images: torch.Tensor | None = None) -> torch.Tensor:
     """The output (after ReLU) of conv `layer` for `images`, through the conv layers before
     it pruned to `kept` (every channel of `layer` itself), each map average-pooled to
     pool x pool (None: not pooled); float32 (`exact_float32`), on `device`: (N, C, p, p).
@@ -273,14 +233,7 @@ def layer_activations(source, cut_layer: str, kept: dict, layer: str, images: to
     if bn_images is not None:
         reestimate_batchnorm(model, bn_images, start=first_sliced_input(model.arch, partial),
                              batch_size=batch_size, device=device)
-    parts = []
-    with torch.no_grad(), exact_float32(device):
-        for a in range(0, len(images), batch_size):
-            x = model.features(model.normalize(images[a:a + batch_size].to(device)))
-            if pool is not None and pool < x.shape[-1]:
-                x = F.adaptive_avg_pool2d(x, pool)
-            parts.append(x.float())
-    return torch.cat(parts)
+    return layer_activations(model, images, layer, pool=pool, batch_size=batch_size)
 
 
 def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking_csv,
@@ -289,7 +242,7 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
                  device: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Rank and prune every conv of the prefix kept by the cut, first to last (module notes).
 
-    Writes `ranking_csv` (RANKING_COLUMNS: every layer's SI curve along its ranking) and
+    Writes `ranking_csv` (LAYER_RANKING_COLUMNS: every layer's SI curve along its ranking) and
     `out_json` (per layer: channels before and after, k, SI at k, the best SI, seconds; the
     kept channels; the BatchNorm choice, which every later build of the network reads
     (`pruned_network`); provenance). A partial state beside `out_json` makes a rerun go on
@@ -336,7 +289,7 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
             log(f"{name}: resumed: {rec['after']} of {rec['before']} channels kept")
         else:
             t0 = time.perf_counter()
-            acts = layer_activations({"arch": arch, "state_dict": state}, cut_layer, kept, name,
+            acts = pruned_activations({"arch": arch, "state_dict": state}, cut_layer, kept, name,
                                      images, pool=pool, batch_size=batch_size, device=dev,
                                      bn_images=bn_set)
             resume = current["order"] if current and current.get("layer") == name else None
@@ -368,7 +321,7 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
                                                "best_si", "best_k", "seconds", "kept")})
         curves.append(pd.DataFrame({"layer": name, "step": np.arange(1, len(rec["order"]) + 1),
                                     "channel": rec["order"], "si": rec["si"]}))
-    ranking = pd.concat(curves, ignore_index=True)[RANKING_COLUMNS]
+    ranking = pd.concat(curves, ignore_index=True)[LAYER_RANKING_COLUMNS]
     with artifacts.atomic_path(ranking_csv) as tmp:
         ranking.to_csv(tmp, index=False)
     before = sum(sizes[n] for n in convs)
@@ -467,34 +420,42 @@ def hidden_separation(model: VGG, images: torch.Tensor, labels, *, batch_size: i
     model.to(dev).eval()
     if not model.arch["classifier"]["hidden"]:
         raise ValueError("the classifier has no hidden layer to measure")
-    parts = []
-    with torch.no_grad(), exact_float32(dev):
-        for a in range(0, len(images), batch_size):
-            x = torch.flatten(model.features(model.normalize(images[a:a + batch_size].to(dev))), 1)
-            index = model.classifier.input_index
-            if index is not None:
-                x = x.index_select(1, index)
-            parts.append(torch.relu(model.classifier.layers.fc1(x)).float())
-    h = torch.cat(parts)
+    h = layer_activations(model, images, "fc1", batch_size=batch_size)
     return {"si": separation_index(h, labels), "center_si": center_separation_index(h, labels),
             "width": int(h.shape[1])}
 
 
-def choose_width(records: Sequence[dict], tolerance: float) -> dict:
-    """The classifier's hidden width: the smallest whose hidden layer's Center SI on si_train
-    is within `tolerance` of the largest width's (more units separate at least as well, up to
-    noise; the largest width is the reference, not the best, so that a lucky small one does
-    not set the bar). records: {"width", "center_si", ...} per trained width."""
-    if not records:
-        raise ValueError("no width was trained")
-    recs = sorted(records, key=lambda r: r["width"])
-    widths = [r["width"] for r in recs]
-    if len(set(widths)) != len(widths):
-        raise ValueError(f"widths repeat: {widths}")
-    reference = recs[-1]
-    for r in recs:
-        if r["center_si"] >= reference["center_si"] - tolerance - 1e-12:
-            return {"width": r["width"], "center_si": r["center_si"],
-                    "reference_width": reference["width"],
-                    "reference_center_si": reference["center_si"], "tolerance": tolerance}
-    raise AssertionError("the reference width always qualifies")  # pragma: no cover
+LAYERWISE_FILES = ("model.pt", "history.csv", "metrics.json", "curves.png", "predictions.npz")
+
+
+def choose_layerwise_width(*, hidden_si_jsons, width_dirs, out_json, out_dir, plot=None,
+                           tolerance: float = 0.01, log: Callable[[str], None] = print) -> dict:
+    """The classifier width of the layer-wise pruned network (`decisions.choose_width` on
+    the hidden layers' Center SI on si_train); the chosen width's artefacts are copied to
+    `out_dir` (model.pt, history.csv, metrics.json, curves.png, predictions.npz), so that
+    the layer-wise pruned model is measured and reported like every other model."""
+    import shutil
+
+    records = []
+    for path, folder in zip(hidden_si_jsons, width_dirs, strict=True):
+        rec = artifacts.read_json(path)
+        records.append({**{k: rec[k] for k in ("width", "si", "center_si", "test_acc",
+                                               "val_acc", "parameters", "macs")},
+                        "folder": str(folder)})
+    choice = choose_width(records, tolerance)
+    chosen = next(r for r in records if r["width"] == choice["width"])
+    out = {**choice, "widths": sorted(records, key=lambda r: r["width"]),
+           "decided_on": "Center SI of the trained hidden layer on si_train",
+           "provenance": artifacts.provenance(settings={"tolerance": tolerance})}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for name in LAYERWISE_FILES:
+        src = Path(chosen["folder"]) / name
+        with artifacts.atomic_path(Path(out_dir) / name) as tmp:
+            shutil.copyfile(src, tmp)
+    artifacts.write_json(out_json, out)
+    if plot is not None:
+        figures.plot_width_choice(out, plot)
+    log(f"classifier width {choice['width']}: Center SI {choice['center_si']:.4f} within "
+        f"{tolerance:g} of width {choice['reference_width']}'s "
+        f"{choice['reference_center_si']:.4f}")
+    return out

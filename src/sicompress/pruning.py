@@ -1,7 +1,13 @@
-"""The compressed model of part (c): a prefix of the e2e extractor, the features chosen by SI,
-and a fresh classifier sized for what is left.
+"""Slicing a VGG: the one slicer, and the compressed model of part (c) built with it.
 
-Given the e2e model, the cut layer (the last layer kept) and the features selected there:
+`sliced_features` / `sliced_state` / `build_sliced` cut the extractor after a layer and keep,
+in every conv named, only the chosen output channels (its conv weight and bias, its BatchNorm
+weight, bias and running statistics), and in the conv after it the matching input channels;
+a conv not named keeps every channel. Part (c) names one conv (the last before its cut); the
+layer-wise pruning (`layerwise`) names every conv of the prefix.
+
+The compressed model of part (c): a prefix of the e2e extractor, the features chosen by SI,
+and a fresh classifier sized for what is left. Given the e2e model, the cut layer (the last layer kept) and the features selected there:
 
 - unit "channel": the layers up to and including the cut are kept; the last conv of that
   prefix keeps only the selected output channels (its conv weight and bias, and its
@@ -86,7 +92,100 @@ def _check_selected(selected: Sequence[int], n_candidates: int, unit: str) -> li
 
 
 # ----------------------------------------------------------------------------------------
-# Architecture and weights
+# The slicer: chosen output channels per conv
+
+
+def conv_sizes(arch: dict) -> dict[str, int]:
+    """Output channels of every conv of `arch`'s extractor, by name."""
+    return {layer["name"]: layer["out"] for layer in arch["features"] if layer["kind"] == "conv"}
+
+
+def _check_channels(arch: dict, cut_layer: str, kept: dict) -> dict[str, list[int]]:
+    """kept as {conv name: sorted distinct channel ints}, every name a conv up to the cut."""
+    prefix = arch["features"][:cut_position(arch, cut_layer) + 1]
+    convs = [layer["name"] for layer in prefix if layer["kind"] == "conv"]
+    sizes = conv_sizes(arch)
+    unknown = sorted(set(kept) - set(convs))
+    if unknown:
+        raise ValueError(f"kept channels name {unknown}, which are not convs up to "
+                         f"{cut_layer} ({convs})")
+    out = {}
+    for name in convs:
+        if name not in kept:
+            continue
+        chans = [int(c) for c in kept[name]]
+        if not chans or len(set(chans)) != len(chans) or \
+                any(not 0 <= c < sizes[name] for c in chans):
+            raise ValueError(f"{name}: kept channels must be distinct, in [0, {sizes[name]}) "
+                             f"and not empty, got {kept[name]}")
+        out[name] = sorted(chans)
+    return out
+
+
+def sliced_features(arch: dict, cut_layer: str, kept: dict) -> list[dict]:
+    """arch["features"] up to `cut_layer`, each conv named in `kept` with only its kept output
+    channels and every conv's input the channels the one before it keeps (plain data)."""
+    kept = _check_channels(arch, cut_layer, kept)
+    features = copy.deepcopy(arch["features"][:cut_position(arch, cut_layer) + 1])
+    c_in = arch.get("input_shape", [3, 32, 32])[0]
+    for layer in features:
+        if layer["kind"] == "conv":
+            layer["in"] = c_in
+            layer["out"] = len(kept[layer["name"]]) if layer["name"] in kept else layer["out"]
+            c_in = layer["out"]
+    return features
+
+
+def sliced_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
+                 kept: dict) -> dict[str, torch.Tensor]:
+    """normalize.* and features.* weights of the sliced extractor (`sliced_features`), from
+    `state`: each conv named in `kept` has its per-channel tensors (CHANNEL_KEYS) sliced to its
+    kept output channels, and every conv's weight its input channels to the kept channels of
+    the conv before it. Tensors stay on their device (a checkpoint may be on a GPU)."""
+    kept = _check_channels(arch, cut_layer, kept)
+    out = {k: v.clone() for k, v in state.items() if k.startswith("normalize.")}
+    prev = None  # kept channels of the previous conv (the input of the next one); None: all
+    for layer in arch["features"][:cut_position(arch, cut_layer) + 1]:
+        if layer["kind"] != "conv":
+            continue
+        block = f"features.{layer['name']}."
+        keys = {k[len(block):] for k in state if k.startswith(block)}
+        if keys != set(CHANNEL_KEYS) | set(SHARED_KEYS):
+            raise ValueError(f"conv block {layer['name']!r} has state {sorted(keys)}, expected "
+                             f"{sorted(CHANNEL_KEYS + SHARED_KEYS)}")
+        chans = kept.get(layer["name"])
+        for key in CHANNEL_KEYS:
+            t = state[block + key]
+            if chans is not None:
+                t = t.index_select(0, torch.tensor(chans, dtype=torch.long, device=t.device))
+            if key == "conv.weight" and prev is not None:
+                t = t.index_select(1, torch.tensor(prev, dtype=torch.long, device=t.device))
+            out[block + key] = t.clone()
+        for key in SHARED_KEYS:
+            out[block + key] = state[block + key].clone()
+        prev = chans
+    return out
+
+
+def build_sliced(new_arch: dict, arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
+                 kept: dict, *, seed: int) -> VGG:
+    """The model of `new_arch` (a sliced arch: `sliced_features` and a classifier), in eval
+    mode, on the CPU: the normalisation and sliced extractor weights of (arch, state), a new
+    classifier initialised by `seed`."""
+    sliced = sliced_state(arch, state, cut_layer, kept)
+    torch.manual_seed(seed)
+    model = build_model(new_arch)
+    full = model.state_dict()
+    missing = [k for k in full if not k.startswith("classifier.") and k not in sliced]
+    if missing:
+        raise ValueError(f"source weights lack {missing}")
+    full.update({k: v.cpu() for k, v in sliced.items()})
+    model.load_state_dict(full, strict=True)  # shapes are checked here
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------
+# Part (c): the last conv before the cut sliced
 
 
 def compressed_arch(arch: dict, cut_layer: str, unit: str, selected: Sequence[int], hidden,
@@ -110,7 +209,8 @@ def compressed_arch(arch: dict, cut_layer: str, unit: str, selected: Sequence[in
     if unit == "channel":
         selected = _check_selected(selected, c, unit)
         kept = sorted(selected)
-        features[_last_conv(features, cut_layer)]["out"] = len(kept)
+        features = sliced_features(arch, cut_layer,
+                                   {features[_last_conv(features, cut_layer)]["name"]: kept})
         classifier = classifier_spec(len(kept) * h * w, hidden, dropout, num_classes)
     else:
         selected = _check_selected(selected, c * h * w, unit)
@@ -139,28 +239,19 @@ def compressed_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
     per-channel tensors (CHANNEL_KEYS) are sliced to the kept channels, ascending. Each
     tensor stays on the device it came from.
     """
+    return sliced_state(arch, state, cut_layer, _compressed_kept(arch, cut_layer, unit, selected))
+
+
+def _compressed_kept(arch: dict, cut_layer: str, unit: str, selected) -> dict[str, list[int]]:
+    """Part (c)'s channels for the slicer: {the last conv before the cut: the selected
+    channels} (unit "channel"); nothing sliced (unit "element": the classifier selects)."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
-    pos = cut_position(arch, cut_layer)
-    prefix = arch["features"][:pos + 1]
-    names = {layer["name"] for layer in prefix}
-    out = {k: v.clone() for k, v in state.items()
-           if k.startswith("normalize.")
-           or (k.startswith("features.") and k.split(".")[1] in names)}
     if unit == "element":
-        return out
-
+        return {}
+    prefix = arch["features"][:cut_position(arch, cut_layer) + 1]
     c, _, _ = output_shape(prefix, arch.get("input_shape", [3, 32, 32]))
-    kept = torch.tensor(sorted(_check_selected(selected, c, unit)), dtype=torch.long)
-    name = prefix[_last_conv(prefix, cut_layer)]["name"]
-    block = f"features.{name}."
-    keys = {k[len(block):] for k in out if k.startswith(block)}
-    if keys != set(CHANNEL_KEYS) | set(SHARED_KEYS):
-        raise ValueError(f"conv block {name!r} has state {sorted(keys)}, expected "
-                         f"{sorted(CHANNEL_KEYS + SHARED_KEYS)}")
-    for key in CHANNEL_KEYS:  # the index goes where the weights are (a checkpoint may be on a GPU)
-        out[block + key] = out[block + key].index_select(0, kept.to(out[block + key].device))
-    return out
+    return {prefix[_last_conv(prefix, cut_layer)]["name"]: _check_selected(selected, c, unit)}
 
 
 def build_compressed(source: Source, cut_layer: str, unit: str, selected: Sequence[int], *,
@@ -173,13 +264,5 @@ def build_compressed(source: Source, cut_layer: str, unit: str, selected: Sequen
     """
     arch, state = arch_and_state(source)
     new_arch = compressed_arch(arch, cut_layer, unit, selected, hidden, dropout, num_classes)
-    kept_state = compressed_state(arch, state, cut_layer, unit, selected)
-    torch.manual_seed(seed)
-    model = build_model(new_arch)
-    full = model.state_dict()
-    missing = [k for k in full if not k.startswith("classifier.") and k not in kept_state]
-    if missing:
-        raise ValueError(f"source weights lack {missing}")
-    full.update(kept_state)
-    model.load_state_dict(full, strict=True)  # shapes are checked here
-    return model.eval()
+    return build_sliced(new_arch, arch, state, cut_layer,
+                        _compressed_kept(arch, cut_layer, unit, selected), seed=seed)

@@ -1,4 +1,7 @@
-"""The trainings of the study, each from files to files: (a) end-to-end, (b) frozen features.
+"""The trainings of the study, each from files to files: (a) end-to-end, (b) frozen features,
+(c) the compressed model, its controls (other selectors and sizes, repeats, from scratch,
+fine-tuned) and the layer-wise pruned models. The decisions they train (the cut, the channels,
+the width) are made apart (`compression`, `layerwise`); the loop itself is `training.fit`.
 
 Every training writes the same four artefacts: `model.pt` (best epoch by validation
 accuracy), `history.csv`, `metrics.json` and `curves.png`. The test set is touched once per
@@ -15,10 +18,16 @@ import numpy as np
 import torch
 
 from . import artifacts, figures
+from .activations import subset_images
+from .compression import control_channels
 from .data import load_dataset
 from .feature_cache import CachedClassifier, check_against, load_features
-from .cost import parameter_counts
-from .model import VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint, vgg_arch
+from .cost import macs_per_image, parameter_counts
+from .layerwise import hidden_separation, pruned_network
+from .model import (VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint,
+                    load_model, vgg_arch)
+from .pruning import arch_and_state, build_compressed, compressed_arch
+from .si import PRECISION
 from .splits import load_split, load_summary
 from .devices import pick_device
 from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit,
@@ -251,3 +260,224 @@ def train_head(*, e2e_model, data_npz, split_npz, summary_json, model_out, histo
                         checkpoint=model_out, predictions=predictions, config=config,
                         title="frozen features (b)", log=log, features=features,
                         extra_metrics={"source_model": str(e2e_model), "classes": data.classes})
+
+
+# ----------------------------------------------------------------------------------------
+# (c) The compressed model, its controls (other selectors, other sizes, repeats, from
+# scratch, fine-tuning) and the layer-wise pruned models: trained like (c)
+
+
+def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int] | dict, data_npz, split_npz,
+                  summary_json, model_out, history, metrics, curves, predictions,
+                  settings: TrainSettings, title: str, extra: dict, config: dict | None,
+                  device: str | None, log: Callable[[str], None], features=None) -> dict:
+    """Train a model of the compressed architecture and write the usual artefacts, with the
+    compression's description and MACs in metrics.json. kept: the cut layer's channels, or
+    (layer-wise pruning) {conv: channels}, whose k and n_candidates are totals over layers.
+    features: the folder of the frozen extractor's cached outputs (classifier only): the
+    cut layer's, of which the kept channels are read (unit "channel"), or the layer-wise
+    pruned extractor's own, read whole."""
+    before = macs_per_image(load_checkpoint(e2e_model)["arch"])
+    after = macs_per_image(model.arch)
+    channels = None  # of the cached features: all (layer-wise, unit "element")
+    if isinstance(kept, dict):
+        k, kept = sum(len(v) for v in kept.values()), {n: sorted(v) for n, v in kept.items()}
+    else:
+        k, kept = len(kept), sorted(kept)
+        if sel["unit"] == "channel":
+            channels = kept  # ascending: the order the compressed extractor holds them in
+    log(f"{title}: cut after {sel['cut_layer']}, {k} of {sel['n_candidates']} "
+        f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
+    dev = pick_device(device, log=log)
+    data = load_study_data(data_npz, split_npz, summary_json, dev)
+    compression = {"cut_layer": sel["cut_layer"], "unit": sel["unit"], "k": k,
+                   "n_candidates": sel["n_candidates"], "kept": kept, **extra}
+    return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
+                        checkpoint=model_out, predictions=predictions, config=config,
+                        title=title, log=log, features=features,
+                        channels=channels if features is not None else None,
+                        extra_metrics={"compression": compression,
+                                       "macs": {k: after[k] for k in ("features", "classifier",
+                                                                       "total")},
+                                       "source_model": str(e2e_model), "classes": data.classes})
+
+
+def _classifier_only(settings: TrainSettings, what: str) -> None:
+    if settings.train_only != "classifier":
+        raise ValueError(f"{what} trains the classifier only: settings.train_only must be "
+                         "'classifier'")
+
+
+def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
+                     history, metrics, curves, settings: TrainSettings, hidden, dropout: float,
+                     predictions=None, features=None, config: dict | None = None,
+                     device: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """(c) The cut, pruned e2e extractor frozen, a new classifier for k x H x W inputs trained
+    (on the cut layer's cached features when `features` names their folder)."""
+    _classifier_only(settings, "train_compressed")
+    sel = artifacts.read_json(selected_json)
+    model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], sel["selected"],
+                             hidden=hidden, dropout=dropout, seed=settings.seed)
+    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": settings.seed}
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=sel["selected"],
+                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
+                         model_out=model_out, history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings, title="compressed (c)",
+                         extra=extra, config=config, device=device, log=log, features=features)
+
+
+def train_control(*, e2e_model, cut_json, ranking_csv, selector: str,
+                  fraction: float | None, repeat: int, data_npz, split_npz, summary_json,
+                  model_out, history, metrics, curves, predictions, settings: TrainSettings,
+                  hidden, dropout: float, features=None, config: dict | None = None,
+                  device: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """One classifier-only training of the controls, trained like (c): the features `selector`
+    keeps (at the study's k, or at a frontier fraction; see `control_channels`), a new
+    classifier whose weights and batch order come from `settings.seed` (the study's seed +
+    repeat; the random selector draws its channels with that seed too)."""
+    _classifier_only(settings, "train_control")
+    chosen, sel = control_channels(e2e_model=e2e_model, cut_json=cut_json,
+                                   ranking_csv=ranking_csv, selector=selector,
+                                   fraction=fraction, seed=settings.seed)
+    model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], chosen, hidden=hidden,
+                             dropout=dropout, seed=settings.seed)
+    size = "the chosen k" if fraction is None else f"fraction {fraction:g}"
+    extra = {"selector": selector, "fraction": fraction, "repeat": repeat,
+             "seed": settings.seed, "selected": chosen}
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=chosen, data_npz=data_npz,
+                         split_npz=split_npz, summary_json=summary_json, model_out=model_out,
+                         history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings,
+                         title=f"{selector} at {size}, repeat {repeat}", extra=extra,
+                         config=config, device=device, log=log, features=features)
+
+
+def train_scratch(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
+                  history, metrics, curves, predictions, settings: TrainSettings, hidden,
+                  dropout: float, config: dict | None = None, device: str | None = None,
+                  log: Callable[[str], None] = print) -> dict:
+    """The compressed architecture (the cut prefix, the kept channels, a new classifier)
+    trained end to end from random weights: is the pruned e2e extractor worth anything?"""
+    if settings.train_only != "all":
+        raise ValueError("train_scratch trains every layer: settings.train_only must be 'all'")
+    sel = artifacts.read_json(selected_json)
+    arch, _ = arch_and_state(e2e_model)
+    new_arch = compressed_arch(arch, sel["cut_layer"], sel["unit"], sel["selected"], hidden,
+                               dropout)
+    torch.manual_seed(settings.seed)
+    model = build_model(new_arch)  # random weights; normalisation from the arch
+    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": settings.seed,
+             "from_scratch": True}
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=sel["selected"],
+                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
+                         model_out=model_out, history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings,
+                         title="compressed architecture from scratch", extra=extra,
+                         config=config, device=device, log=log)
+
+
+def finetune(*, compressed_model, e2e_model, data_npz, split_npz, summary_json, model_out,
+             history, metrics, curves, predictions, settings: TrainSettings,
+             config: dict | None = None, device: str | None = None,
+             log: Callable[[str], None] = print) -> dict:
+    """The trained compressed model, then every layer trained (fine-tuning; the caller sets
+    the lr, the search's x 0.1 in the study)."""
+    if settings.train_only != "all":
+        raise ValueError("finetune trains every layer: settings.train_only must be 'all'")
+    ckpt = load_checkpoint(compressed_model)
+    model = load_model(compressed_model)
+    comp = ckpt["arch"]["compression"]
+    candidates = comp["candidates"]  # layer-wise: {conv: channels before}
+    sel = {"cut_layer": comp["cut_layer"], "unit": comp["unit"],
+           "n_candidates": sum(candidates.values()) if isinstance(candidates, dict)
+           else candidates}
+    start = ckpt.get("metrics", {}).get("compression", {})  # the classifier-only run's record
+    extra = {"selector": start.get("selector", "si"), "fraction": None,
+             "repeat": start.get("repeat", 0), "seed": settings.seed,
+             "finetuned_from": str(compressed_model)}
+    if comp.get("method"):
+        extra["method"] = comp["method"]
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
+                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
+                         model_out=model_out, history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings,
+                         title=f"{'layer-wise pruned' if comp.get('method') else 'compressed (c)'}"
+                               f", fine-tuned"
+                               + (f" ({extra['selector']}, repeat {extra['repeat']})"
+                                  if comp.get("method") else ""), extra=extra, config=config,
+                         device=device, log=log)
+
+
+def train_layerwise(*, e2e_model, pruned_json, selector: str, repeat: int, width: int,
+                    data_npz, split_npz, summary_json, model_out, history, metrics, curves,
+                    predictions, settings: TrainSettings, dropout: float,
+                    hidden_si_json=None, si_batch_size: int = 500, features=None,
+                    config: dict | None = None, device: str | None = None,
+                    log: Callable[[str], None] = print) -> dict:
+    """A new classifier (one hidden layer of `width` units) on the frozen layer-wise pruned
+    extractor, classifier only, like (c). The channels of each conv are the layer-wise SI
+    choice (selector "si") or, with the same count per layer, the L1 or random control
+    (`layerwise.control_kept`, random drawn with settings.seed). hidden_si_json: also write
+    the SI and Center SI of the trained hidden layer on si_train (the width's design)."""
+    _classifier_only(settings, "train_layerwise")
+    pruned = artifacts.read_json(pruned_json)
+    cut = pruned["cut_layer"]
+    model, kept = pruned_network(e2e_model, pruned, selector, seed=settings.seed,
+                                 hidden=[width], dropout=dropout, data_npz=data_npz,
+                                 split_npz=split_npz, batch_size=si_batch_size,
+                                 device=pick_device(device), log=log)
+    sel = {"cut_layer": cut, "unit": "channel", "n_candidates": pruned["channels_before"]}
+    extra = {"method": "layerwise", "selector": selector, "fraction": None, "repeat": repeat,
+             "seed": settings.seed, "width": width}
+    out = _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=kept, data_npz=data_npz,
+                        split_npz=split_npz, summary_json=summary_json, model_out=model_out,
+                        history=history, metrics=metrics, curves=curves,
+                        predictions=predictions, settings=settings,
+                        title=f"layer-wise pruned, {selector}, width {width}, repeat {repeat}",
+                        extra=extra, config=config, device=device, log=log, features=features)
+    if hidden_si_json is not None:
+        dev = pick_device(device)
+        images, labels = subset_images(data_npz, split_npz, "si_train")
+        trained = load_model(model_out, map_location=dev)
+        h = hidden_separation(trained, images, labels, batch_size=si_batch_size, device=dev)
+        h.update(test_acc=out["test_acc"], val_acc=out["val_acc"],
+                 parameters=out["parameters"]["total"], macs=out["macs"]["total"],
+                 provenance=artifacts.provenance(settings={"model": str(model_out),
+                                                           "subset": "si_train",
+                                                           "precision": PRECISION}))
+        artifacts.write_json(hidden_si_json, h)
+        log(f"width {width}: hidden layer on si_train: SI {h['si']:.4f}, Center SI "
+            f"{h['center_si']:.4f}")
+    return out
+
+
+def train_layerwise_scratch(*, layerwise_model, e2e_model, repeat: int, data_npz, split_npz,
+                            summary_json, model_out, history, metrics, curves, predictions,
+                            settings: TrainSettings, config: dict | None = None,
+                            device: str | None = None,
+                            log: Callable[[str], None] = print) -> dict:
+    """The layer-wise pruned architecture (its channels per conv and its classifier, as in
+    `layerwise_model`) trained end to end from random weights initialised by settings.seed
+    (the study's seed + repeat): what the pruning is worth against the architecture alone
+    (Liu et al. 2019). One architecture serves every selector: their counts are the same."""
+    if settings.train_only != "all":
+        raise ValueError("train_layerwise_scratch trains every layer: settings.train_only must "
+                         "be 'all'")
+    arch = load_checkpoint(layerwise_model)["arch"]
+    comp = arch.get("compression") or {}
+    if comp.get("method") != "layerwise":
+        raise ValueError(f"{layerwise_model} is not a layer-wise pruned model (its compression "
+                         f"record is {comp or 'missing'})")
+    torch.manual_seed(settings.seed)
+    model = build_model(arch)  # random weights; the source's normalisation from the arch
+    sel = {"cut_layer": comp["cut_layer"], "unit": "channel",
+           "n_candidates": sum(comp["candidates"].values())}
+    extra = {"method": "layerwise", "selector": "architecture", "fraction": None,
+             "repeat": repeat, "seed": settings.seed, "from_scratch": True,
+             "architecture_of": str(layerwise_model)}
+    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
+                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
+                         model_out=model_out, history=history, metrics=metrics, curves=curves,
+                         predictions=predictions, settings=settings,
+                         title=f"layer-wise pruned architecture from scratch, repeat {repeat}",
+                         extra=extra, config=config, device=device, log=log)

@@ -4,18 +4,20 @@
 
 import os
 
+from sicompress import study
+
 ENV = "../../envs/sicompress.yaml"
 BENCHMARKS = "results/benchmarks"  # wall time and memory of every job (Snakemake benchmark files)
-MODELS = ["search", "e2e", "head", "compressed"]  # search: the chosen trial's model
-FINETUNE = config["compress"]["finetune_epochs"] > 0  # (c) fine-tuned end to end as well
-# Models with a layer SI table and plot: the study's four, and the fine-tuned one when made
-LAYERWISE = config["layerwise"]["enabled"]  # every conv of the prefix pruned by SI as well
+# The study's models and the switches that make them: sicompress/study.py lists them once
+MODELS = ["search", "e2e", "head", "compressed"]  # always made; search: the chosen trial's model
+FINETUNE = study.model("finetuned").made(config)  # (c) fine-tuned end to end as well
+SCRATCH = study.model("scratch").made(config)  # (c)'s architecture trained from scratch
+LAYERWISE = study.model("layerwise").made(config)  # every conv of the prefix pruned by SI as well
 # its recipes beyond classifier only: the pruned network fine-tuned end to end, and its
 # architecture trained from random weights
-LAYERWISE_FINETUNE = LAYERWISE and config["layerwise"]["finetune"]["epochs"] > 0
-LAYERWISE_SCRATCH = LAYERWISE and config["layerwise"]["scratch"]
-SI_MODELS = MODELS + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
-    + (["layerwise_finetuned"] if LAYERWISE_FINETUNE else [])
+LAYERWISE_FINETUNE = study.LAYERWISE_FINETUNE(config)
+LAYERWISE_SCRATCH = study.LAYERWISE_SCRATCH(config)
+SI_MODELS = study.made(config, layer_si=True)  # models with a layer SI table and plot
 CONTROLS = config["controls"]
 # Classifier-only trainings read their frozen extractor's outputs, computed once (cache_*)
 CACHED = config["classifier_features"]["source"] == "cached"
@@ -54,16 +56,12 @@ def get_trial_metrics():
 
 def get_trained(model, key):
     """File `key` (model, history, metrics, predictions or curves) of a trained model, by its
-    name in MODELS (or "scratch", "finetuned").
+    name in the study's list (sicompress/study.py).
     "search" is the search's chosen trial, which select_lr copies to results/search/."""
     if model == "search":
         return getattr(rules.select_lr.output, "model" if key == "model" else f"trial_{key}")
-    if model == "layerwise_finetuned":  # SI's channels, repeat 0: the study's own
-        return getattr(rules.finetune_layerwise.output, key).format(selector="si", repeat=0)
-    trainings = {"e2e": "train_e2e", "head": "train_head", "compressed": "train_compressed",
-                 "scratch": "train_scratch", "finetuned": "finetune",
-                 "layerwise": "choose_layerwise_width"}  # names: rules defined later are fine
-    return getattr(getattr(rules, trainings[model]).output, key)
+    m = study.model(model)
+    return getattr(getattr(rules, m.rule).output, key).format(**dict(m.wildcards))
 
 
 def get_trained_files(key):
@@ -81,15 +79,11 @@ def get_layer_si(model):
     return expand(rules.layer_si.output.table, model=model)[0]
 
 
-# Models built on e2e's extractor: their layer_si job reads e2e's table and checkpoint, and
-# copies the rows of the layers whose weights are e2e's (the search and e2e depend on nothing)
-LAYER_SI_FROM_E2E = ("head", "compressed", "finetuned")
-
-
 def get_layer_si_source(wildcards):
-    """Named inputs source_table and source_model (e2e's) of layer_si for the models of
-    LAYER_SI_FROM_E2E; none for the others."""
-    if wildcards.model not in LAYER_SI_FROM_E2E:
+    """Named inputs source_table and source_model (e2e's) of layer_si for the models built on
+    e2e's extractor (`from_e2e`): that job copies the rows of the layers whose weights are
+    e2e's; none for the others (the search and e2e depend on nothing)."""
+    if not study.model(wildcards.model).from_e2e:
         return {}
     return {"source_table": get_layer_si("e2e"), "source_model": get_trained("e2e", "model")}
 
@@ -211,16 +205,15 @@ def get_control_files(key):
 
 
 def get_control_references(wildcards=None):
-    """The models the controls are compared with: e2e, head, and scratch and finetuned when
-    made (named inputs e2e_metrics, e2e_predictions, e2e_model, ...)."""
-    names = ["e2e", "head"] + (["scratch"] if CONTROLS["scratch"] else []) \
-        + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
-        + (["layerwise_finetuned"] if LAYERWISE_FINETUNE else [])
+    """The models the controls are compared with (`study.references`: e2e, head, and the
+    optional ones made; named inputs e2e_metrics, e2e_predictions, e2e_model, ...)."""
+    names = study.references(config)
     return {f"{name}_{key}": get_trained(name, key) for name in names
             for key in ("metrics", "predictions", "model")}
 
 
 CLASSIFIER_KEYS = ("epochs", "lr", "step_size", "classifier_hidden", "dropout")
+ARCHITECTURE_KEYS = ("classifier_hidden", "dropout")
 
 
 def classifier_section(section):
@@ -229,11 +222,18 @@ def classifier_section(section):
     return {key: section[key] for key in CLASSIFIER_KEYS}
 
 
+def architecture_section(section):
+    """The keys of a config section that fix a classifier's architecture (hidden sizes and
+    dropout), and no other: the params of a training that takes only its architecture from the
+    section (the compressed architecture from scratch, on the e2e schedule)."""
+    return {key: section[key] for key in ARCHITECTURE_KEYS}
+
+
 def get_report_controls():
     """The report's named inputs of the optional controls: scratch_metrics, and
     finetuned_metrics with finetuned_layer_si_plot."""
     out = {}
-    if CONTROLS["scratch"]:
+    if SCRATCH:
         out["scratch_metrics"] = get_trained("scratch", "metrics")
     if FINETUNE:
         out["finetuned_metrics"] = get_trained("finetuned", "metrics")
@@ -257,9 +257,7 @@ def get_report_controls():
 def get_latency_names():
     """The models whose latency is measured, in the report's order (one per architecture:
     the controls at the chosen k share the compressed model's)."""
-    return ["e2e", "head", "compressed"] + (["scratch"] if CONTROLS["scratch"] else []) \
-        + (["finetuned"] if FINETUNE else []) + (["layerwise"] if LAYERWISE else []) \
-        + (["layerwise_finetuned"] if LAYERWISE_FINETUNE else [])
+    return study.made(config, latency=True)
 
 
 def get_latency_models(wildcards=None):
@@ -354,7 +352,7 @@ def get_benchmarks():
         + ([rules.cache_cut_features.benchmark] if CACHED else [])
         + [rules.train_compressed.benchmark]
         + controls
-        + ([rules.train_scratch.benchmark] if CONTROLS["scratch"] else [])
+        + ([rules.train_scratch.benchmark] if SCRATCH else [])
         + ([rules.finetune.benchmark] if FINETUNE else [])
         + [rules.measure_latency.benchmark, rules.summarize_controls.benchmark]
         + (get_layerwise_benchmarks() if LAYERWISE else [])

@@ -127,7 +127,7 @@ rule train_compressed:
         f"{BENCHMARKS}/train_compressed.tsv"
     params:
         train=config["train"],
-        compress=config["compress"],
+        compress=classifier_section(config["compress"]),
         seed=config["seed"],
     threads: 4
     resources:

@@ -72,7 +72,7 @@ rule train_scratch:
         f"{BENCHMARKS}/train_scratch.tsv"
     params:
         train=config["train"],
-        compress=config["compress"],
+        classifier=architecture_section(config["compress"]),
         seed=config["seed"],
     threads: 4
     resources:
@@ -108,7 +108,9 @@ rule finetune:
         f"{BENCHMARKS}/finetune.tsv"
     params:
         train=config["train"],
-        epochs=config["compress"]["finetune_epochs"],
+        # the (c) fine-tuning's schedule: compress.finetune_epochs at the search's lr x 0.1
+        schedule={"epochs": config["compress"]["finetune_epochs"], "lr": None,
+                  "step_size": None},
         seed=config["seed"],
     threads: 4
     resources:

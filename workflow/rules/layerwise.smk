@@ -195,7 +195,7 @@ rule finetune_layerwise:
     conda:
         ENV
     script:
-        "../scripts/finetune_layerwise.py"
+        "../scripts/finetune.py"
 
 
 rule train_layerwise_scratch:

@@ -3,7 +3,7 @@ Center SI of the trained hidden layer on si_train; the chosen width's model copi
 
 from pathlib import Path
 
-from sicompress.compression import choose_layerwise_width
+from sicompress.layerwise import choose_layerwise_width
 from sicompress.logs import step_log
 
 

@@ -1,6 +1,6 @@
 """Rule summarize_controls: the controls of (c) as tables (selectors, frontier, McNemar) and a plot."""
 
-from sicompress.controls import summarize_controls
+from sicompress.controls import REFERENCES, summarize_controls
 from sicompress.logs import step_log
 
 
@@ -9,11 +9,9 @@ def main(smk):
         i = smk.input
         runs = [dict(run, metrics=m, predictions=p, model=pt) for run, m, p, pt
                 in zip(smk.params.runs, i.metrics, i.predictions, i.models, strict=True)]
-        # scratch_* and finetuned_* are inputs only when configured
+        # the optional references (scratch_*, finetuned_*, ...) are inputs only when made
         refs = {name: {key: i.get(f"{name}_{key}") for key in ("metrics", "predictions", "model")}
-                if i.get(f"{name}_metrics") else None
-                for name in ("e2e", "head", "scratch", "finetuned", "layerwise",
-                                 "layerwise_finetuned")}
+                if i.get(f"{name}_metrics") else None for name in REFERENCES}
         summarize_controls(runs, refs, selectors_csv=smk.output.selectors,
                            frontier_csv=smk.output.frontier, mcnemar_csv=smk.output.mcnemar,
                            plot=smk.output.plot, log=log)

@@ -1,8 +1,7 @@
 """Rule train_compressed: (c)3-4 the pruned extractor frozen, a new classifier trained."""
 
 from sicompress.artifacts import read_json
-from sicompress.compression import train_compressed
-from sicompress.trainings import classifier_settings
+from sicompress.trainings import classifier_settings, train_compressed
 from sicompress.logs import step_log
 
 

@@ -2,9 +2,8 @@
 the chosen k or a frontier fraction, with the seed of its repeat."""
 
 from sicompress.artifacts import read_json
-from sicompress.compression import train_control
+from sicompress.trainings import classifier_settings, train_control
 from sicompress.logs import step_log
-from sicompress.trainings import classifier_settings
 
 
 def main(smk):

@@ -4,9 +4,8 @@ SI's channels (and measures the hidden layer on si_train); the control rule keep
 width and the same channel counts per layer, chosen by {selector}, with the seed of its repeat."""
 
 from sicompress.artifacts import read_json
-from sicompress.compression import train_layerwise
+from sicompress.trainings import classifier_settings, train_layerwise
 from sicompress.logs import step_log
-from sicompress.trainings import classifier_settings
 
 
 def main(smk):

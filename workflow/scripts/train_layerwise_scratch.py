@@ -2,9 +2,8 @@
 random weights with the e2e schedule (train.epochs at the searched lr and step), seed + repeat."""
 
 from sicompress.artifacts import read_json
-from sicompress.compression import train_layerwise_scratch
+from sicompress.trainings import e2e_settings, train_layerwise_scratch
 from sicompress.logs import step_log
-from sicompress.trainings import e2e_settings
 
 
 def main(smk):

@@ -2,8 +2,7 @@
 with the e2e schedule (train.epochs at the searched lr and step)."""
 
 from sicompress.artifacts import read_json
-from sicompress.compression import train_scratch
-from sicompress.trainings import e2e_settings
+from sicompress.trainings import e2e_settings, train_scratch
 from sicompress.logs import step_log
 
 
@@ -16,8 +15,8 @@ def main(smk):
                       summary_json=smk.input.summary, model_out=smk.output.model,
                       history=smk.output.history, metrics=smk.output.metrics,
                       curves=smk.output.curves, predictions=smk.output.predictions,
-                      settings=settings, hidden=p.compress["classifier_hidden"],
-                      dropout=p.compress["dropout"], config=smk.config, log=log)
+                      settings=settings, hidden=p.classifier["classifier_hidden"],
+                      dropout=p.classifier["dropout"], config=smk.config, log=log)
 
 
 if "snakemake" in globals():
