@@ -2,6 +2,7 @@
 trainings and the latency measurement."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -232,3 +233,19 @@ def test_latency_table_and_speedups(study, tmp_path):
     t = pd.DataFrame({"model": ["e2e", "e2e", "small", "small"], "batch_size": [1, 256, 1, 256],
                       "seconds_per_image": [4e-3, 1e-3, 1e-3, 5e-4]})
     assert latency.speedups(t)["speedup"].tolist() == [1.0, 1.0, 4.0, 2.0]
+
+
+def test_the_selector_list_is_the_schemas_and_the_figures():
+    """selectors.SELECTORS is the one list; the config schema (which cannot import it) and the
+    frontier's colours name the same selectors."""
+    import yaml
+
+    from sicompress.figures import SELECTOR_COLORS
+    from sicompress.selectors import SELECTORS
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")
+                            .read_text())
+    sel = schema["properties"]["controls"]["properties"]["selectors"]
+    assert sel["items"]["enum"] == list(SELECTORS)
+    assert sel["default"] == list(SELECTORS)
+    assert set(SELECTOR_COLORS) == set(SELECTORS)

@@ -167,6 +167,33 @@ def test_smoke_workflow_writes_every_output(smoke_run):
     assert not list(r.rglob("*.tmp*"))
 
 
+def test_the_study_list_says_where_each_model_is(smoke_run):
+    """sicompress.study lists the models; the smoke run (every switch on but the (c)
+    fine-tuning) wrote each one's files in the folder the list gives, and its metrics say
+    what the list says it is."""
+    import yaml
+
+    from sicompress import study
+
+    config = yaml.safe_load(SMOKE.read_text())
+    config.setdefault("compress", {})["finetune_epochs"] = 0
+    config["controls"] = {"scratch": True}
+    config["layerwise"] = {"enabled": True, "scratch": True, "finetune": {"epochs": 2}}
+    made = study.made(config)
+    assert made == ["search", "e2e", "head", "compressed", "scratch", "layerwise",
+                    "layerwise_finetuned"]
+    for name in made:
+        folder = smoke_run / study.model(name).folder
+        for f in ("model.pt", "metrics.json", "history.csv", "curves.png"):
+            assert (folder / f).is_file(), (name, f)
+    comp = {name: json.loads((smoke_run / study.model(name).folder / "metrics.json")
+                             .read_text()).get("compression", {}) for name in made}
+    assert comp["scratch"]["from_scratch"] is True
+    assert comp["layerwise"]["method"] == "layerwise" and comp["layerwise"]["selector"] == "si"
+    assert comp["layerwise_finetuned"]["finetuned_from"].endswith("layerwise/model.pt")
+    assert not (smoke_run / study.model("finetuned").folder).exists()
+
+
 def test_smoke_split_and_search(smoke_run):
     r = smoke_run / "results"
     summary = json.loads((r / "split/summary.json").read_text())
