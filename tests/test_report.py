@@ -22,7 +22,7 @@ from PIL import Image
 from sicompress import markdown_report as report
 from sicompress.compression import choose_features, rank_features
 from sicompress.data import prepare_data
-from sicompress.markdown_report import ModelArtefacts, ReportInputs, write_report
+from sicompress.markdown_report import ModelArtefacts, ReportInputs, cells, write_report
 from sicompress.model import load_model
 
 from conftest import ROOT, macs_by_hooks
@@ -121,7 +121,9 @@ def test_templates_are_package_data():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["sicompress"]
     templates = importlib.resources.files("sicompress") / "templates"
     names = sorted(p.name for p in templates.iterdir() if not p.name.startswith("."))
-    assert names == ["assumptions.md", "report.md.j2"]
+    # the template of every part of the report, the shared macros and the assumptions
+    assert names == sorted([f"{part.NAME}.md.j2" for part in report.PARTS]
+                           + ["macros.md.j2", "assumptions.md"])
     for name in names:  # each matched by a package-data pattern, so a wheel carries it
         assert any(Path("templates", name).match(p) for p in patterns), name
 
@@ -392,8 +394,8 @@ def test_benchmark_label():
 
 
 def test_counts_read_as_english():
-    assert report._plural(1, "epoch") == "epoch" and report._plural(20, "epoch") == "epochs"
-    assert report._plural(None, "epoch") == "epochs"
+    assert cells.plural(1, "epoch") == "epoch" and cells.plural(20, "epoch") == "epochs"
+    assert cells.plural(None, "epoch") == "epochs"
 
 
 @pytest.mark.workflow
