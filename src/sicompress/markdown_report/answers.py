@@ -89,8 +89,8 @@ def selectors(inputs: ReportInputs) -> dict | None:
 def layerwise_runs(inputs: ReportInputs) -> dict | None:
     """The layer-wise recipes: SI's channels against the others' in each recipe, and SI's
     pruned network (fine-tuned where it was) against its architecture from scratch."""
-    if inputs.layerwise_recipes is None:
-        return None
+    if inputs.layerwise_pruned is None or inputs.layerwise_recipes is None:
+        return None  # no layer-wise section, or no recipes table in it
     stats = layerwise.recipes(inputs.layerwise_recipes, None, None, None)["stats"]
     by_recipe = []
     for recipe in ("classifier only", "fine-tuned"):
@@ -128,8 +128,8 @@ def claim(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
     published share of parameters removed, within the study's bound on accuracy lost."""
     rows = {r["model"]: r for _, r in table.iterrows()}
     e2e = rows.get("e2e")
-    if inputs.layerwise_metrics is None or e2e is None:
-        return None
+    if inputs.layerwise_pruned is None or inputs.layerwise_metrics is None or e2e is None:
+        return None  # no layer-wise section, or no result table in it
     trained = [("classifier only", artifacts.read_json(inputs.layerwise_metrics))]
     if inputs.layerwise_finetuned_metrics is not None:
         trained.append(("fine-tuned", artifacts.read_json(inputs.layerwise_finetuned_metrics)))

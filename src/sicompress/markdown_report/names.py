@@ -19,6 +19,8 @@ MODEL_TITLES = {
 OTHER_MODEL_METRICS = {
     "scratch": "scratch",
     "finetuned": "finetuned",
+    "layerwise": "layerwise_metrics",
+    "layerwise_finetuned": "layerwise_finetuned_metrics",
 }
 
 # The compressed architecture trained otherwise: how each was trained, in the controls' table
