@@ -43,7 +43,8 @@ from .inputs import ModelArtefacts, ReportInputs
 from .layerwise import LAYERWISE_GOAL, LAYERWISE_MAX_LOSS
 from .layerwise import TITLE as LAYERWISE_TITLE
 from .names import MODEL_TITLES
-from .render import PARTS, TEMPLATES, environment, render_report, report_context, sections, write_report
+from .render import (PARTS, TEMPLATES, environment, render_report, report_context, sections,
+                     write_report)
 from .summary import SUMMARY_COLUMNS, summary_table
 from .wall_time import benchmark_label, read_benchmarks
 

@@ -53,7 +53,8 @@ class Numbers:
 
     def of(self, label: str) -> int:
         if label not in self.labels:
-            raise KeyError(f"no table or figure labelled {label!r} (labelled: {sorted(self.labels)})")
+            raise KeyError(f"no table or figure labelled {label!r} (labelled: "
+                           f"{sorted(self.labels)})")
         return self.labels[label]
 
 
