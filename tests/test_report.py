@@ -168,6 +168,7 @@ def test_report_against_its_sources(smoke_run):
     metrics = {m: json.loads((r / m / "metrics.json").read_text()) for m in MODELS}
     summary = pd.read_csv(r / "report/summary.csv")
 
+    e2e_row, comp_row = summary.iloc[1], summary.iloc[3]
     headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
     assert headings == report.sections(run_inputs(smoke_run))
     assert report.CONTROLS_TITLE in headings and report.LAYERWISE_TITLE in headings
@@ -248,6 +249,22 @@ def test_report_against_its_sources(smoke_run):
     assert t["reduction"].iloc[2] == \
         f"{100 * (e2e['params_total'] - comp['params_total']) / e2e['params_total']:.2f}%"
     assert "differs from the decisions above" not in md
+
+    # latency: each model's size is the one its training recorded (the layer-wise ones too)
+    t = table_starting(tables, "Measured time per image").set_index("model")
+    recorded = {m: r / m / "metrics.json" for m in ("e2e", "head", "compressed", "scratch")}
+    recorded.update(layerwise=r / "layerwise/metrics.json",
+                    layerwise_finetuned=r / "layerwise/finetuned/si/repeat~0/metrics.json")
+    assert set(t.index) == set(recorded)
+    for name, path in recorded.items():
+        assert t.loc[name, "params total"] == \
+            f"{json.loads(path.read_text())['parameters']['total']:,}", name
+
+    # the first screen: (c)'s cost against e2e, from summary.csv
+    cost = md[md.index("## Answers"):md.index("## Summary")]
+    assert f"{100 * (1 - comp_row['params_total'] / e2e_row['params_total']):.2f}% of the " \
+           f"parameters and {100 * (1 - comp_row['macs_total'] / e2e_row['macs_total']):.2f}% " \
+           f"of the multiply-accumulates per image removed" in cost
 
     # wall time: one row per benchmark file, seconds as written, the total their sum
     t = table_starting(tables, "Wall time per job")
