@@ -300,6 +300,7 @@ def test_report_against_its_sources(smoke_run):
         r / "layerwise/kept.png", r / "layerwise/width.png", r / "layerwise/layer_si.png"]}
     for n, (i, _) in enumerate(links, start=1):
         assert re.fullmatch(rf"\*Figure {n}: .+\*", lines[i + 2]), lines[i + 2]
+        assert lines[i - 1] == "", lines[i - 1]  # a paragraph of its own
 
 
 @pytest.mark.workflow

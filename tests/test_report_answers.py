@@ -236,3 +236,20 @@ def test_the_answers_come_first_and_link_to_headings(tmp_path):
     links = re.findall(r"\]\((#[^)]+)\)", answers_of(md))
     assert links and set(links) <= headings, (links, headings)
     assert "#selectors-at-the-chosen-k" in links
+
+
+def test_every_figure_is_a_paragraph_of_its_own(tmp_path):
+    """A figure right under a paragraph or a list item joins it (Markdown's lazy
+    continuation): the width's choice and the claim's bullets each end with a blank line."""
+    inputs = base_inputs(tmp_path)
+    files = layerwise_files(tmp_path, {("classifier only", "si"): [0.5, 0.5]}, 0.885)
+    for key, path in files.items():
+        setattr(inputs, key, path)
+    lw = tmp_path / "results/layerwise"
+    inputs.layerwise_kept_plot, inputs.layerwise_width_plot, inputs.layerwise_layer_si_plot = \
+        lw / "kept.png", lw / "width.png", lw / "layer_si.png"
+    lines = render(inputs, tmp_path).splitlines()
+    figures = [i for i, line in enumerate(lines) if line.startswith("![Figure")]
+    # the heatmap and one trial, two per model, the cut and feature SI, three layer-wise
+    assert len(figures) == 2 + 4 * 2 + 2 + 3
+    assert all(lines[i - 1] == "" for i in figures), [lines[i - 1] for i in figures if lines[i - 1]]
