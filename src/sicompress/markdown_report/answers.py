@@ -23,14 +23,12 @@ from .. import artifacts
 from . import compression, controls, layerwise
 from .cells import acc_sd, reduction
 from .inputs import ReportInputs
+from .names import SELECTOR_NAMES
 from .reading import OUTSIDE, SIGNIFICANCE, spread
 
 NAME = "answers"  # the section's template: templates/answers.md.j2
 TITLE = "Answers"
 CITES = True  # it cites the numbers of the other parts' tables: rendered after them
-
-# How the answers name the selectors, and the runs of the layer-wise recipes they compare
-SELECTOR_NAMES = {"si": "SI", "l1": "L1", "random": "random"}
 
 
 def headings(inputs: ReportInputs) -> list[str]:

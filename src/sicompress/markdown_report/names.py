@@ -35,6 +35,7 @@ LATENCY_ORDER = ("e2e", "head", "compressed", "scratch", "finetuned")
 
 # Channel selectors (the study's own first); others follow in alphabetical order
 SELECTOR_ORDER = ("si", "l1", "random")
+SELECTOR_NAMES = {"si": "SI", "l1": "L1", "random": "random"}  # in the answers' sentences
 
 # The layer-wise pruned network's recipes, in the order of its table, with what each trains
 LAYERWISE_RECIPES = {"classifier only": "frozen pruned extractor, a new classifier",
