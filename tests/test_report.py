@@ -22,7 +22,7 @@ from PIL import Image
 from sicompress import markdown_report as report
 from sicompress.compression import choose_features, rank_features
 from sicompress.data import prepare_data
-from sicompress.markdown_report import ModelArtefacts, ReportInputs, write_report
+from sicompress.markdown_report import ModelArtefacts, ReportInputs, cells, write_report
 from sicompress.model import load_model
 
 from conftest import ROOT, macs_by_hooks
@@ -121,7 +121,9 @@ def test_templates_are_package_data():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["sicompress"]
     templates = importlib.resources.files("sicompress") / "templates"
     names = sorted(p.name for p in templates.iterdir() if not p.name.startswith("."))
-    assert names == ["assumptions.md", "report.md.j2"]
+    # the template of every part of the report, the shared macros and the assumptions
+    assert names == sorted([f"{part.NAME}.md.j2" for part in report.PARTS]
+                           + ["macros.md.j2", "assumptions.md"])
     for name in names:  # each matched by a package-data pattern, so a wheel carries it
         assert any(Path("templates", name).match(p) for p in patterns), name
 
@@ -166,6 +168,7 @@ def test_report_against_its_sources(smoke_run):
     metrics = {m: json.loads((r / m / "metrics.json").read_text()) for m in MODELS}
     summary = pd.read_csv(r / "report/summary.csv")
 
+    e2e_row, comp_row = summary.iloc[1], summary.iloc[3]
     headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
     assert headings == report.sections(run_inputs(smoke_run))
     assert report.CONTROLS_TITLE in headings and report.LAYERWISE_TITLE in headings
@@ -247,6 +250,22 @@ def test_report_against_its_sources(smoke_run):
         f"{100 * (e2e['params_total'] - comp['params_total']) / e2e['params_total']:.2f}%"
     assert "differs from the decisions above" not in md
 
+    # latency: each model's size is the one its training recorded (the layer-wise ones too)
+    t = table_starting(tables, "Measured time per image").set_index("model")
+    recorded = {m: r / m / "metrics.json" for m in ("e2e", "head", "compressed", "scratch")}
+    recorded.update(layerwise=r / "layerwise/metrics.json",
+                    layerwise_finetuned=r / "layerwise/finetuned/si/repeat~0/metrics.json")
+    assert set(t.index) == set(recorded)
+    for name, path in recorded.items():
+        assert t.loc[name, "params total"] == \
+            f"{json.loads(path.read_text())['parameters']['total']:,}", name
+
+    # the first screen: (c)'s cost against e2e, from summary.csv
+    cost = md[md.index("## Answers"):md.index("## Summary")]
+    assert f"{100 * (1 - comp_row['params_total'] / e2e_row['params_total']):.2f}% of the " \
+           f"parameters and {100 * (1 - comp_row['macs_total'] / e2e_row['macs_total']):.2f}% " \
+           f"of the multiply-accumulates per image removed" in cost
+
     # wall time: one row per benchmark file, seconds as written, the total their sum
     t = table_starting(tables, "Wall time per job")
     bench = {report.benchmark_label(p)[1]: pd.read_csv(p, sep="\t")["s"].iloc[0]
@@ -281,6 +300,7 @@ def test_report_against_its_sources(smoke_run):
         r / "layerwise/kept.png", r / "layerwise/width.png", r / "layerwise/layer_si.png"]}
     for n, (i, _) in enumerate(links, start=1):
         assert re.fullmatch(rf"\*Figure {n}: .+\*", lines[i + 2]), lines[i + 2]
+        assert lines[i - 1] == "", lines[i - 1]  # a paragraph of its own
 
 
 @pytest.mark.workflow
@@ -392,8 +412,8 @@ def test_benchmark_label():
 
 
 def test_counts_read_as_english():
-    assert report._plural(1, "epoch") == "epoch" and report._plural(20, "epoch") == "epochs"
-    assert report._plural(None, "epoch") == "epochs"
+    assert cells.plural(1, "epoch") == "epoch" and cells.plural(20, "epoch") == "epochs"
+    assert cells.plural(None, "epoch") == "epochs"
 
 
 @pytest.mark.workflow

@@ -143,7 +143,11 @@ def headings(md: str) -> list[str]:
 
 def test_without_controls_the_report_has_no_trace_of_them(tmp_path):
     md = render(base_inputs(tmp_path), tmp_path)
-    assert headings(md) == report.SECTIONS == report.sections(base_inputs(tmp_path))
+    assert headings(md) == report.sections(base_inputs(tmp_path)) == [
+        "Answers", "Summary", "Learning-rate search",
+        "Learning-rate search: the chosen trial's model", "End-to-end training (a)",
+        "Frozen features, new classifier (b)", "Compressed model (c)", "Compression",
+        "Wall time per job", "Assumptions"]
     assert report.CONTROLS_TITLE not in md and "frontier.png" not in md
     assert "### Selectors at the chosen k" not in md and "### McNemar" not in md
     assert re.search(r"^!\[Figure 1\]\(\.\./lr_search/heatmap\.png\)$", md, flags=re.M)
@@ -230,3 +234,25 @@ def test_a_frontier_without_runs_shows_no_table(tmp_path):
     inputs.frontier_csv, inputs.selectors_csv = files["frontier_csv"], files["selectors_csv"]
     md = render(inputs, tmp_path)
     assert "### Selectors at the chosen k" in md and "### Accuracy against size" not in md
+
+
+def test_latency_rows_of_the_layerwise_models_have_their_size(tmp_path):
+    """The latency table's parameters and MACs of the layer-wise models (classifier only and
+    fine-tuned) are those their metrics.json record, as for every other row."""
+    inputs = base_inputs(tmp_path)
+    r = tmp_path / "results"
+    lw = write_training(r / "layerwise", test_acc=0.5, parameters=1234, macs=56789)
+    ft = write_training(r / "layerwise/finetuned/si/repeat~0", test_acc=0.6, parameters=1234,
+                        macs=56789)
+    inputs.layerwise_metrics, inputs.layerwise_finetuned_metrics = lw["metrics"], ft["metrics"]
+    inputs.latency_csv = write_csv(r / "latency/latency.csv", [
+        {"model": m, "batch_size": 1, "seconds_per_image": 1e-3, "iqr_seconds_per_image": 1e-4,
+         "measurements": 10, "device": "cpu", "threads": 1}
+        for m in ("e2e", "compressed", "layerwise", "layerwise_finetuned")])
+    t = table_starting(md_tables(render(inputs, tmp_path)), "Measured time per image")
+    t = t.set_index("model")
+    for name in ("layerwise", "layerwise_finetuned"):
+        assert (t.loc[name, "params total"], t.loc[name, "MACs total"]) == ("1,234", "56,789"), name
+    # e2e's from its checkpoint's arch, as in the summary
+    summary = pd.read_csv(r / "report/summary.csv").set_index("model")
+    assert t.loc["e2e", "params total"] == f"{summary.loc['e2e', 'params_total']:,}"

@@ -1,0 +1,226 @@
+"""The controls of part (c) (files written by sicompress.controls and the latency rule): SI's
+channels against L1's and random ones at the chosen k, the pruned architecture trained from
+scratch and fine-tuned, McNemar's test against e2e, latency, and the accuracy-size frontier."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from .. import artifacts
+from ..stats import mean_sd
+from .cells import acc_sd, count, frame, missing, p_value, pct, plural, pp, seconds
+from .inputs import ReportInputs
+from .names import CONTROL_TRAINED, LATENCY_ORDER, OTHER_MODEL_METRICS, selector_order
+from .reading import ONE_REPEAT, SIGNIFICANCE, WITHIN, spread
+
+NAME = "controls"  # the section's template: templates/controls.md.j2
+TITLE = "Controls of the compression"
+SELECTORS_TITLE = "Selectors at the chosen k"  # its ### headings, linked from the answers
+MCNEMAR_TITLE = "McNemar's test against e2e"
+FILES = ("selectors_csv", "frontier_csv", "frontier_plot", "mcnemar_csv", "latency_csv",
+         "scratch", "finetuned")  # the fields of ReportInputs this section shows
+
+
+def has_controls(inputs: ReportInputs) -> bool:
+    return any(getattr(inputs, name) is not None for name in FILES)
+
+
+def headings(inputs: ReportInputs) -> list[str]:
+    return [TITLE] if has_controls(inputs) else []
+
+
+def selectors(path: Path) -> dict:
+    """SI, l1 and random at the chosen k: mean ± sd over repeats, the values, sentences."""
+    runs = pd.read_csv(path)
+    stats, rows = {}, []
+    for sel in selector_order(runs["selector"]):
+        part = runs[runs["selector"] == sel].sort_values("repeat")
+        mean, sd = mean_sd(part["test_acc"])
+        stats[sel] = {"mean": mean, "sd": sd, "n": len(part)}
+        ks = sorted(set(int(k) for k in part["k"]))
+        rows.append([sel, ", ".join(map(str, ks)), count(len(part)), acc_sd(mean, sd),
+                     ", ".join(pct(a) for a in part["test_acc"])])
+    ref = stats.get("si")
+    for row, sel in zip(rows, stats):
+        row.insert(4, "" if ref is None or sel == "si" else pp(stats[sel]["mean"] - ref["mean"]))
+    sentences = []
+    for sel, st in stats.items():
+        if ref is None or sel == "si":
+            continue
+        delta = ref["mean"] - st["mean"]
+        text = (f"SI minus {sel}: {pp(delta)} in mean test accuracy (SI {acc_sd(ref['mean'], ref['sd'])} "
+                f"over {ref['n']} {plural(ref['n'], 'repeat')}, {sel} {acc_sd(st['mean'], st['sd'])} "
+                f"over {st['n']} {plural(st['n'], 'repeat')})")
+        reading, larger = spread(ref, st)
+        if reading == ONE_REPEAT:
+            text += "; one repeat cannot separate them (it gives no sd to compare the difference with)."
+        elif reading == WITHIN:
+            text += f"; within the spread (|Δ| ≤ the larger sd, {100 * larger:.2f} pp)."
+        else:
+            text += (f"; |Δ| is larger than either sd (the larger is {100 * larger:.2f} pp), "
+                     f"over {min(ref['n'], st['n'])} repeats.")
+        sentences.append(text)
+    n = sorted(set(st["n"] for st in stats.values()))
+    ks = sorted(set(int(k) for k in runs["k"]))
+    return {"table": frame(rows, ["selector", "k", "repeats", "test acc mean ± sd",
+                                  "Δ mean vs si", "each repeat"]),
+            "sentences": sentences, "repeats": n, "stats": stats, "k": ks,
+            "n_candidates": sorted(set(int(c) for c in runs["n_candidates"]))}
+
+
+def frontier(path: Path) -> pd.DataFrame | None:
+    """Mean ± sd over repeats per selector and k; None when the frontier has no run."""
+    runs = pd.read_csv(path)
+    if runs.empty:
+        return None
+    rows = []
+    for sel in selector_order(runs["selector"]):
+        part = runs[runs["selector"] == sel]
+        for k, g in sorted(part.groupby("k"), key=lambda kg: kg[0]):
+            mean, sd = mean_sd(g["test_acc"])
+            fractions = ", ".join(f"{f:g}" for f in sorted(set(g["fraction"])))
+            g = g.sort_values("repeat")
+            rows.append([sel, fractions, count(k), count(g["params_total"].iloc[0]),
+                         count(g["macs_total"].iloc[0]), count(len(g)), acc_sd(mean, sd),
+                         ", ".join(pct(a) for a in g["test_acc"])])
+    return frame(rows, ["selector", "fraction", "k", "params total", "MACs total", "repeats",
+                        "test acc mean ± sd", "each repeat"])
+
+
+def other_model(path: Path | None) -> dict | None:
+    """test_acc, params and MACs (total) of a training's metrics.json."""
+    if path is None:
+        return None
+    m = artifacts.read_json(path)
+    if "test_acc" not in m:
+        raise ValueError(f"{path} has no test_acc")
+    return {"test_acc": float(m["test_acc"]),
+            "params_total": (m.get("parameters") or {}).get("total", math.nan),
+            "macs_total": (m.get("macs") or {}).get("total", math.nan)}
+
+
+def model_costs(inputs: ReportInputs, table: pd.DataFrame) -> dict[str, dict]:
+    """test_acc, params_total and macs_total of every model the report has, by its name in
+    latency.csv and mcnemar.csv: the summary's, and each of OTHER_MODEL_METRICS given."""
+    costs = {r["model"]: {"test_acc": float(r["test_acc"]), "params_total": r["params_total"],
+                          "macs_total": r["macs_total"]} for _, r in table.iterrows()}
+    for name, key in OTHER_MODEL_METRICS.items():
+        other = other_model(getattr(inputs, key))
+        if other is not None:
+            costs[name] = other
+    return costs
+
+
+def versus(inputs: ReportInputs, costs: dict, selectors: dict | None) -> dict | None:
+    """The pruned model (classifier only) against the same architecture trained from scratch,
+    and against the fine-tuned model: one run each."""
+    if inputs.scratch is None and inputs.finetuned is None:
+        return None
+    rows = []
+    e2e_acc = costs["e2e"]["test_acc"] if "e2e" in costs else math.nan
+    for name in ("compressed", "scratch", "finetuned"):
+        if name not in costs:
+            continue
+        c = costs[name]
+        rows.append([name, CONTROL_TRAINED[name], pct(c["test_acc"]),
+                     pp(c["test_acc"] - e2e_acc), count(c["params_total"]),
+                     count(c["macs_total"])])
+    sentences = []
+    if "compressed" in costs:
+        for name in ("scratch", "finetuned"):
+            if name in costs:
+                delta = costs[name]["test_acc"] - costs["compressed"]["test_acc"]
+                text = (f"{name} minus compressed: {pp(delta)} ({pct(costs[name]['test_acc'])} "
+                        f"against {pct(costs['compressed']['test_acc'])}), one run each")
+                si = (selectors or {}).get("stats", {}).get("si")
+                if si and si["n"] > 1 and not missing(si["sd"]):
+                    text += (f"; the sd of SI's repeats at the chosen k, {100 * si['sd']:.2f} pp, "
+                             f"is the scale of run-to-run variation to read it against.")
+                else:
+                    text += "; one run each gives no spread to read the difference against."
+                sentences.append(text)
+    return {"table": frame(rows, ["model", "trained", "test acc", "Δ vs e2e", "params total",
+                                  "MACs total"]),
+            "sentences": sentences, "heading": versus_title(inputs)}
+
+
+def versus_title(inputs: ReportInputs) -> str:
+    """The ### heading of the pruned model against the same architecture trained otherwise."""
+    return ", ".join(["Pruned"] + ["from scratch"] * (inputs.scratch is not None)
+                     + ["fine-tuned"] * (inputs.finetuned is not None))
+
+
+def mcnemar(path: Path) -> dict:
+    t = pd.read_csv(path)
+    rows = [[r["model"], count(r["n"]), count(r["both_correct"]), count(r["only_model"]),
+             count(r["only_e2e"]), count(r["both_wrong"]), p_value(r["p_value"]),
+             pct(r["test_acc_model"]), pct(r["test_acc_e2e"])] for _, r in t.iterrows()]
+    below = [str(m) for m, p in zip(t["model"], t["p_value"]) if float(p) < SIGNIFICANCE]
+    above = [str(m) for m, p in zip(t["model"], t["p_value"]) if float(p) >= SIGNIFICANCE]
+    return {"title": MCNEMAR_TITLE,
+            "table": frame(rows, ["model", "images", "both right", "only model right",
+                                  "only e2e right", "both wrong", "p-value", "test acc model",
+                                  "test acc e2e"]),
+            "below": below, "above": above, "level": SIGNIFICANCE,
+            "p": {str(m): float(p) for m, p in zip(t["model"], t["p_value"])},
+            "n": [count(n) for n in sorted(set(int(n) for n in t["n"]))]}
+
+
+def latency(path: Path, costs: dict) -> dict:
+    t = pd.read_csv(path)
+    for col in ("model", "batch_size", "seconds_per_image", "iqr_seconds_per_image",
+                "measurements", "device", "threads"):
+        if col not in t.columns:
+            raise ValueError(f"{path} has no column {col!r} (has {list(t.columns)})")
+    batches = sorted(int(b) for b in set(t["batch_size"]))
+    models = [m for m in LATENCY_ORDER if m in set(t["model"])] + \
+        sorted(set(t["model"]) - set(LATENCY_ORDER))
+    e2e = {int(r["batch_size"]): float(r["seconds_per_image"])
+           for _, r in t[t["model"] == "e2e"].iterrows()}
+    rows = []
+    for m in models:
+        part = t[t["model"] == m]
+        c = costs.get(m, {})
+        row = [m, count(c.get("params_total")), count(c.get("macs_total"))]
+        for b in batches:
+            hit = part[part["batch_size"] == b]
+            if hit.empty:
+                row += ["–", "–"]
+                continue
+            r = hit.iloc[0]
+            sec = float(r["seconds_per_image"])
+            row += [f"{seconds(sec)} (IQR {seconds(r['iqr_seconds_per_image'])}, "
+                    f"{count(r['measurements'])} runs)",
+                    f"{e2e[b] / sec:.2f}×" if b in e2e and sec > 0 else "–"]
+        row += [", ".join(sorted(set(map(str, part["device"])))),
+                ", ".join(str(x) for x in sorted(set(int(x) for x in part["threads"])))]
+        rows.append(row)
+    columns = ["model", "params total", "MACs total"]
+    for b in batches:
+        columns += [f"batch {b}: time per image (median)", f"batch {b}: speed-up vs e2e"]
+    columns += ["device", "threads"]
+    return {"table": frame(rows, columns), "align": "lrr" + "rr" * len(batches) + "lr",
+            "batches": batches}
+
+
+def context(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
+    """Everything the section shows; None without its inputs."""
+    if not has_controls(inputs):
+        return None
+    costs = model_costs(inputs, table)
+    sel = selectors(inputs.selectors_csv) if inputs.selectors_csv is not None else None
+    return {
+        "title": TITLE,
+        "cut_layer": artifacts.read_json(inputs.selected)["cut_layer"],
+        "selectors": sel,
+        "selectors_title": SELECTORS_TITLE,
+        "versus": versus(inputs, costs, sel),
+        "mcnemar": mcnemar(inputs.mcnemar_csv) if inputs.mcnemar_csv is not None else None,
+        "latency": latency(inputs.latency_csv, costs) if inputs.latency_csv is not None else None,
+        "frontier": frontier(inputs.frontier_csv) if inputs.frontier_csv is not None else None,
+        "frontier_plot": inputs.frontier_plot,
+        "finetuned_layer_si_plot": inputs.finetuned_layer_si_plot,
+    }
