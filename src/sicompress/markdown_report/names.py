@@ -1,18 +1,17 @@
 """The study's models, selectors, recipes and jobs as the report names and orders them.
 
-The one place the report lists them; the sections read them from here. (The workflow lists
-the same models in `workflow/rules/common.smk`; a model added there is named here.)
+The one place the report reads them from; the sections read them from here. The models and
+the selectors themselves are listed once for the whole package (`sicompress.study`,
+`selectors.SELECTORS`); what is here is how the report shows them.
 """
 
 from __future__ import annotations
 
-# The trained models of the summary (`ReportInputs.models`): the heading of each one's section
-MODEL_TITLES = {
-    "search": "Learning-rate search: the chosen trial's model",
-    "e2e": "End-to-end training (a)",
-    "head": "Frozen features, new classifier (b)",
-    "compressed": "Compressed model (c)",
-}
+from .. import study
+from ..selectors import SELECTORS
+
+# The heading of each trained model's section (`ReportInputs.models`), by its name
+MODEL_TITLES = {m.name: m.title for m in study.MODELS}
 
 # Models beyond the summary's, by their name in latency.csv and mcnemar.csv: the field of
 # ReportInputs that holds each one's metrics.json (test accuracy, parameters, MACs)
@@ -23,18 +22,14 @@ OTHER_MODEL_METRICS = {
     "layerwise_finetuned": "layerwise_finetuned_metrics",
 }
 
-# The compressed architecture trained otherwise: how each was trained, in the controls' table
-CONTROL_TRAINED = {
-    "compressed": "classifier only, on the frozen pruned extractor (SI's channels)",
-    "scratch": "end to end from random initial weights, same architecture",
-    "finetuned": "the compressed model, fine-tuned",
-}
+# How each model was trained, in the controls' table (the compressed architecture's ones)
+CONTROL_TRAINED = {m.name: m.trained for m in study.MODELS}
 
-# Rows of the latency table; models not named here follow in alphabetical order
-LATENCY_ORDER = ("e2e", "head", "compressed", "scratch", "finetuned")
+# Rows of the latency table: the study's timed models in its order; others alphabetically
+LATENCY_ORDER = tuple(m.name for m in study.MODELS if m.latency)
 
 # Channel selectors (the study's own first); others follow in alphabetical order
-SELECTOR_ORDER = ("si", "l1", "random")
+SELECTOR_ORDER = SELECTORS
 SELECTOR_NAMES = {"si": "SI", "l1": "L1", "random": "random"}  # in the answers' sentences
 
 # The layer-wise pruned network's recipes, in the order of its table, with what each trains
