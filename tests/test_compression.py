@@ -147,7 +147,8 @@ def candidates(x: np.ndarray, unit: str) -> list[np.ndarray]:
     return [flat[:, f].astype(np.float64) for f in range(flat.shape[1])]
 
 
-def greedy_by_sklearn(features: list[np.ndarray], y: np.ndarray) -> tuple[list[int], list[float], int]:
+def greedy_by_sklearn(features: list[np.ndarray],
+                      y: np.ndarray) -> tuple[list[int], list[float], int]:
     """Forward selection written plainly: at every step the candidate whose addition gives
     the highest leave-one-out 1-NN accuracy, ties to the lowest index.
     -> (order, SI curve, steps where two or more candidates shared the highest SI)."""
@@ -210,7 +211,8 @@ def test_ranking_and_k_against_sklearn(tmp_path, monkeypatch, unit, n_candidates
     assert info["center_si_all"] == pytest.approx(sklearn_csi(everything, train[1]), abs=1e-12)
     assert (info["n_candidates"], info["shape"], info["n_samples"], info["n_samples_test"]) == \
         (n_candidates, [5, 1, 2], 60, 30)
-    assert (info["steps"], info["stopped"], info["cut_layer"]) == (n_candidates, "exhausted", "pool2")
+    assert (info["steps"], info["stopped"], info["cut_layer"]) == \
+        (n_candidates, "exhausted", "pool2")
 
     for tolerance in (0.02, 0.1):
         # k: the fewest features whose SI reaches the best SI minus the tolerance
