@@ -18,7 +18,7 @@ from sicompress.selectors import (choose_channels, cut_conv_weight, k_of_fractio
 from sicompress.si import si_curve
 from sicompress.training import TrainSettings
 
-from conftest import synthetic_study
+from conftest import macs_by_hooks, synthetic_study
 
 QUIET = {"log": lambda m: None}
 
@@ -263,7 +263,10 @@ def test_latency_table_and_speedups(study, tmp_path):
     assert pd.read_csv(tmp_path / "latency.csv").shape == (4, len(latency.COLUMNS))
     assert list(table["model"]) == ["e2e", "e2e", "again", "again"]
     assert list(table["batch_size"]) == [1, 64, 1, 64]
-    assert (table["seconds_per_image"] > 0).all() and (table["measurements"] >= 1).all()
+    # the cost columns against counts made apart: torch's parameters, MACs by forward hooks
+    model = load_model(study / "model.pt")
+    assert set(table["parameters"]) == {sum(p.numel() for p in model.parameters())}
+    assert set(table["macs"]) == {macs_by_hooks(model)["total"]}
     # speed-up by hand on a made-up table
     t = pd.DataFrame({"model": ["e2e", "e2e", "small", "small"], "batch_size": [1, 256, 1, 256],
                       "seconds_per_image": [4e-3, 1e-3, 1e-3, 5e-4]})
