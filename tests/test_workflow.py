@@ -14,6 +14,7 @@ import pytest
 import yaml
 import torch
 from scipy.stats import binomtest
+from sklearn.neighbors import NearestCentroid, NearestNeighbors
 
 from sicompress.decisions import choose_cut, choose_k
 from sicompress.layer_si import layer_output
@@ -411,7 +412,23 @@ def test_smoke_layer_si(smoke_run):
             assert part["layer"].tolist()[extractor:] == ["fc1", "logits"]
             assert part["kind"].tolist()[extractor:] == ["fc", "logits"]
             assert part["channels"].tolist()[extractor:] == [16, 10]
-        assert t["si"].between(0, 1).all() and t["center_si"].between(0, 1).all()
+    # the input rows against scikit-learn on the normalised si_train and si_test images
+    data, split = np.load(r / "data/cifar10.npz"), np.load(r / "split/split.npz")
+    for model, t in tables.items():
+        normalize = load_model(r / f"{model}/model.pt").normalize
+        for part, x, y in (("train", data["x_train"], data["y_train"]),
+                           ("test", data["x_test"], data["y_test"])):
+            x, y = x[split[f"si_{part}"]], y[split[f"si_{part}"]]
+            with torch.no_grad():
+                flat = normalize(torch.from_numpy(x).permute(0, 3, 1, 2)).flatten(1).double()
+            flat = flat.numpy()
+            idx = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(flat).kneighbors(
+                flat, return_distance=False)
+            assert (idx[:, 0] == np.arange(len(flat))).all()  # no duplicate images
+            row = t[(t["split"] == part) & (t["layer"] == "input")].iloc[0]
+            assert row["si"] == pytest.approx(np.mean(y[idx[:, 1]] == y), abs=1e-12), model
+            assert row["center_si"] == pytest.approx(
+                NearestCentroid().fit(flat, y).score(flat, y), abs=1e-12), model
 
     e2e, head, comp = tables["e2e"], tables["head"], tables["compressed"]
     source = "results/e2e/layer_si.csv"
