@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from sicompress.controls import summarize_controls
-from sicompress.cost import macs_per_image
+from sicompress.model import build_model
 from sicompress.stats import mean_sd
 
+from conftest import macs_by_hooks
 from control_files import LABELS, arch, write_run, write_training
 
 SELECTORS = ["si", "l1", "random"]
@@ -119,7 +120,7 @@ def test_macs_counted_from_the_checkpoint_when_not_recorded(study, monkeypatch):
     monkeypatch.setattr(figures, "plot_frontier",
                         lambda frontier, path, chosen, references: seen.update(references))
     summarize(tmp_path, runs, refs)
-    assert seen["e2e"]["macs_total"] == macs_per_image(arch())["total"]
+    assert seen["e2e"]["macs_total"] == macs_by_hooks(build_model(arch()))["total"]
     assert seen["scratch"] == {"test_acc": pytest.approx(37 / 40), "params_total": 607,
                                "macs_total": 6005}
 
