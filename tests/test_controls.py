@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from sicompress.controls import summarize_controls
-from sicompress.cost import macs_per_image
+from sicompress.model import build_model
+from sicompress.stats import mean_sd
 
+from conftest import macs_by_hooks
 from control_files import LABELS, arch, write_run, write_training
 
 SELECTORS = ["si", "l1", "random"]
@@ -73,12 +75,24 @@ def test_tables_have_one_row_per_run(study):
 
 
 def test_mean_and_sd_by_hand(study):
+    """The repeats of a table, summarised as the report does (stats.mean_sd), by hand."""
     tmp_path, runs, refs = study
     tables, _ = summarize(tmp_path, runs, refs)
     sel = tables["selectors"]
-    l1 = sel[sel["selector"] == "l1"]["test_acc"]
-    # l1: 0.88, 0.89, 0.93: mean 0.9, deviations -0.02, -0.01, 0.03, sd sqrt(0.0014 / 2)
-    assert l1.mean() == pytest.approx(0.9) and l1.std() == pytest.approx((0.0014 / 2) ** 0.5)
+    l1 = sel[sel["selector"] == "l1"]["test_acc"].tolist()
+    assert l1 == [0.88, 0.89, 0.93]  # repeats 0, 1, 2 as their metrics.json record them
+    # mean 0.9; deviations -0.02, -0.01, 0.03; sd = sqrt((0.0004 + 0.0001 + 0.0009) / 2)
+    # = sqrt(0.0007) = 0.0264575131...
+    mean, sd = mean_sd(l1)
+    assert mean == pytest.approx(0.9, abs=1e-12)
+    assert sd == pytest.approx(0.026457513110645906, rel=1e-9)
+    fr = tables["frontier"]
+    part = fr[(fr["selector"] == "random") & (fr["fraction"] == 0.25)]["test_acc"].tolist()
+    assert part == pytest.approx([0.825, 0.835])  # 0.7 + 0.25 / 2 + repeat / 100
+    # mean 0.83; deviations -0.005, 0.005; sd = sqrt(2 * 0.000025 / 1) = 0.0070710678...
+    mean, sd = mean_sd(part)
+    assert mean == pytest.approx(0.83, abs=1e-12)
+    assert sd == pytest.approx(0.0070710678118654755, rel=1e-9)
 
 
 def test_mcnemar_counts_by_hand(study):
@@ -106,7 +120,7 @@ def test_macs_counted_from_the_checkpoint_when_not_recorded(study, monkeypatch):
     monkeypatch.setattr(figures, "plot_frontier",
                         lambda frontier, path, chosen, references: seen.update(references))
     summarize(tmp_path, runs, refs)
-    assert seen["e2e"]["macs_total"] == macs_per_image(arch())["total"]
+    assert seen["e2e"]["macs_total"] == macs_by_hooks(build_model(arch()))["total"]
     assert seen["scratch"] == {"test_acc": pytest.approx(37 / 40), "params_total": 607,
                                "macs_total": 6005}
 

@@ -30,20 +30,25 @@ def claimer(folder, n, env=None):
     return proc, int(proc.stdout.readline())
 
 
-def test_each_job_claims_a_free_gpu_and_a_killed_job_frees_it(tmp_path):
+def test_each_job_claims_a_free_gpu_and_a_killed_job_frees_it(tmp_path, monkeypatch):
     a, ia = claimer(tmp_path, 2)
     b, ib = claimer(tmp_path, 2)
     assert (ia, ib) == (0, 1)
-    c, ic = claimer(tmp_path, 2)  # more jobs than GPUs: shares one and says so
-    assert ic == c.pid % 2
+    # more jobs than GPUs: a third job shares the GPU of index pid mod 2 and says so
+    lines = []
+    with monkeypatch.context() as m:
+        for pid, shared in ((7, 1), (10, 0)):  # 7 mod 2 = 1, 10 mod 2 = 0
+            m.setattr(os, "getpid", lambda pid=pid: pid)
+            assert claim_gpu(2, tmp_path, log=lines.append) == shared
+    assert len(lines) == 2 and "all 2 GPUs are claimed by other jobs; sharing GPU 1" in lines[0]
+    assert "sharing GPU 0" in lines[1]
     a.kill()  # SIGKILL: the kernel drops the lock
     a.wait()
     d, id_ = claimer(tmp_path, 2)
     assert id_ == 0
-    for p in (b, c, d):
+    for p in (b, d):
         p.stdin.close()
         p.wait(timeout=30)
-    assert "sharing GPU" in c.stderr.read()
     assert "claimed GPU 0 (id 0) of 2" in d.stderr.read()
     assert a.returncode == -signal.SIGKILL
 

@@ -1,6 +1,7 @@
 """Cached features of a frozen extractor (`feature_cache`): what is stored, against the model's
 own layer output (`activations.layer_activations`); and a classifier trained on them, against
-the same classifier trained through the frozen extractor on the images, augmentation off, same seed."""
+the same classifier trained through the frozen extractor on the images, augmentation off,
+same seed."""
 
 import json
 

@@ -19,7 +19,7 @@ from sicompress.selectors import (choose_channels, cut_conv_weight, k_of_fractio
 from sicompress.si import si_curve
 from sicompress.training import TrainSettings
 
-from conftest import synthetic_study
+from conftest import macs_by_hooks, synthetic_study
 
 QUIET = {"log": lambda m: None}
 
@@ -43,15 +43,45 @@ def test_l1_channels_by_hand():
         choose_channels("l1", 2, unit="element", n_candidates=4, conv_weight=w)
 
 
+# L1 norms given by hand to the 8 filters of conv2_1 and of conv2_2 of the tiny VGG below, and
+# the order they put the filters in, largest norm first (distinct norms: no tie to break).
+# Each norm is spread over a given number of weights, so that the order by L2 norm or by the
+# largest weight is another: only the L1 norm gives this order.
+CONV2_1_NORMS, CONV2_1_ORDER = [5.0, 3.0, 8.0, 1.0, 7.0, 2.0, 6.0, 4.0], [2, 4, 6, 0, 7, 1, 5, 3]
+CONV2_1_SPREAD = [36, 1, 36, 2, 9, 1, 36, 4]  # of 4 x 3 x 3 weights
+CONV2_2_NORMS, CONV2_2_ORDER = [2.0, 7.0, 4.0, 9.0, 1.0, 6.0, 3.0, 8.0], [3, 7, 1, 5, 2, 6, 0, 4]
+CONV2_2_SPREAD = [1, 72, 4, 72, 1, 18, 2, 72]  # of 8 x 3 x 3 weights
+
+
+def set_filter_norms(model: torch.nn.Module, conv: str, norms: list[float], spread: list[int],
+                     seed: int) -> None:
+    """Give filter o of `conv` the L1 norm norms[o]: its first spread[o] weights are
+    +-norms[o] / spread[o] (random signs), the others 0."""
+    w = getattr(model.features, conv).conv.weight
+    signs = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed)).sign()
+    values = torch.zeros(w.shape[0], w[0].numel())
+    for o, (norm, m) in enumerate(zip(norms, spread)):
+        values[o, :m] = norm / m
+    with torch.no_grad():
+        w.copy_(signs * values.reshape(w.shape))
+
+
 def test_l1_of_the_cut_conv_of_a_model():
     torch.manual_seed(0)
     model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
+    set_filter_norms(model, "conv2_1", CONV2_1_NORMS, CONV2_1_SPREAD, seed=1)
+    set_filter_norms(model, "conv2_2", CONV2_2_NORMS, CONV2_2_SPREAD, seed=2)
     state = model.state_dict()
     w = cut_conv_weight(model.arch, state, "pool2")  # pool2 follows conv2_2
     assert w is state["features.conv2_2.conv.weight"]
-    norms = [float(w[o].abs().sum()) for o in range(w.shape[0])]  # plain Python sums
-    expected = sorted(range(len(norms)), key=lambda o: (-norms[o], o))[:3]
-    assert l1_channels(w, 3) == expected
+    assert l1_channels(w, 3) == [3, 7, 1]
+    assert l1_channels(w, 8) == CONV2_2_ORDER
+    w = cut_conv_weight(model.arch, state, "conv2_1")  # a conv cut: its own filters
+    assert w is state["features.conv2_1.conv.weight"]
+    chosen = choose_channels("l1", 4, unit="channel", n_candidates=8, conv_weight=w)
+    assert chosen == CONV2_1_ORDER[:4]
+    with pytest.raises(ValueError, match="'fc1' is not a layer of the feature extractor"):
+        cut_conv_weight(model.arch, state, "fc1")
 
 
 def test_random_channels_are_reproducible_by_seed():
@@ -72,6 +102,10 @@ def test_si_selector_and_k_of_fraction():
         choose_channels("si", 4, unit="channel", n_candidates=5, ranking=[4, 0, 2])
     assert [k_of_fraction(f, 64) for f in (0.125, 0.25, 0.5, 1.0)] == [8, 16, 32, 64]
     assert k_of_fraction(0.01, 10) == 1 and k_of_fraction(0.25, 10) == 3  # 2.5 rounds up
+    # by hand: 0.5 of 5 = 2.5 -> 3; 0.3 of 10 = 3; 0.34 of 10 = 3.4 -> 3; 0.9 of 5 = 4.5 -> 5;
+    # 1/3 of 8 = 2.67 -> 3; 0.05 of 8 = 0.4 -> at least 1
+    assert [k_of_fraction(f, n) for f, n in ((0.5, 5), (0.3, 10), (0.34, 10), (0.9, 5),
+                                             (1 / 3, 8), (0.05, 8))] == [3, 3, 3, 5, 3, 1]
     for bad in (0, 1.5, -0.1):
         with pytest.raises(ValueError, match="fraction"):
             k_of_fraction(bad, 10)
@@ -120,6 +154,8 @@ def study(tmp_path_factory):
     d = synthetic_study(tmp_path_factory.mktemp("controls"), train_per_class=30, si_fraction=0.5)
     torch.manual_seed(99)  # not the trainings' seed: "e2e" weights unlike a fresh seed-0 init
     model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
+    # the cut conv (pool2 follows conv2_2): filters in a known L1 order
+    set_filter_norms(model, "conv2_2", CONV2_2_NORMS, CONV2_2_SPREAD, seed=3)
     torch.save(checkpoint_payload(model), d / "model.pt")
     (d / "cut.json").write_text(json.dumps({"layer": "pool2"}))
     compression.rank_features(model_path=d / "model.pt", data_npz=d / "data.npz",
@@ -152,18 +188,18 @@ def test_a_control_keeps_its_selectors_channels(study, tmp_path, selector, fract
         **data_files(study), **train_files(tmp_path), settings=settings, hidden=[8],
         dropout=0.0, **QUIET)
     sel = json.loads((study / "selected.json").read_text())
-    n = sel["n_candidates"]
-    k = sel["k"] if fraction is None else max(1, int(fraction * n + 0.5))
+    assert sel["n_candidates"] == 8  # pool2 of width 1/16: 128 / 16 channels
+    k = {None: sel["k"], 0.5: 4, 0.25: 2}[fraction]  # half and a quarter of 8
     ckpt = load_checkpoint(study / "model.pt")
+    comp = out["compression"]
     if selector == "l1":
-        w = ckpt["state_dict"]["features.conv2_2.conv.weight"].numpy()
-        norms = np.abs(w).sum(axis=(1, 2, 3))
-        expected = sorted(range(n), key=lambda o: (-norms[o], o))[:k]
+        expected = CONV2_2_ORDER[:k]  # the norms the fixture gave the filters
     elif selector == "random":
-        expected = np.random.default_rng(7).choice(n, size=k, replace=False).tolist()
+        # the run's seed (7) drawn by the selector, whose uniformity is tested above
+        expected = random_channels(8, k, seed=7)
+        assert len(set(comp["selected"])) == k and set(comp["selected"]) <= set(range(8))
     else:
         expected = pd.read_csv(study / "ranking.csv")["feature"].tolist()[:k]
-    comp = out["compression"]
     assert comp["selected"] == expected and comp["kept"] == sorted(expected)
     assert (comp["selector"], comp["fraction"], comp["repeat"], comp["seed"], comp["k"]) == \
         (selector, fraction, 7, 7, k)
@@ -228,7 +264,10 @@ def test_latency_table_and_speedups(study, tmp_path):
     assert pd.read_csv(tmp_path / "latency.csv").shape == (4, len(latency.COLUMNS))
     assert list(table["model"]) == ["e2e", "e2e", "again", "again"]
     assert list(table["batch_size"]) == [1, 64, 1, 64]
-    assert (table["seconds_per_image"] > 0).all() and (table["measurements"] >= 1).all()
+    # the cost columns against counts made apart: torch's parameters, MACs by forward hooks
+    model = load_model(study / "model.pt")
+    assert set(table["parameters"]) == {sum(p.numel() for p in model.parameters())}
+    assert set(table["macs"]) == {macs_by_hooks(model)["total"]}
     # speed-up by hand on a made-up table
     t = pd.DataFrame({"model": ["e2e", "e2e", "small", "small"], "batch_size": [1, 256, 1, 256],
                       "seconds_per_image": [4e-3, 1e-3, 1e-3, 5e-4]})

@@ -333,15 +333,33 @@ def test_layer_separation_on_tiny_vgg(device):
     assert got == EXPECTED_LAYERS
     assert (table["height"] == table["width"]).all()
     assert (table["features"] == table["channels"] * table["height"] ** 2).all()
-    for col in ("si", "center_si", "si_high", "si_soft"):
-        assert table[col].between(0.0, 1.0).all()
     assert (table["si_high"] <= table["si_soft"]).all()
-    assert (table["order"] == 3).all() and (table["seconds"] >= 0).all()
+    assert (table["order"] == 3).all()
     assert (table["precision"] == "float32, TF32 off, no autocast").all()
     assert (table["reused_from"] == "").all()
 
-    # Tensor input (N, 3, 32, 32) gives the same table; eval mode stays eval.
+    # The first rows against scikit-learn: the normalised images and the first block's outputs
+    # in eval mode (deeper layers of this untrained net have near-ties that float32 rounding
+    # can flip, see the next test)
     model.eval()
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).to(device)
+    with torch.no_grad(), exact_float32(device):
+        rows = {"input": model.normalize(x)}
+        rows["conv1_1"] = model.features.conv1_1(rows["input"])
+        rows["pool1"] = model.features.pool1(model.features.conv1_2(rows["conv1_1"]))
+    for name, acts in rows.items():
+        flat = acts.flatten(1).double().cpu().numpy()
+        row = table.set_index("layer").loc[name]
+        assert row["si"] == sklearn_si(flat, labels), name
+        assert row["center_si"] == sklearn_csi(flat, labels), name
+        idx = NearestNeighbors(n_neighbors=4, algorithm="brute").fit(flat).kneighbors(
+            flat, return_distance=False)
+        assert (idx[:, 0] == np.arange(len(flat))).all()  # no duplicate images
+        same = labels[idx[:, 1:]] == labels[:, None]  # the 3 nearest others share the label?
+        assert row["si_high"] == pytest.approx(same.all(1).mean(), abs=1e-12), name
+        assert row["si_soft"] == pytest.approx(same.mean(), abs=1e-12), name
+
+    # Tensor input (N, 3, 32, 32) gives the same table; eval mode stays eval.
     as_tensor = layer_separation(model, torch.from_numpy(images).permute(0, 3, 1, 2),
                                  labels, order=3, batch_size=16)
     assert not model.training

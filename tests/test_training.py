@@ -103,14 +103,13 @@ def test_head_training_leaves_features_bit_identical(tmp_path, device):
     head = head_model(path, hidden=[16], dropout=0.0, seed=1)
     before = {k: v.clone() for k, v in head.features.state_dict().items()}
     cls_before = {k: v.clone() for k, v in head.classifier.state_dict().items()}
-    res = fit(head, (x, y), (x[:40], y[:40]), settings(epochs=2, train_only="classifier"),
-              log=lambda m: None)
+    fit(head, (x, y), (x[:40], y[:40]), settings(epochs=2, train_only="classifier"),
+        log=lambda m: None)
     after = {k: v.cpu() for k, v in head.features.state_dict().items()}
     for k, v in before.items():  # weights and BatchNorm running statistics alike
         assert torch.equal(v, after[k]), k
     cls_after = {k: v.cpu() for k, v in head.classifier.state_dict().items()}
     assert any(not torch.equal(v, cls_after[k]) for k, v in cls_before.items())
-    assert res.best_epoch >= 1
 
 
 def test_scaled_step():
