@@ -263,7 +263,8 @@ def fit(
     `train`/`val` hold a frozen extractor's outputs (`feature_cache`) and `model` is the
     classifier that reads them (`feature_cache.CachedClassifier`): the same loop, order,
     dropout and checkpoints, without the extractor's forward pass. A non-finite training loss stops the
-    run: the result says `diverged` (callers decide whether that is an error).
+    run: the result says `diverged` (callers decide whether that is an error). On CUDA the
+    epochs run with cuDNN's autotuner on (`cudnn_autotune`), as it was again on return.
 
     resume: a file for the resumable state. At the end of an epoch the model, optimizer,
     scheduler, RNG states, best-so-far and history are copied to the CPU and written there
