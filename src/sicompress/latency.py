@@ -6,6 +6,11 @@ CUDA and reports the median over blocks of runs. Before it, a few forward passes
 (allocator, cuDNN algorithm choice, caches). The models are measured one after another in
 one process, so they share the device, the threads and the load; the rule gives the job the
 whole machine, so no other job of the workflow runs beside it.
+
+The models run as the trainings evaluate them under the compute settings
+(`training.forward_format`): on CUDA under bf16 autocast (entered for every forward pass, as
+`training.evaluate` does for every batch) and in channels_last, as config["compute"] says; on
+the CPU in float32. The table states it in `precision`.
 """
 
 from __future__ import annotations
@@ -23,26 +28,45 @@ from .cost import macs_per_image, parameter_counts
 from .data import load_dataset
 from .devices import pick_device
 from .model import load_model
-from .training import to_device_images
+from .training import ForwardFormat, forward_format, settings_from_config, to_device_images
 
 BATCH_SIZES = (1, 256)
 MIN_RUN_TIME = 1.0  # seconds of timed runs per (model, batch size), after warm-up
 WARMUP_RUNS = 3
 COLUMNS = ["model", "batch_size", "seconds_per_image", "iqr_seconds_per_image", "measurements",
-           "parameters", "macs", "device", "threads"]
+           "parameters", "macs", "device", "threads", "precision"]
+FLOAT32 = ForwardFormat(bf16=False, channels_last=False)
 
 
-def time_forward(model: torch.nn.Module, images: torch.Tensor, *,
+def timing_format(compute: Mapping | None, device: str | torch.device) -> ForwardFormat:
+    """How the models are timed on `device`: as the trainings evaluate them under the compute
+    settings (config["compute"]; a key not given takes the trainings' default)."""
+    s = settings_from_config({}, 0, compute=dict(compute or {}))
+    return forward_format(device, bf16=s.bf16, channels_last=s.channels_last)
+
+
+def time_forward(model: torch.nn.Module, images: torch.Tensor, *, fmt: ForwardFormat = FLOAT32,
                  min_run_time: float = MIN_RUN_TIME, warmup: int = WARMUP_RUNS) -> dict:
     """Median and interquartile range of one forward pass of `images` (a batch on the model's
-    device), in seconds, after `warmup` untimed passes. -> {"median", "iqr", "measurements"}."""
+    device) in the format `fmt`, in seconds, after `warmup` untimed passes. With
+    fmt.channels_last the model is converted in place. -> {"median", "iqr", "measurements"}."""
     model.eval()
+    if fmt.channels_last:
+        model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+
+    def forward():
+        # autocast entered per pass, as evaluate does per batch: its cache of bf16 weights
+        # lasts one pass, so every timed pass casts the weights, as every evaluated batch does
+        with fmt.autocast(images.device):
+            return model(images)
+
     with torch.no_grad():
         for _ in range(warmup):
-            model(images)
+            forward()
         if images.device.type == "cuda":
             torch.cuda.synchronize(images.device)
-        timer = benchmark.Timer(stmt="model(images)", globals={"model": model, "images": images},
+        timer = benchmark.Timer(stmt="forward()", globals={"forward": forward},
                                 num_threads=torch.get_num_threads())
         m = timer.blocked_autorange(min_run_time=min_run_time)
     return {"median": float(m.median), "iqr": float(m.iqr), "measurements": len(m.times)}
@@ -50,11 +74,14 @@ def time_forward(model: torch.nn.Module, images: torch.Tensor, *,
 
 def measure_latency(models: Mapping[str, str | Path], data_npz, out_csv, *,
                     batch_sizes: Sequence[int] = BATCH_SIZES, min_run_time: float = MIN_RUN_TIME,
-                    device: str | None = None,
+                    device: str | None = None, compute: Mapping | None = None,
                     log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Seconds per image of every model (name -> model.pt) at every batch size; writes a CSV
-    of COLUMNS (one row per model and batch size) and returns it."""
+    """Seconds per image of every model (name -> model.pt) at every batch size, each run as
+    the trainings evaluate it under `compute` (config["compute"]: `timing_format`); writes a
+    CSV of COLUMNS (one row per model and batch size) and returns it."""
     dev = pick_device(device, log=log)
+    fmt = timing_format(compute, dev)
+    log(f"timed in {fmt.precision} on {dev}, as the trainings evaluate the models")
     x_test = load_dataset(data_npz).x_test
     biggest = max(batch_sizes)
     if len(x_test) == 0:
@@ -70,11 +97,11 @@ def measure_latency(models: Mapping[str, str | Path], data_npz, out_csv, *,
         params = parameter_counts(model)["total"]
         macs = macs_per_image(model.arch)["total"]
         for b in batch_sizes:
-            t = time_forward(model, images[:b], min_run_time=min_run_time)
+            t = time_forward(model, images[:b], fmt=fmt, min_run_time=min_run_time)
             rows.append({"model": name, "batch_size": b, "seconds_per_image": t["median"] / b,
                          "iqr_seconds_per_image": t["iqr"] / b,
                          "measurements": t["measurements"], "parameters": params, "macs": macs,
-                         "device": str(dev), "threads": threads})
+                         "device": str(dev), "threads": threads, "precision": fmt.precision})
             log(f"{name}: batch {b}: {1e3 * t['median'] / b:.4f} ms per image "
                 f"(median of {t['measurements']}, IQR {1e3 * t['iqr'] / b:.4f} ms)")
         del model
@@ -95,4 +122,5 @@ def speedups(table: pd.DataFrame, reference: str = "e2e") -> pd.DataFrame:
     return out
 
 
-__all__ = ["BATCH_SIZES", "COLUMNS", "measure_latency", "speedups", "time_forward"]
+__all__ = ["BATCH_SIZES", "COLUMNS", "measure_latency", "speedups", "time_forward",
+           "timing_format"]

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -138,9 +139,55 @@ def augment_batch(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tens
     return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
 
 
+# ----------------------------------------------------------------------------------------
+# How the forward passes run: precision, memory format, cuDNN's autotuner
+
+
+@dataclass(frozen=True)
+class ForwardFormat:
+    """How a model's forward passes run on one device (`forward_format`)."""
+    bf16: bool           # under bf16 autocast
+    channels_last: bool  # model and images in the channels_last memory format
+
+    @property
+    def precision(self) -> str:
+        """In words, as the latency table states it: "float32", "bfloat16 autocast",
+        "bfloat16 autocast, channels_last", ..."""
+        return ("bfloat16 autocast" if self.bf16 else "float32") \
+            + (", channels_last" if self.channels_last else "")
+
+    def autocast(self, device: str | torch.device):
+        device = torch.device(device)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+
+def forward_format(device: str | torch.device, *, bf16: bool,
+                   channels_last: bool = False) -> ForwardFormat:
+    """What the compute settings `bf16` and `channels_last` mean on `device`: both are CUDA
+    only (on the CPU the models run in float32, in the memory format they are stored in). The
+    trainings and their evaluations run so, and the latency table times the models so."""
+    cuda = torch.device(device).type == "cuda"
+    return ForwardFormat(bf16=bool(bf16) and cuda, channels_last=bool(channels_last) and cuda)
+
+
 def _autocast(device: torch.device, bf16: bool):
-    enabled = bf16 and device.type == "cuda"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+    return forward_format(device, bf16=bf16).autocast(device)
+
+
+@contextmanager
+def cudnn_autotune(device: str | torch.device) -> Iterator[None]:
+    """cuDNN's autotuner (`torch.backends.cudnn.benchmark`) on while a training runs on CUDA,
+    the previous setting restored after. A training's batches come in a few fixed shapes (the
+    batch, the last partial batch, the validation batches), so the fastest algorithm of each
+    convolution is searched once per shape and then reused. Only inside the training: SI's
+    forward passes (`si.exact_float32`) run afterwards under the setting they found."""
+    saved = torch.backends.cudnn.benchmark
+    try:
+        if torch.device(device).type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
 
 
 @torch.no_grad()
@@ -216,7 +263,8 @@ def fit(
     `train`/`val` hold a frozen extractor's outputs (`feature_cache`) and `model` is the
     classifier that reads them (`feature_cache.CachedClassifier`): the same loop, order,
     dropout and checkpoints, without the extractor's forward pass. A non-finite training loss stops the
-    run: the result says `diverged` (callers decide whether that is an error).
+    run: the result says `diverged` (callers decide whether that is an error). On CUDA the
+    epochs run with cuDNN's autotuner on (`cudnn_autotune`), as it was again on return.
 
     resume: a file for the resumable state. At the end of an epoch the model, optimizer,
     scheduler, RNG states, best-so-far and history are copied to the CPU and written there
@@ -239,7 +287,7 @@ def fit(
     torch.manual_seed(s.seed)
     model.to(device)
     images = s.inputs == "images"
-    cl = s.channels_last and device.type == "cuda" and images
+    cl = forward_format(device, bf16=s.bf16, channels_last=s.channels_last).channels_last and images
     if cl:
         model.to(memory_format=torch.channels_last)
     if s.train_only == "classifier" and images:
@@ -276,74 +324,77 @@ def fit(
                 f"(best so far {100 * best['acc']:.2f}% at epoch {best['epoch']})")
     writer = BackgroundWriter() if resume is not None else None
     t_saved = time.perf_counter()  # the last state written, or the start of this run
-    for epoch in range(start, s.epochs + 1):
-        t0 = time.perf_counter()
-        # One generator per epoch, seeded by (seed, epoch): order and augmentation of an epoch
-        # do not depend on what ran before it.
-        gen = torch.Generator(device=device).manual_seed(s.seed * 100_003 + epoch)
-        torch.manual_seed(s.seed * 100_003 + epoch)  # dropout
-        _set_train_mode(model, s.train_only if images else "all")
-        lr_now = opt.param_groups[0]["lr"]
-        perm = torch.randperm(n, generator=gen, device=device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        t_note = t0
-        for i in range(0, n, s.batch_size):
-            if time.perf_counter() - t_note > PROGRESS_EVERY_S:  # long (CPU) epochs
-                t_note = time.perf_counter()
-                log(f"epoch {epoch}/{s.epochs}: {i}/{n} images, "
-                    f"{i / (t_note - t0):.0f} images/s")
-            idx = perm[i:i + s.batch_size]
-            xb, yb = x_tr[idx], y_tr[idx]  # (B, 3, 32, 32) uint8, (B,)
-            if s.augment:
-                xb = augment_batch(xb, s.pad, gen)
-            if cl:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, s.bf16):
-                out = step_model(xb)
-                loss = F.cross_entropy(out.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (out.detach().argmax(1) == yb).sum()
-        train_loss = loss_sum.item() / n  # waits for the device: the epoch's training is done
-        train_acc = correct.item() / n
-        images_per_s = n / (time.perf_counter() - t0)
-        sched.step()
-        if not math.isfinite(train_loss):
-            diverged_epoch = epoch
+    with cudnn_autotune(device):  # on CUDA: the batches' shapes are fixed
+        for epoch in range(start, s.epochs + 1):
+            t0 = time.perf_counter()
+            # One generator per epoch, seeded by (seed, epoch): order and augmentation of an epoch
+            # do not depend on what ran before it.
+            gen = torch.Generator(device=device).manual_seed(s.seed * 100_003 + epoch)
+            torch.manual_seed(s.seed * 100_003 + epoch)  # dropout
+            _set_train_mode(model, s.train_only if images else "all")
+            lr_now = opt.param_groups[0]["lr"]
+            perm = torch.randperm(n, generator=gen, device=device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            t_note = t0
+            for i in range(0, n, s.batch_size):
+                if time.perf_counter() - t_note > PROGRESS_EVERY_S:  # long (CPU) epochs
+                    t_note = time.perf_counter()
+                    log(f"epoch {epoch}/{s.epochs}: {i}/{n} images, "
+                        f"{i / (t_note - t0):.0f} images/s")
+                idx = perm[i:i + s.batch_size]
+                xb, yb = x_tr[idx], y_tr[idx]  # (B, 3, 32, 32) uint8, (B,)
+                if s.augment:
+                    xb = augment_batch(xb, s.pad, gen)
+                if cl:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with _autocast(device, s.bf16):
+                    out = step_model(xb)
+                    loss = F.cross_entropy(out.float(), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach() * len(idx)
+                correct += (out.detach().argmax(1) == yb).sum()
+            train_loss = loss_sum.item() / n  # waits for the device: the epoch's training is done
+            train_acc = correct.item() / n
+            images_per_s = n / (time.perf_counter() - t0)
+            sched.step()
+            if not math.isfinite(train_loss):
+                diverged_epoch = epoch
+                rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
+                                 val_loss=float("nan"), val_acc=float("nan"),
+                                 seconds=time.perf_counter() - t0, images_per_s=images_per_s))
+                log(f"epoch {epoch}/{s.epochs}: training loss is {train_loss} at lr {s.lr:g}: "
+                    "diverged")
+                if stop_on_divergence:
+                    break
+                continue
+            val_loss, val_acc = evaluate(model, x_va, y_va, batch_size=s.eval_batch_size,
+                                         bf16=s.bf16, channels_last=cl)
+            if val_acc > best["acc"]:
+                best.update(epoch=epoch, acc=val_acc, loss=val_loss,
+                            state={k: v.detach().to("cpu", copy=True)
+                                   for k, v in model.state_dict().items()})
+            secs = time.perf_counter() - t0
             rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
-                             val_loss=float("nan"), val_acc=float("nan"),
-                             seconds=time.perf_counter() - t0, images_per_s=images_per_s))
-            log(f"epoch {epoch}/{s.epochs}: training loss is {train_loss} at lr {s.lr:g}: diverged")
-            if stop_on_divergence:
-                break
-            continue
-        val_loss, val_acc = evaluate(model, x_va, y_va, batch_size=s.eval_batch_size,
-                                     bf16=s.bf16, channels_last=cl)
-        if val_acc > best["acc"]:
-            best.update(epoch=epoch, acc=val_acc, loss=val_loss,
-                        state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
-        secs = time.perf_counter() - t0
-        rows.append(dict(epoch=epoch, lr=lr_now, train_loss=train_loss, train_acc=train_acc,
-                         val_loss=val_loss, val_acc=val_acc, seconds=secs,
-                         images_per_s=images_per_s))
-        saving = writer is not None and state_due(epoch, s.epochs,
-                                                  time.perf_counter() - t_saved, s.resume_every)
-        if saving:  # written while the next epoch trains
-            t_saved = time.perf_counter()
-            writer.submit(resume, _resume_state(identity, epoch, model, opt, sched, device, rows,
-                                                best, t_saved - t_start))
-        log(f"epoch {epoch:>3}/{s.epochs}  lr {lr_now:.4g}  "
-            f"train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
-            f"val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
-            f"{secs:6.1f} s ({images_per_s:,.0f} images/s)  "
-            f"best {100 * best['acc']:.2f}% (epoch {best['epoch']})"
-            + ("  [resume state]" if saving else ""))
+                             val_loss=val_loss, val_acc=val_acc, seconds=secs,
+                             images_per_s=images_per_s))
+            saving = writer is not None and state_due(epoch, s.epochs,
+                                                      time.perf_counter() - t_saved, s.resume_every)
+            if saving:  # written while the next epoch trains
+                t_saved = time.perf_counter()
+                writer.submit(resume, _resume_state(identity, epoch, model, opt, sched, device, rows,
+                                                    best, t_saved - t_start))
+            log(f"epoch {epoch:>3}/{s.epochs}  lr {lr_now:.4g}  "
+                f"train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
+                f"val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
+                f"{secs:6.1f} s ({images_per_s:,.0f} images/s)  "
+                f"best {100 * best['acc']:.2f}% (epoch {best['epoch']})"
+                + ("  [resume state]" if saving else ""))
 
-    if writer is not None:
-        writer.close()  # the last state is on disk before the caller goes on (or removes it)
+        if writer is not None:
+            writer.close()  # the last state is on disk before the caller goes on (or removes it)
     if best["state"] is None:  # diverged in the first epoch: keep what there is
         best["state"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         best["acc"], best["loss"] = float("nan"), float("nan")
