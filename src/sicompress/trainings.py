@@ -30,7 +30,7 @@ from .pruning import arch_and_state, build_compressed, compressed_arch
 from .si import PRECISION
 from .splits import load_split, load_summary
 from .devices import pick_device
-from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit,
+from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, forward_format,
                        scaled_step, settings_from_config, to_device_images)
 
 Pair = tuple[torch.Tensor, torch.Tensor]
@@ -118,12 +118,18 @@ def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, histor
                             "choose a smaller learning rate")
     net.load_state_dict(result.best_state)
     model.to(data.test[0].device)
+    # tested as the validation passes ran and as the latency table times it (`forward_format`)
+    fmt = forward_format(data.test[0].device, bf16=settings.bf16,
+                         channels_last=settings.channels_last)
+    if fmt.channels_last:
+        model.to(memory_format=torch.channels_last)
     test_loss, test_acc, predicted = (float("nan"), float("nan"), None)
     if not result.diverged or result.best_epoch > 0 or predictions is not None:
         # one pass over the test images gives the metrics and the predictions
         test_loss, test_acc, predicted = evaluate(model, *data.test,
                                                   batch_size=settings.eval_batch_size,
-                                                  bf16=settings.bf16, predictions=True)
+                                                  bf16=fmt.bf16, channels_last=fmt.channels_last,
+                                                  predictions=True)
         if result.diverged and result.best_epoch == 0:
             test_loss, test_acc = (float("nan"), float("nan"))
     out = {
