@@ -57,14 +57,14 @@ def tick_labels(ax, which: str) -> list:
 # The frontier of the controls of part (c)
 
 # results/controls/{frontier,selectors}.csv and the references' metrics of the cpu-real run
+FRACTIONS = [(0.25, 16, 0, 126850, 4236544), (0.25, 16, 1, 126850, 4236544),
+             (0.5, 32, 0, 168882, 4416768), (0.5, 32, 1, 168882, 4416768)]  # (f, k, repeat, ...)
 REAL_FRONTIER = pd.DataFrame(
     [(s, f, k, r, acc, p, m)
      for s, accs in (("si", (0.7243, 0.7263, 0.7318, 0.7282)),
                      ("l1", (0.7299, 0.7295, 0.7294, 0.7316)),
                      ("random", (0.7228, 0.7288, 0.7319, 0.7291)))
-     for (f, k, r, p, m), acc in zip(((0.25, 16, 0, 126850, 4236544), (0.25, 16, 1, 126850, 4236544),
-                                      (0.5, 32, 0, 168882, 4416768), (0.5, 32, 1, 168882, 4416768)),
-                                     accs)],
+     for (f, k, r, p, m), acc in zip(FRACTIONS, accs)],
     columns=["selector", "fraction", "k", "repeat", "test_acc", "params_total", "macs_total"])
 REAL_CHOSEN = pd.DataFrame(
     [(s, r, 6, acc, 100580, 4123904)
