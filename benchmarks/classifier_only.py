@@ -41,7 +41,7 @@ from sicompress.data import prepare_data
 from sicompress.feature_cache import cache_features
 from sicompress.model import build_model, checkpoint_payload, vgg_arch
 from sicompress.splits import load_summary, write_split
-from sicompress.training import TrainSettings
+from sicompress.engine import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@
 The study's recipe at a fixed length: the split of `sicompress.splits.make_split` (seed 0:
 train 45,000 and val 5,000 of the official training set), inputs normalised with the mean
 and std of train, VGG16 at --width with the study's classifier (512, 512, dropout 0.5),
-trained by `sicompress.training.fit` (SGD, momentum 0.9, weight decay 5e-4, batch 128,
+trained by `sicompress.engine.fit` (SGD, momentum 0.9, weight decay 5e-4, batch 128,
 random crop and flip, StepLR x0.1 every --step epochs, bf16 autocast and channels_last on
 CUDA). The weights of the epoch with the best validation accuracy are tested once on the
 official test set (10,000 images).
@@ -32,7 +32,7 @@ from sicompress.cost import parameter_counts
 from sicompress.model import build_model, vgg_arch
 from sicompress.splits import channel_stats, make_split
 from sicompress.devices import pick_device
-from sicompress.training import TrainSettings, evaluate, fit, to_device_images
+from sicompress.engine import TrainSettings, evaluate, fit, to_device_images
 # a script beside this one: benchmarks/ is on sys.path when a script here runs
 from train_throughput import device_name, load_data
 

@@ -27,7 +27,7 @@ import torch
 from sicompress.artifacts import save_torch
 from sicompress.devices import pick_device
 from sicompress.model import build_model, vgg_arch
-from sicompress.training import BackgroundWriter, _resume_state
+from sicompress.engine import BackgroundWriter, _resume_state
 
 
 def setup(width: float, device: torch.device):

@@ -9,7 +9,7 @@ initial weights) for one epoch of the official CIFAR-10 training set (all 50,000
 the first --limit), batch 128, SGD (lr 0.05, momentum 0.9, weight decay 5e-4), random crop of
 the 4-px zero-padded image and horizontal flip, on the same machine:
 
-- engine: `sicompress.training.fit` for one epoch: uint8 images on the device, augmented per
+- engine: `sicompress.engine.fit` for one epoch: uint8 images on the device, augmented per
   batch there; on CUDA bf16 autocast (--no-bf16: fp32) and channels_last, as in the study.
   Its time is the epoch's `seconds` from the history, which also holds a validation pass on
   one batch (the first 128 test images: negligible) and a copy of the weights to the CPU.
@@ -53,7 +53,7 @@ from sicompress import data as sicdata
 from sicompress.model import build_model, vgg_arch
 from sicompress.splits import channel_stats
 from sicompress.devices import pick_device
-from sicompress.training import TrainSettings, fit, to_device_images
+from sicompress.engine import TrainSettings, fit, to_device_images
 
 LR, MOMENTUM, WEIGHT_DECAY, PAD = 0.05, 0.9, 5e-4, 4
 VAL_IMAGES = 128  # the engine's validation set: one batch of test images

@@ -18,7 +18,7 @@ from sicompress.feature_cache import (CachedClassifier, check_against, load_feat
 from sicompress.activations import layer_activations
 from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
 from sicompress.trainings import load_study_data, train_head
-from sicompress.training import TrainSettings
+from sicompress.engine import TrainSettings
 
 CUT = "conv3_1"      # 16 channels of 8x8 at width 0.0625
 KEPT = [11, 2, 7, 5]  # in selection order; the compressed model holds them ascending

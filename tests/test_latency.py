@@ -10,7 +10,7 @@ import yaml
 
 from sicompress import latency
 from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
-from sicompress.training import TrainSettings, fit
+from sicompress.engine import TrainSettings, fit
 
 from conftest import on_cuda_only, synthetic_study
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sicompress.training import load_resume_state
+from sicompress.engine import load_resume_state
 
 from conftest import synthetic_study
 
@@ -20,7 +20,7 @@ TRAIN = textwrap.dedent(f"""
     import sys, torch
     torch.set_num_threads(1)
     from sicompress.trainings import train_e2e
-    from sicompress.training import TrainSettings
+    from sicompress.engine import TrainSettings
     data, out = sys.argv[1], sys.argv[2]
     train_e2e(data_npz=f"{{data}}/data.npz", split_npz=f"{{data}}/split.npz",
               summary_json=f"{{data}}/summary.json", model_out=f"{{out}}/model.pt",
@@ -101,7 +101,7 @@ def test_foreign_or_truncated_state_is_not_resumed(tmp_path):
 
 def test_diverging_e2e_fails_naming_lr_and_epoch(data, tmp_path):
     from sicompress.trainings import train_e2e
-    from sicompress.training import DivergedError, TrainSettings
+    from sicompress.engine import DivergedError, TrainSettings
 
     with pytest.raises(DivergedError, match=r"non-finite at epoch 1 with lr 1e\+06"):
         train_e2e(data_npz=data / "data.npz", split_npz=data / "split.npz",
@@ -114,7 +114,7 @@ def test_diverging_e2e_fails_naming_lr_and_epoch(data, tmp_path):
 
 
 def test_state_snapshot_is_independent_of_training_that_goes_on(tmp_path):
-    from sicompress.training import BackgroundWriter, _resume_state
+    from sicompress.engine import BackgroundWriter, _resume_state
 
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -140,7 +140,7 @@ def test_state_snapshot_is_independent_of_training_that_goes_on(tmp_path):
 
 
 def test_a_failed_background_write_is_raised(tmp_path):
-    from sicompress.training import BackgroundWriter
+    from sicompress.engine import BackgroundWriter
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -152,7 +152,7 @@ def test_a_failed_background_write_is_raised(tmp_path):
 
 
 def test_state_is_due_every_so_many_seconds_never_after_the_last_epoch():
-    from sicompress.training import state_due
+    from sicompress.engine import state_due
 
     assert [state_due(e, 5, 0.0, 0) for e in range(1, 6)] == [True] * 4 + [False]
     assert not state_due(3, 5, 299.9, 300) and state_due(3, 5, 300.0, 300)
@@ -163,7 +163,7 @@ def test_resume_every_bounds_the_states_written_and_is_no_part_of_the_identity(t
     """resume_every 0 writes after every epoch but the last; a long interval writes none; a
     state is resumed under other compute settings (they change how fast, not what)."""
     from sicompress.model import build_model, vgg_arch
-    from sicompress.training import TrainSettings, fit, settings_from_config
+    from sicompress.engine import TrainSettings, fit, settings_from_config
 
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)

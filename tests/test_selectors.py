@@ -17,7 +17,7 @@ from sicompress.selection import forward_select_naive
 from sicompress.selectors import (choose_channels, cut_conv_weight, k_of_fraction, l1_channels,
                                   random_channels)
 from sicompress.si import si_curve
-from sicompress.training import TrainSettings
+from sicompress.engine import TrainSettings
 
 from conftest import macs_by_hooks, synthetic_study
 

@@ -8,8 +8,8 @@ from sicompress.data import make_synthetic
 from sicompress.trainings import head_model
 from sicompress.splits import make_split
 from sicompress.model import build_model, checkpoint_payload, vgg_arch
-from sicompress import training
-from sicompress.training import TrainSettings, augment_batch, fit, scaled_step, to_device_images
+from sicompress import engine
+from sicompress.engine import TrainSettings, augment_batch, fit, scaled_step, to_device_images
 
 from conftest import on_cuda_only
 
@@ -142,15 +142,15 @@ def benchmark_flag():
 def test_cudnn_autotune_on_cuda_only_and_restored(benchmark_flag):
     for before in (False, True):
         torch.backends.cudnn.benchmark = before
-        with training.cudnn_autotune(torch.device("cuda")):  # a flag: no GPU needed to set it
+        with engine.cudnn_autotune(torch.device("cuda")):  # a flag: no GPU needed to set it
             assert torch.backends.cudnn.benchmark is True
         assert torch.backends.cudnn.benchmark is before
-        with training.cudnn_autotune(torch.device("cpu")):
+        with engine.cudnn_autotune(torch.device("cpu")):
             assert torch.backends.cudnn.benchmark is before
         assert torch.backends.cudnn.benchmark is before
     torch.backends.cudnn.benchmark = False
     with pytest.raises(RuntimeError, match="stopped"):
-        with training.cudnn_autotune("cuda:0"):
+        with engine.cudnn_autotune("cuda:0"):
             raise RuntimeError("a training stopped")
     assert torch.backends.cudnn.benchmark is False
 

@@ -24,7 +24,7 @@ forward pass; here it runs once per extractor, and the trainings read its output
 - A cached view has no random crop or flip: the augmented path (`classifier_features.source:
   augmented`) keeps the per-epoch forward pass for that.
 
-`CachedClassifier` is what the training engine (`training.fit`, with settings.inputs
+`CachedClassifier` is what the training engine (`engine.fit`, with settings.inputs
 "features") trains: the model's own classifier module, fed float32 features.
 """
 

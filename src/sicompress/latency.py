@@ -8,8 +8,8 @@ one process, so they share the device, the threads and the load; the rule gives 
 whole machine, so no other job of the workflow runs beside it.
 
 The models run as the trainings evaluate them under the compute settings
-(`training.forward_format`): on CUDA under bf16 autocast (entered for every forward pass, as
-`training.evaluate` does for every batch) and in channels_last, as config["compute"] says; on
+(`engine.forward_format`): on CUDA under bf16 autocast (entered for every forward pass, as
+`engine.evaluate` does for every batch) and in channels_last, as config["compute"] says; on
 the CPU in float32. The table states it in `precision`.
 """
 
@@ -28,7 +28,7 @@ from .cost import macs_per_image, parameter_counts
 from .data import load_dataset
 from .devices import pick_device
 from .model import load_model
-from .training import ForwardFormat, forward_format, settings_from_config, to_device_images
+from .engine import ForwardFormat, forward_format, settings_from_config, to_device_images
 
 BATCH_SIZES = (1, 256)
 MIN_RUN_TIME = 1.0  # seconds of timed runs per (model, batch size), after warm-up

@@ -34,7 +34,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd

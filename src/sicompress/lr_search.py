@@ -24,7 +24,7 @@ from . import artifacts, figures
 from .trainings import load_study_data, run_training
 from .model import build_model, vgg_arch
 from .devices import pick_device
-from .training import TrainSettings, scaled_step
+from .engine import TrainSettings, scaled_step
 
 
 def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr: float,

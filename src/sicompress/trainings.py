@@ -1,7 +1,7 @@
 """The trainings of the study, each from files to files: (a) end-to-end, (b) frozen features,
 (c) the compressed model, its controls (other selectors and sizes, repeats, from scratch,
 fine-tuned) and the layer-wise pruned models. The decisions they train (the cut, the channels,
-the width) are made apart (`compression`, `layerwise`); the loop itself is `training.fit`.
+the width) are made apart (`compression`, `layerwise`); the loop itself is `engine.fit`.
 
 Every training writes the same four artefacts: `model.pt` (best epoch by validation
 accuracy), `history.csv`, `metrics.json` and `curves.png`. The test set is touched once per
@@ -30,7 +30,7 @@ from .pruning import arch_and_state, build_compressed, compressed_arch
 from .si import PRECISION
 from .splits import load_split, load_summary
 from .devices import pick_device
-from .training import (DivergedError, FitResult, TrainSettings, evaluate, fit, forward_format,
+from .engine import (DivergedError, FitResult, TrainSettings, evaluate, fit, forward_format,
                        scaled_step, settings_from_config, to_device_images)
 
 Pair = tuple[torch.Tensor, torch.Tensor]

@@ -6,7 +6,7 @@ null: none within the run), with the seed of its repeat (the study's seed for (c
 from sicompress.artifacts import read_json
 from sicompress.trainings import finetune
 from sicompress.logs import step_log
-from sicompress.training import settings_from_config
+from sicompress.engine import settings_from_config
 
 LR_FACTOR = 0.1  # of the search's lr, when the schedule's lr is null
 

@@ -2,7 +2,7 @@
 
 from sicompress.logs import step_log
 from sicompress.lr_search import run_trial
-from sicompress.training import settings_from_config
+from sicompress.engine import settings_from_config
 
 
 def main(smk):
