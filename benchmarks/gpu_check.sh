@@ -6,8 +6,8 @@
 #   bash benchmarks/gpu_check.sh ARCHIVE WHEELS_DIR OUT_DIR
 #
 # ARCHIVE     the CIFAR-10 JPEG archive (.tar.gz of train/<class>/*.jpg, test/<class>/*.jpg).
-# WHEELS_DIR  wheels of what the machine's python3 lacks (Snakemake and its dependencies,
-#             for that python3: `bash benchmarks/offline_wheels.sh 3.12 WHEELS_DIR`),
+# WHEELS_DIR  wheels of what the machine's python3 lacks (Snakemake, pygments and their
+#             dependencies, for that python3: `bash benchmarks/offline_wheels.sh 3.12 WHEELS_DIR`),
 #             installed with pip --no-index --no-deps into a temporary folder; nothing is
 #             downloaded. May be empty when python3 has them all. The project itself is not
 #             installed: src/ is put on PYTHONPATH (torch, numpy, pandas, matplotlib, pillow,
@@ -24,14 +24,15 @@
 #                     processes, one test file per process; without the tests that run the
 #                     smoke workflow (marker `workflow`: its 69 jobs, one GPU job at a time,
 #                     would take about 5 minutes here; the study step runs every rule on CUDA)
-#   study       (240) config/gpu-quick.yaml: the whole study at width 1 on the real data
+#   study       (220) config/gpu-quick.yaml: the whole study at width 1 on the real data
 #                     through the report (SICOMPRESS_DEVICE=cuda; 44 jobs, up to STUDY_GPU_JOBS
 #                     of them sharing the GPU), then benchmarks/study_summary.py
 #   selection   (45)  forward selection, N = 5,000, 512 synthetic channels of 2x2, fast path
 #   throughput  (45)  one epoch at width 1: the engine against the common DataLoader way
 # Each step runs under `timeout`, within its own limit (LIMIT_* below) and never past
 # BUDGET_S seconds after the start; a step that fails or runs out of time is recorded in
-# summary.txt and the next one runs. To run one step again, set the others' limits to 0.
+# summary.txt and the next one runs. To run one step again, set the other steps' limits to 0
+# (not setup's: it installs the wheels).
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
