@@ -1,32 +1,38 @@
 #!/usr/bin/env bash
-# Everything a GPU changes, checked on a fresh GPU machine in one call of at most 9 minutes,
-# offline:
+# Everything a GPU changes, checked on a fresh GPU machine in one call of at most 8 minutes,
+# offline (so that, with the machine's start, it fits a 15-minute lease with time to run one
+# step again; the sizing is in docs/benchmarks.md, "Sizing the GPU check"):
 #
 #   bash benchmarks/gpu_check.sh ARCHIVE WHEELS_DIR OUT_DIR
 #
 # ARCHIVE     the CIFAR-10 JPEG archive (.tar.gz of train/<class>/*.jpg, test/<class>/*.jpg).
-# WHEELS_DIR  wheels of what the machine's python3 lacks (Snakemake and its dependencies,
-#             for that python3: `bash benchmarks/offline_wheels.sh 3.12 WHEELS_DIR`),
+# WHEELS_DIR  wheels of what the machine's python3 lacks (Snakemake, pygments and their
+#             dependencies, for that python3: `bash benchmarks/offline_wheels.sh 3.12 WHEELS_DIR`),
 #             installed with pip --no-index --no-deps into a temporary folder; nothing is
 #             downloaded. May be empty when python3 has them all. The project itself is not
 #             installed: src/ is put on PYTHONPATH (torch, numpy, pandas, matplotlib, pillow,
-#             pyyaml, scikit-learn and pytest must be there already).
-# OUT_DIR     receives at most 8 files: setup.txt, tests.txt, study.txt, selection.txt,
+#             pyyaml, jinja2, scikit-learn and pytest must be there already; pytest-xdist is
+#             used when it is there).
+# OUT_DIR     receives 7 files: setup.txt, tests.txt, study.txt, selection.txt,
 #             throughput.txt (each step's whole output), study.tar.gz (the study's tables,
-#             JSON, figures, report and logs; no model files) and summary.txt (each step's
-#             status and seconds, then its main figures).
+#             JSON, figures, report and logs; no models, data or feature caches) and
+#             summary.txt (each step's status and seconds, then its main figures).
 #
-# Steps, in this order, most important first:
-#   setup       the wheels; nvidia-smi and what torch sees
-#   tests       the test suite in the CUDA test mode (SICOMPRESS_TEST_DEVICE=cuda; the smoke
-#               workflow's jobs on CUDA too), 8 processes, one test file per process
-#   study       config/gpu-quick.yaml: the whole study at width 1 on the real data through the
-#               report (SICOMPRESS_DEVICE=cuda), then benchmarks/study_summary.py
-#   selection   forward selection, N = 5,000, 512 synthetic channels of 2x2, fast path
-#   throughput  one epoch at width 1: the engine against the common DataLoader way
+# Steps, in this order, most important first (expected seconds on one H200, estimated):
+#   setup       (15)  the wheels; nvidia-smi and what torch sees
+#   tests       (60)  the test suite in the CUDA test mode (SICOMPRESS_TEST_DEVICE=cuda), 8
+#                     processes, one test file per process; without the tests that run the
+#                     smoke workflow (marker `workflow`: its 69 jobs, one GPU job at a time,
+#                     would take about 5 minutes here; the study step runs every rule on CUDA)
+#   study       (220) config/gpu-quick.yaml: the whole study at width 1 on the real data
+#                     through the report (SICOMPRESS_DEVICE=cuda; 44 jobs, up to STUDY_GPU_JOBS
+#                     of them sharing the GPU), then benchmarks/study_summary.py
+#   selection   (45)  forward selection, N = 5,000, 512 synthetic channels of 2x2, fast path
+#   throughput  (45)  one epoch at width 1: the engine against the common DataLoader way
 # Each step runs under `timeout`, within its own limit (LIMIT_* below) and never past
 # BUDGET_S seconds after the start; a step that fails or runs out of time is recorded in
-# summary.txt and the next one runs.
+# summary.txt and the next one runs. To run one step again, set the other steps' limits to 0
+# (not setup's: it installs the wheels).
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
@@ -42,16 +48,19 @@ out=$(realpath "$3")
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-: "${BUDGET_S:=510}"            # the whole run, in seconds (9 minutes less a margin)
-: "${LIMIT_SETUP:=60}"          # seconds each step may take at most
-: "${LIMIT_TESTS:=170}"
+: "${BUDGET_S:=480}"            # the whole run, in seconds (8 minutes)
+: "${LIMIT_SETUP:=45}"          # seconds each step may take at most (a limit under 10: skipped)
+: "${LIMIT_TESTS:=120}"
 : "${LIMIT_STUDY:=330}"
 : "${LIMIT_SELECTION:=60}"
-: "${LIMIT_THROUGHPUT:=90}"
+: "${LIMIT_THROUGHPUT:=60}"
 : "${TEST_WORKERS:=8}"
 : "${CHECK_DEVICE:=cuda}"       # cpu: try this script's steps on a machine without a GPU
-: "${STUDY_CONFIG:=config/gpu-quick.yaml}"  # e.g. tests/smoke.yaml for a quick try
+: "${STUDY_CONFIG:=config/gpu-quick.yaml}"  # config files, relative to the repository or
+                                # absolute, e.g. tests/smoke.yaml for a quick try
+: "${STUDY_GPU_JOBS:=4}"        # GPU jobs at once (--resources gpu=N): they share the one GPU
 : "${TEST_PATHS:=tests}"        # the tests to run (pytest arguments)
+: "${TEST_MARKERS:=not workflow}"  # pytest -m: which tests (empty: all)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -116,26 +125,36 @@ xdist=()
 if python3 -c "import xdist" 2>/dev/null; then
   xdist=(-n "$TEST_WORKERS" --dist loadfile)
 fi
+markers=()
+if [ -n "$TEST_MARKERS" ]; then
+  markers=(-m "$TEST_MARKERS")
+fi
 run_step tests "$LIMIT_TESTS" env SICOMPRESS_TEST_DEVICE="$CHECK_DEVICE" \
-  python3 -m pytest -q -p no:cacheprovider -rs "${xdist[@]}" --durations=15 $TEST_PATHS
+  python3 -m pytest -q -p no:cacheprovider -rs "${xdist[@]}" "${markers[@]}" --durations=15 \
+  $TEST_PATHS
 
 study=$work/study
 run_step study "$LIMIT_STUDY" bash -c '
   set -uo pipefail
-  repo=$1 study=$2 out=$3 device=$4 config=$5
+  repo=$1 study=$2 out=$3 device=$4 gpu_jobs=$5
+  shift 5
+  configs=()
+  for c in "$@"; do
+    case $c in /*) configs+=("$c") ;; *) configs+=("$repo/$c") ;; esac
+  done
   mkdir -p "$study"
   t0=$SECONDS
   # snakemake stops 25 s before the step does, so that what it made is still summed up
   SICOMPRESS_DEVICE=$device timeout --kill-after=5 $((STEP_LIMIT - 25)) snakemake \
-    --directory "$study" --configfile "$repo/$config" --cores all --resources gpu=1
+    --directory "$study" --configfile "${configs[@]}" --cores all --resources gpu="$gpu_jobs"
   rc=$?
   echo "study: snakemake exit $rc after $((SECONDS - t0)) s"
   python3 "$repo/benchmarks/study_summary.py" "$study" || true
-  # everything but the models, for reading at home
-  (cd "$study" && find results logs -type f ! -name "*.pt" ! -name "*.npz" -print0 2>/dev/null \
-    | tar --null -czf "$out/study.tar.gz" -T -) || true
+  # everything but the models, the data and the feature caches, for reading at home
+  (cd "$study" && find results logs -type f ! -name "*.pt" ! -name "*.npz" ! -name "*.npy" \
+    -print0 2>/dev/null | tar --null -czf "$out/study.tar.gz" -T -) || true
   exit $rc
-' _ "$repo" "$study" "$out" "$CHECK_DEVICE" "$STUDY_CONFIG"
+' _ "$repo" "$study" "$out" "$CHECK_DEVICE" "$STUDY_GPU_JOBS" $STUDY_CONFIG
 
 run_step selection "$LIMIT_SELECTION" python3 benchmarks/selection.py \
   --n 5000 --channels 512 --hw 2 --no-naive --device "$CHECK_DEVICE"
