@@ -9,7 +9,7 @@ fails exactly as a CUDA tensor mixed with a CPU tensor does. Reading a value of 
 (`MetaReads`), so every entry point runs through to its end, every step of its loops on the
 same fake device, not only up to its first read. The numbers computed are meaningless; only
 where tensors live is checked. The values themselves are checked by the other tests, and on
-a GPU by the CUDA test mode (README, "Tests on a GPU").
+a GPU by the CUDA test mode (docs/development.md, "Tests on a GPU").
 """
 
 import numpy as np
