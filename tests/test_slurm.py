@@ -334,7 +334,8 @@ def test_profile_gpu_and_partition_settings(tmp_path, gpus):
 
 
 def test_partial_rerun_through_slurm_leaves_e2e_alone(slurm_run, slurm_cluster, tmp_path):
-    """The partial re-run of docs/running.md ("One target"): a new compress.feature_tolerance, one target, one job."""
+    """The partial re-run of docs/running.md ("One target"): a new compress.feature_tolerance,
+    one target, one job."""
     workdir, _, _ = slurm_run
     e2e = workdir / "results/e2e/model.pt"
     stamp = e2e.stat().st_mtime_ns
