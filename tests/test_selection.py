@@ -1,3 +1,5 @@
+import builtins
+
 import numpy as np
 import pytest
 import torch
@@ -96,6 +98,21 @@ def test_both_finishing_paths_agree_and_run(monkeypatch, pair_cost):
     assert calls[used] > 0 and sum(calls.values()) == calls[used]
 
 
+@pytest.mark.parametrize("quantise", [False, True])
+@pytest.mark.parametrize("pair_cost", [0, 10**9])  # gathered prefixes only / whole rows only
+def test_many_candidates_equal_naive_and_sklearn(monkeypatch, pair_cost, quantise):
+    """240 candidates (elements), most of them unsettled by one probe: the finishing paths
+    handle many candidates at once, in groups."""
+    monkeypatch.setattr(selection, "PAIR_COST", pair_cost)
+    x, y = relu_features(n=60, channels=60, hw=2, seed=13, quantise=quantise)
+    ref = forward_select_naive(x, y, unit="element", max_features=6)
+    got = forward_select(x, y, unit="element", max_features=6, probe=1, memory_budget=50_000)
+    assert (got.order, got.si) == (ref.order, ref.si)
+    if not quantise:  # no exact ties, which scikit-learn breaks its own way
+        for i in range(len(got.order)):
+            assert got.si[i] == sklearn_si(columns(x, "element", got.order[:i + 1]), y.numpy())
+
+
 # ----------------------------------------------------------------------------------------
 # Independent checks of the SI curve and of the greedy choice
 
@@ -137,6 +154,32 @@ def test_picks_informative_channels_first():
     sel = forward_select(torch.relu(x), y, max_features=5)
     assert sorted(sel.order[:3]) == informative
     assert sel.si[2] > 0.95 and sel.si[0] < 0.8
+
+
+# ----------------------------------------------------------------------------------------
+# Work and memory that must not grow with the wrong size (counted, not timed)
+
+
+def test_a_step_takes_the_most_known_hits_once_not_once_per_candidate(monkeypatch):
+    """The bound of a step (the most hits already known) taken once per step: taken inside
+    the filter over the candidates it made a step O(C^2) and a ranking O(C^3) in the number
+    of candidates C. Counts every value the module's max() reads."""
+    x, y = relu_features(n=60, channels=60, hw=2, seed=12)  # 240 elements
+    steps = 5
+    ref = forward_select_naive(x, y, unit="element", max_features=steps)
+    read = []
+
+    def counting_max(*args, **kw):
+        if len(args) == 1:  # max(iterable): count the values it reads
+            args = (list(args[0]),)
+            read.append(len(args[0]))
+        return builtins.max(*args, **kw)
+
+    monkeypatch.setattr(selection, "max", counting_max, raising=False)
+    got = forward_select(x, y, unit="element", max_features=steps, probe=1)
+    assert (got.order, got.si) == (ref.order, ref.si)
+    candidates = sum(240 - i for i in range(steps))  # C of every step, summed
+    assert 0 < sum(read) <= 3 * candidates
 
 
 # ----------------------------------------------------------------------------------------
