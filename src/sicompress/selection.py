@@ -159,8 +159,13 @@ def _sq_contribution(diff, n_values: int) -> torch.Tensor:
 
 def _dense_contribution(x: torch.Tensor, feats, rows: slice = slice(None)) -> torch.Tensor:
     """Contributions of features `feats` to all pairs (q in rows, j): (B, R, N)."""
-    xf = x[feats]  # (B, L, N)
-    return _sq_contribution(lambda l: xf[:, l, rows, None] - xf[:, l, None, :], x.shape[1])
+    feats = torch.as_tensor(feats, device=x.device)
+
+    def diff(l):  # one value of the batch at a time: no temporary holds all L = H*W values
+        xl = x[:, l][feats]  # (B, N)
+        return xl[:, rows, None] - xl[:, None, :]
+
+    return _sq_contribution(diff, x.shape[1])
 
 
 def _pair_contribution(x: torch.Tensor, c, q, j) -> torch.Tensor:
@@ -355,6 +360,8 @@ def _probe(x, y, d, cands: list[int], probe: int, chunk: int, batch_size):
     if D[q, j] <= t (D + Dc >= D). If t is below every non-probed D[q, j] the neighbour is
     among the probes: that sample is settled here. Returns per candidate the hits of settled
     samples (B,), plus t (B, N) and the unsettled mask (B, N).
+    Temporaries: about ENTRY_BYTES per (candidate, sample, probe) entry, whatever the number
+    L of values per candidate, since the values are read one at a time.
     """
     n = d.shape[0]
     k = min(probe, n - 1)
@@ -364,8 +371,13 @@ def _probe(x, y, d, cands: list[int], probe: int, chunk: int, batch_size):
     batch = max(1, min(batch_size or len(cands), chunk // (n * k)))
     hits, ts, open_ = [], [], []
     for i in range(0, len(cands), batch):
-        xb = x[cands[i:i + batch]]  # (B, L, N)
-        dist = pv + _sq_contribution(lambda l: xb[:, l, :, None] - xb[:, l][:, pi], x.shape[1])  # (B, N, K)
+        group = torch.as_tensor(cands[i:i + batch], device=x.device)
+
+        def diff(l):  # one value of the batch at a time, not a (B, L, N) copy
+            xl = x[:, l][group]  # (B, N)
+            return xl[:, :, None] - xl[:, pi]  # (B, N, K)
+
+        dist = pv + _sq_contribution(diff, x.shape[1])  # (B, N, K)
         t = dist.amin(dim=-1)  # (B, N)
         nn = torch.where(dist == t[..., None], pi, n).amin(dim=-1)  # lowest index among ties
         settled = t < floor
