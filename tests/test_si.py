@@ -14,8 +14,8 @@ from sklearn.preprocessing import StandardScaler
 
 from sicompress.model import build_model, vgg_arch
 from sicompress.layer_si import LAYER_COLUMNS, layer_separation
-from sicompress.si import (center_separation_index, exact_float32, nearest_neighbors,
-                           separation_index, separation_indices)
+from sicompress.si import (center_separation_index, center_si_curve, exact_float32,
+                           nearest_neighbors, separation_index, separation_indices)
 
 from conftest import on_cuda_only
 
@@ -103,6 +103,49 @@ def test_csi_ties_go_to_lowest_class():
     y = np.array([0, 0, 1, 1, 1, 0])  # means: class 0 at -2/3, class 1 at +2/3
     # 4 (class 1) and 5 (class 0) are at equal distance: both go to class 0.
     assert center_separation_index(x, y) == 5 / 6
+
+
+def near_tie_centroids(seed, sides=(1, -1), per_class=20, d=5, classes=3, gap=1e-9):
+    """Class blobs mirrored about their centres (so each class mean is its centre, to
+    rounding), plus samples at `gap` from the bisector of two centres, on the `sides` given
+    (1: towards the other class's mean, a miss; -1: towards its own, a hit)."""
+    rng = np.random.default_rng(seed)
+    centres = 3 * rng.normal(size=(classes, d))
+    x, y = [], []
+    for k in range(classes):
+        blob = centres[k] + rng.normal(size=(per_class, d))
+        x += [blob, 2 * centres[k] - blob]
+        y += [k] * 2 * per_class
+        for j in range(classes):
+            if j == k:
+                continue
+            normal = (centres[j] - centres[k]) / np.linalg.norm(centres[j] - centres[k])
+            for side in sides:
+                along = 0.3 * rng.normal(size=d)
+                p = (centres[k] + centres[j]) / 2 + along - (along @ normal) * normal \
+                    + side * gap * normal
+                x += [p[None], 2 * centres[k] - p[None]]
+                y += [k, k]
+    return np.concatenate(x), np.array(y)
+
+
+def test_center_si_near_ties_without_atomic_adds(monkeypatch, device):
+    """Class means by a reduction that gives the same bits on every run: index_add_ adds
+    with atomics on CUDA, and near ties to the means could flip from run to run."""
+    def atomic_adds(*args, **kwargs):
+        raise AssertionError("class means summed by index_add_ (atomic adds on CUDA)")
+
+    monkeypatch.setattr(torch.Tensor, "index_add_", atomic_adds)
+    seen = []
+    for sides in [(1, -1), (1, 1), (-1, -1)]:
+        x, y = near_tie_centroids(11, sides)
+        expected = sklearn_csi(x, y)
+        xd = torch.from_numpy(x).to(device)
+        assert center_separation_index(xd, y) == expected, sides
+        assert center_si_curve(xd, y, range(x.shape[1]), "element")[-1] == expected, sides
+        assert center_si_curve(xd[:, None], y, [0])[-1] == expected, sides  # one channel
+        seen.append(expected)
+    assert 0.5 < seen[1] < seen[0] < seen[2]  # the near ties decide the count
 
 
 def test_standardize_matches_sklearn_on_scaled_data(device):

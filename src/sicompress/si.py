@@ -319,6 +319,32 @@ def separation_index(
     return values["si_soft"] if soft else values["si_high"]
 
 
+def _class_means(x: torch.Tensor, y: torch.Tensor, n_classes: int,
+                 device: torch.device) -> torch.Tensor:
+    """Mean of each class's rows of x (N, D): float64 (classes, D) on `device`.
+
+    y: class codes (N,) on `device`. The rows are sorted by class (stably, so each class's
+    rows keep their order) and each class summed by ordinary reductions over row chunks
+    taken in order, which give the same bits on every run; `index_add_` adds with atomics
+    on CUDA, in whatever order the threads come, so a mean's last bits (and with them a near
+    tie between two means) could change from run to run.
+    """
+    n, d = x.shape
+    by_class = torch.argsort(y, stable=True).to(x.device)  # (N,) class 0's rows, class 1's, ...
+    counts = torch.bincount(y, minlength=n_classes)
+    ends = counts.cumsum(0).tolist()
+    sums = torch.zeros((n_classes, d), dtype=torch.float64, device=device)  # (classes, D)
+    chunk = max(1, PREPARE_BUDGET_BYTES // (8 * max(d, 1)))
+    for k, (start, end) in enumerate(zip([0] + ends[:-1], ends)):
+        rows = by_class[start:end]  # class k's rows, ascending
+        for a, b in _row_chunks(len(rows), chunk):
+            xc = x[rows[a:b]].to(device=device, dtype=torch.float64)  # (c, D)
+            if not torch.isfinite(xc).all():
+                raise ValueError("features contain NaN or infinite values")
+            sums[k] += xc.sum(0)
+    return sums / counts.to(torch.float64)[:, None]
+
+
 def center_separation_index(
     features: ArrayLike,
     labels: ArrayLike,
@@ -331,7 +357,8 @@ def center_separation_index(
     Equals the training accuracy of a nearest-centroid classifier. Computed in float64 from
     the differences x - mean_c themselves (no expansion), chunk_size rows at a time (default:
     about 256 MiB of float64 differences); equal distances go to the lowest class index
-    (classes are the sorted distinct labels).
+    (classes are the sorted distinct labels). The class means are summed in a fixed order,
+    so a run on CUDA gives the same value every time (`_class_means`).
     """
     x = _flat_features(features)
     n, d = x.shape
@@ -342,14 +369,7 @@ def center_separation_index(
     y = y.to(device)
     n_classes = int(y.max()) + 1
 
-    sums = torch.zeros((n_classes, d), dtype=torch.float64, device=device)  # (C, D)
-    prep_chunk = max(1, PREPARE_BUDGET_BYTES // (8 * max(d, 1)))
-    for a, b in _row_chunks(n, prep_chunk):
-        xc = x[a:b].to(device=device, dtype=torch.float64)
-        if not torch.isfinite(xc).all():
-            raise ValueError("features contain NaN or infinite values")
-        sums.index_add_(0, y[a:b], xc)
-    means = sums / torch.bincount(y, minlength=n_classes).to(torch.float64)[:, None]
+    means = _class_means(x, y, n_classes, device)  # (C, D)
 
     if chunk_size is None:
         chunk = max(1, DISTANCE_BUDGET_BYTES // (8 * n_classes * max(d, 1)))
@@ -392,10 +412,8 @@ def center_si_curve(features, labels, order, unit: str = "channel") -> list[floa
     dev = x.device
     y = label_codes(labels, x.shape[0]).to(dev)  # (N,)
     n_classes = int(y.max()) + 1
-    counts = torch.bincount(y, minlength=n_classes).to(torch.float64)
-    means = torch.zeros((n_classes,) + x.shape[1:], dtype=torch.float64, device=dev)
-    means.index_add_(0, y, x)
-    means /= counts[:, None, None]  # (classes, F, L)
+    means = _class_means(x.reshape(x.shape[0], -1), y, n_classes, dev).reshape(
+        (n_classes,) + x.shape[1:])  # (classes, F, L)
     dist = torch.zeros((x.shape[0], n_classes), dtype=torch.float64, device=dev)
     hits = []  # kept on the device: one host read at the end, not one per step
     for f in order:
