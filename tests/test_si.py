@@ -1,21 +1,26 @@
 """The Separation Index against scikit-learn and slow pure-Python references."""
 
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier, NearestCentroid, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
+import sicompress.compression as compression
 from sicompress.model import build_model, vgg_arch
 from sicompress.layer_si import LAYER_COLUMNS, layer_separation
+from sicompress.selection import forward_select
 from sicompress.si import (center_separation_index, center_si_curve, exact_float32,
-                           nearest_neighbors, separation_index, separation_indices)
+                           nearest_neighbors, separation_index, separation_indices,
+                           si_all_features, si_curve)
 
 from conftest import on_cuda_only
 
@@ -158,6 +163,68 @@ def test_standardize_matches_sklearn_on_scaled_data(device):
     np.testing.assert_array_equal(nn, expected)
     assert separation_index(x, y, standardize=True) == sklearn_si(scaled, y)
     assert separation_index(x, y, standardize=True) != separation_index(x, y)
+
+
+# ----------------------------------------------------------------------------------------
+# SI of all features: exact, and the last point of the SI curve
+
+
+def far_near_ties(seed, triplets=24):
+    """float32 activations (N, 3, 1, 2) and labels: blobs near the origin, and triplets ~300
+    away whose nearest-neighbour distances differ by 0.1% (q's nearest is q + u, of another
+    class; q - 1.001 u is of q's class), where float32 expanded distances err."""
+    rng = np.random.default_rng(seed)
+    x, y = [rng.normal(size=(40, 6))], list(rng.integers(0, 3, 40))
+    for t in range(triplets):
+        q = rng.normal(size=6)
+        q *= 300 / np.linalg.norm(q)
+        u = rng.normal(size=6)
+        u /= np.linalg.norm(u)
+        x.append(np.stack([q, q + u, q - u * np.sqrt(1.002)]))
+        y += [t % 3, (t + 1) % 3, t % 3]
+    return torch.from_numpy(np.concatenate(x).astype(np.float32).reshape(-1, 3, 1, 2)), np.array(y)
+
+
+def exact_si(x, y):
+    """scikit-learn's leave-one-out 1-NN accuracy on the float32 values, in float64."""
+    return sklearn_si(x.reshape(len(x), -1).double().cpu().numpy(), y)
+
+
+@pytest.mark.parametrize("unit", ["channel", "element"])
+def test_si_of_all_features_is_exact_and_ends_the_curve(unit, device):
+    x, y = far_near_ties(0)
+    expected = exact_si(x, y)
+    # float32 expanded distances (the layer tables' SI) choose other neighbours here
+    assert separation_index(x, y) != expected
+    x = x.to(device)
+    sel = forward_select(x, y, unit=unit, device=device)
+    assert sel.si[-1] == expected
+    assert si_all_features(x, y, unit, first=sel.order) == expected
+    assert si_all_features(x, y, unit) == expected
+    assert si_curve(x, y, sel.order, unit, memory_budget=1000) == sel.si  # one row at a time
+    with pytest.raises(ValueError, match="first must list distinct feature indices"):
+        si_all_features(x, y, unit, first=[0, 0])
+
+
+@pytest.mark.parametrize("max_features", [None, 2])  # every channel ranked, or only two
+def test_rank_features_reports_the_exact_si_of_all_features(tmp_path, monkeypatch, device,
+                                                           max_features):
+    x, y = far_near_ties(1)
+    monkeypatch.setattr(compression, "si_train_activations",
+                        lambda *args, **kwargs: (x.to(device), y))
+    (tmp_path / "cut.json").write_text(json.dumps({"layer": "conv5_3"}))
+    info = compression.rank_features(
+        model_path=tmp_path / "model.pt", data_npz=tmp_path / "data.npz",
+        split_npz=tmp_path / "split.npz", cut_json=tmp_path / "cut.json",
+        ranking_csv=tmp_path / "ranking.csv", info_json=tmp_path / "ranking.json",
+        max_features=max_features, device=str(device), log=lambda m: None)
+    expected = exact_si(x, y)
+    assert info["si_all"] == expected
+    assert json.loads((tmp_path / "ranking.json").read_text())["si_all"] == expected
+    ranking = pd.read_csv(tmp_path / "ranking.csv")
+    assert len(ranking) == (max_features or 3)
+    if max_features is None:
+        assert ranking["si"].iloc[-1] == pytest.approx(expected, abs=1e-12)
 
 
 # ----------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from .pruning import arch_and_state, build_compressed, compressed_arch
 from .selection import UNITS, forward_select
 from .selectors import choose_channels, cut_conv_weight, k_of_fraction
 from .layerwise import choose_width, hidden_separation, pruned_network
-from .si import PRECISION, center_separation_index, center_si_curve, separation_index, si_curve
+from .si import PRECISION, center_separation_index, center_si_curve, si_all_features, si_curve
 from .training import TrainSettings
 from .trainings import load_study_data, run_training
 
@@ -127,9 +127,7 @@ def rank_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, inf
         f"channels x {h}x{w}; ranking "
         f"{n_candidates if max_features is None else min(max_features, n_candidates)} of "
         f"{n_candidates} {unit}s by forward selection")
-    si_all = separation_index(acts, labels)
     csi_all = center_separation_index(acts, labels)
-    log(f"all {n_candidates} {unit}s: SI {si_all:.4f}, Center SI {csi_all:.4f}")
 
     # A ranking can take long (hours on a CPU at width 1): every step is saved beside the
     # ranking, and a rerun on the same activations and options goes on from there.
@@ -152,6 +150,10 @@ def rank_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, inf
         f"SI after 1, {len(sel.order)}: {sel.si[0]:.4f}, {sel.si[-1]:.4f}")
     csi = center_si_curve(acts, labels, sel.order, unit)
     seconds = time.perf_counter() - t0
+    # SI of all features summed as the curve is: a ranking of them all ends on that value
+    si_all = sel.si[-1] if len(sel.order) == n_candidates else si_all_features(
+        acts, labels, unit, first=sel.order)
+    log(f"all {n_candidates} {unit}s: SI {si_all:.4f}, Center SI {csi_all:.4f}")
     del acts
     test_acts, test_labels = si_train_activations(model_path, data_npz, split_npz, layer,
                                                   batch_size=batch_size, device=device,
