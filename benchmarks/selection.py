@@ -6,6 +6,7 @@
         --model results/e2e/model.pt --data-npz results/data/cifar10.npz \\
         --split-npz results/split/split.npz
     python benchmarks/selection.py --n 5000 --channels 512 --hw 2 --steps 10 --no-naive
+    python benchmarks/selection.py --bound-filter 300 1000 8192
 
 Inputs (--data), 10 classes:
   relu         relu of a Gaussian whose mean depends on the class and the channel, with
@@ -29,6 +30,11 @@ with the same SI curve (if not: the first step where they differ and the SI of e
 Time on an otherwise idle machine: the fast path runs many small parallel ops, and while other
 processes take the cores each op waits for a descheduled thread (seen on 2 cores: 5 s idle,
 80 s at load 4-5), far more than the few large cdist calls do.
+
+--bound-filter C ...: times, alone, the filter by which a step of `forward_select` keeps the
+candidates that can still win, with the most hits known so far taken once per candidate (as
+it was: O(C^2) per step) and once per step (as it is), on C candidates that are all still
+open (the worst case), and prints the ratio. A ranking runs it once per step, C steps.
 """
 
 from __future__ import annotations
@@ -103,6 +109,32 @@ def cdist_select(x: torch.Tensor, y: torch.Tensor, steps: int, device) -> Select
     return Selection(order, si, "channel", n, c, seconds=time.perf_counter() - t0)
 
 
+def bound_filter_seconds(c: int, repeat: int = 3) -> tuple[float, float]:
+    """Fastest seconds of one step's candidate filter on C open candidates: (the most hits
+    known taken per candidate, taken once)."""
+    rng = np.random.default_rng(0)
+    low = rng.integers(0, 1000, c).tolist()            # hits known per candidate
+    high = [v + int(k) for v, k in zip(low, rng.integers(1, 100, c))]  # if all open ones hit
+
+    def per_candidate():
+        return [i for i in range(c) if low[i] < high[i] and high[i] >= max(low)]
+
+    def once():
+        floor = max(low)
+        return [i for i in range(c) if low[i] < high[i] and high[i] >= floor]
+
+    best = []
+    for fn in (per_candidate, once):
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        best.append(min(times))
+    assert per_candidate() == once()
+    return best[0], best[1]
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -154,7 +186,18 @@ def main(argv=None):
     p.add_argument("--no-naive", action="store_true", help="time the fast path only")
     p.add_argument("--old-naive", action="store_true",
                    help="also time forward_select_naive (slow: N x N x values per candidate and step)")
+    p.add_argument("--bound-filter", type=int, nargs="+", metavar="C",
+                   help="only time a step's candidate filter at these candidate counts")
     a = p.parse_args(argv)
+
+    if a.bound_filter:
+        for c in a.bound_filter:
+            before, now = bound_filter_seconds(c)
+            print(f"bound filter C={c:>6}: max per candidate {before:10.4f} s, once per step "
+                  f"{now:8.5f} s, ratio {before / now:8.1f} x; a ranking of all C: "
+                  f"~{c * before / 3 / 60:.1f} min in it before (steps on C, C - 1, ... "
+                  f"candidates: C/3 of this step)")
+        return
 
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -1,7 +1,12 @@
+import builtins
+import weakref
+
 import numpy as np
 import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 import sicompress.selection as selection
 from sicompress.selection import Selection, forward_select, forward_select_naive
@@ -96,6 +101,21 @@ def test_both_finishing_paths_agree_and_run(monkeypatch, pair_cost):
     assert calls[used] > 0 and sum(calls.values()) == calls[used]
 
 
+@pytest.mark.parametrize("quantise", [False, True])
+@pytest.mark.parametrize("pair_cost", [0, 10**9])  # gathered prefixes only / whole rows only
+def test_many_candidates_equal_naive_and_sklearn(monkeypatch, pair_cost, quantise):
+    """240 candidates (elements), most of them unsettled by one probe: the finishing paths
+    handle many candidates at once, in groups."""
+    monkeypatch.setattr(selection, "PAIR_COST", pair_cost)
+    x, y = relu_features(n=60, channels=60, hw=2, seed=13, quantise=quantise)
+    ref = forward_select_naive(x, y, unit="element", max_features=6)
+    got = forward_select(x, y, unit="element", max_features=6, probe=1, memory_budget=50_000)
+    assert (got.order, got.si) == (ref.order, ref.si)
+    if not quantise:  # no exact ties, which scikit-learn breaks its own way
+        for i in range(len(got.order)):
+            assert got.si[i] == sklearn_si(columns(x, "element", got.order[:i + 1]), y.numpy())
+
+
 # ----------------------------------------------------------------------------------------
 # Independent checks of the SI curve and of the greedy choice
 
@@ -137,6 +157,103 @@ def test_picks_informative_channels_first():
     sel = forward_select(torch.relu(x), y, max_features=5)
     assert sorted(sel.order[:3]) == informative
     assert sel.si[2] > 0.95 and sel.si[0] < 0.8
+
+
+# ----------------------------------------------------------------------------------------
+# Work and memory that must not grow with the wrong size (counted, not timed)
+
+
+def test_a_step_takes_the_most_known_hits_once_not_once_per_candidate(monkeypatch):
+    """The bound of a step (the most hits already known) taken once per step: taken inside
+    the filter over the candidates it made a step O(C^2) and a ranking O(C^3) in the number
+    of candidates C. Counts every value the module's max() reads."""
+    x, y = relu_features(n=60, channels=60, hw=2, seed=12)  # 240 elements
+    steps = 5
+    ref = forward_select_naive(x, y, unit="element", max_features=steps)
+    read = []
+
+    def counting_max(*args, **kw):
+        if len(args) == 1:  # max(iterable): count the values it reads
+            args = (list(args[0]),)
+            read.append(len(args[0]))
+        return builtins.max(*args, **kw)
+
+    monkeypatch.setattr(selection, "max", counting_max, raising=False)
+    got = forward_select(x, y, unit="element", max_features=steps, probe=1)
+    assert (got.order, got.si) == (ref.order, ref.si)
+    candidates = sum(240 - i for i in range(steps))  # C of every step, summed
+    assert 0 < sum(read) <= 3 * candidates
+
+
+class LiveBytes(TorchDispatchMode):
+    """The most bytes that the tensors made while the mode is on hold at one time: a
+    storage counts from the op that makes it until no tensor on it is left."""
+
+    def __init__(self):
+        super().__init__()
+        self.refs, self.size, self.now, self.peak = {}, {}, 0, 0
+
+    def _release(self, key):
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            self.now -= self.size.pop(key)
+            del self.refs[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        given = {t.untyped_storage().data_ptr()
+                 for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()
+            key = storage.data_ptr()
+            if key not in self.refs:
+                if key in given or storage.nbytes() == 0:
+                    continue  # a view of, or written into, a tensor made before
+                self.refs[key], self.size[key] = 0, storage.nbytes()
+                self.now += storage.nbytes()
+                self.peak = max(self.peak, self.now)
+            self.refs[key] += 1
+            weakref.finalize(t, self._release, key)
+        return out
+
+
+def test_live_bytes_counts_what_is_alive():
+    live = LiveBytes()
+    with live:
+        a = torch.zeros(1000, dtype=torch.float64)  # 8000 bytes
+        b = torch.zeros(2000, dtype=torch.float64)  # 16000
+        view = a[:10]
+        del a                                        # kept by the view
+        c = torch.zeros(500, dtype=torch.float64)   # 28000 in all
+        del view
+        d = b + 1                                    # 8000 freed, 16000 more: 36000
+        d += 1
+    assert (live.peak, live.now) == (36000, 36000)
+    del b, c, d
+    assert live.now == 0
+
+
+@pytest.mark.parametrize("hw", [1, 4, 8])  # L = 1, 16 or 64 values per channel
+def test_probe_temporaries_fit_the_budget_whatever_the_map_size(hw):
+    n, probe = 60, 2
+    x, y = relu_features(n=n, channels=12, hw=hw, seed=14)
+    cpu = torch.device("cpu")
+    xs, ys = selection._candidates(x, y, "channel", cpu)  # (F, L, N)
+    d = selection._empty_distances(n, cpu) + selection._dense_contribution(xs, [0])[0]  # (N, N)
+    budget = selection.ENTRY_BYTES * n * probe * 3  # three candidates' (sample, probe) entries
+    chunk = selection._chunk_entries(cpu, budget)
+    live = LiveBytes()
+    with live:
+        batched = selection._probe(xs, ys, d, list(range(1, 12)), probe, chunk, None)
+    assert live.peak <= budget  # everything it made, its results included
+    whole = selection._probe(xs, ys, d, list(range(1, 12)), probe, 10**9, None)  # one batch
+    assert all(torch.equal(a, b) for a, b in zip(batched, whole))
+    # and a whole ranking at that budget chooses as the reference does
+    got = forward_select(x, y, max_features=4, probe=probe, memory_budget=budget)
+    ref = forward_select_naive(x, y, max_features=4)
+    assert (got.order, got.si) == (ref.order, ref.si)
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,21 +1,26 @@
 """The Separation Index against scikit-learn and slow pure-Python references."""
 
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier, NearestCentroid, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
+import sicompress.compression as compression
 from sicompress.model import build_model, vgg_arch
 from sicompress.layer_si import LAYER_COLUMNS, layer_separation
-from sicompress.si import (center_separation_index, exact_float32, nearest_neighbors,
-                           separation_index, separation_indices)
+from sicompress.selection import forward_select
+from sicompress.si import (center_separation_index, center_si_curve, exact_float32,
+                           nearest_neighbors, separation_index, separation_indices,
+                           si_all_features, si_curve)
 
 from conftest import on_cuda_only
 
@@ -105,6 +110,49 @@ def test_csi_ties_go_to_lowest_class():
     assert center_separation_index(x, y) == 5 / 6
 
 
+def near_tie_centroids(seed, sides=(1, -1), per_class=20, d=5, classes=3, gap=1e-9):
+    """Class blobs mirrored about their centres (so each class mean is its centre, to
+    rounding), plus samples at `gap` from the bisector of two centres, on the `sides` given
+    (1: towards the other class's mean, a miss; -1: towards its own, a hit)."""
+    rng = np.random.default_rng(seed)
+    centres = 3 * rng.normal(size=(classes, d))
+    x, y = [], []
+    for k in range(classes):
+        blob = centres[k] + rng.normal(size=(per_class, d))
+        x += [blob, 2 * centres[k] - blob]
+        y += [k] * 2 * per_class
+        for j in range(classes):
+            if j == k:
+                continue
+            normal = (centres[j] - centres[k]) / np.linalg.norm(centres[j] - centres[k])
+            for side in sides:
+                along = 0.3 * rng.normal(size=d)
+                p = (centres[k] + centres[j]) / 2 + along - (along @ normal) * normal \
+                    + side * gap * normal
+                x += [p[None], 2 * centres[k] - p[None]]
+                y += [k, k]
+    return np.concatenate(x), np.array(y)
+
+
+def test_center_si_near_ties_without_atomic_adds(monkeypatch, device):
+    """Class means by a reduction that gives the same bits on every run: index_add_ adds
+    with atomics on CUDA, and near ties to the means could flip from run to run."""
+    def atomic_adds(*args, **kwargs):
+        raise AssertionError("class means summed by index_add_ (atomic adds on CUDA)")
+
+    monkeypatch.setattr(torch.Tensor, "index_add_", atomic_adds)
+    seen = []
+    for sides in [(1, -1), (1, 1), (-1, -1)]:
+        x, y = near_tie_centroids(11, sides)
+        expected = sklearn_csi(x, y)
+        xd = torch.from_numpy(x).to(device)
+        assert center_separation_index(xd, y) == expected, sides
+        assert center_si_curve(xd, y, range(x.shape[1]), "element")[-1] == expected, sides
+        assert center_si_curve(xd[:, None], y, [0])[-1] == expected, sides  # one channel
+        seen.append(expected)
+    assert 0.5 < seen[1] < seen[0] < seen[2]  # the near ties decide the count
+
+
 def test_standardize_matches_sklearn_on_scaled_data(device):
     x, y = random_data(6, 150, 8, 4)
     x = x * np.array([1e-3, 1, 10, 1e3, 1, 1, 5, 1]) + 50.0
@@ -115,6 +163,68 @@ def test_standardize_matches_sklearn_on_scaled_data(device):
     np.testing.assert_array_equal(nn, expected)
     assert separation_index(x, y, standardize=True) == sklearn_si(scaled, y)
     assert separation_index(x, y, standardize=True) != separation_index(x, y)
+
+
+# ----------------------------------------------------------------------------------------
+# SI of all features: exact, and the last point of the SI curve
+
+
+def far_near_ties(seed, triplets=24):
+    """float32 activations (N, 3, 1, 2) and labels: blobs near the origin, and triplets ~300
+    away whose nearest-neighbour distances differ by 0.1% (q's nearest is q + u, of another
+    class; q - 1.001 u is of q's class), where float32 expanded distances err."""
+    rng = np.random.default_rng(seed)
+    x, y = [rng.normal(size=(40, 6))], list(rng.integers(0, 3, 40))
+    for t in range(triplets):
+        q = rng.normal(size=6)
+        q *= 300 / np.linalg.norm(q)
+        u = rng.normal(size=6)
+        u /= np.linalg.norm(u)
+        x.append(np.stack([q, q + u, q - u * np.sqrt(1.002)]))
+        y += [t % 3, (t + 1) % 3, t % 3]
+    return torch.from_numpy(np.concatenate(x).astype(np.float32).reshape(-1, 3, 1, 2)), np.array(y)
+
+
+def exact_si(x, y):
+    """scikit-learn's leave-one-out 1-NN accuracy on the float32 values, in float64."""
+    return sklearn_si(x.reshape(len(x), -1).double().cpu().numpy(), y)
+
+
+@pytest.mark.parametrize("unit", ["channel", "element"])
+def test_si_of_all_features_is_exact_and_ends_the_curve(unit, device):
+    x, y = far_near_ties(0)
+    expected = exact_si(x, y)
+    # float32 expanded distances (the layer tables' SI) choose other neighbours here
+    assert separation_index(x, y) != expected
+    x = x.to(device)
+    sel = forward_select(x, y, unit=unit, device=device)
+    assert sel.si[-1] == expected
+    assert si_all_features(x, y, unit, first=sel.order) == expected
+    assert si_all_features(x, y, unit) == expected
+    assert si_curve(x, y, sel.order, unit, memory_budget=1000) == sel.si  # one row at a time
+    with pytest.raises(ValueError, match="first must list distinct feature indices"):
+        si_all_features(x, y, unit, first=[0, 0])
+
+
+@pytest.mark.parametrize("max_features", [None, 2])  # every channel ranked, or only two
+def test_rank_features_reports_the_exact_si_of_all_features(tmp_path, monkeypatch, device,
+                                                           max_features):
+    x, y = far_near_ties(1)
+    monkeypatch.setattr(compression, "subset_activations",
+                        lambda *args, **kwargs: (x.to(device), y))
+    (tmp_path / "cut.json").write_text(json.dumps({"layer": "conv5_3"}))
+    info = compression.rank_features(
+        model_path=tmp_path / "model.pt", data_npz=tmp_path / "data.npz",
+        split_npz=tmp_path / "split.npz", cut_json=tmp_path / "cut.json",
+        ranking_csv=tmp_path / "ranking.csv", info_json=tmp_path / "ranking.json",
+        max_features=max_features, device=str(device), log=lambda m: None)
+    expected = exact_si(x, y)
+    assert info["si_all"] == expected
+    assert json.loads((tmp_path / "ranking.json").read_text())["si_all"] == expected
+    ranking = pd.read_csv(tmp_path / "ranking.csv")
+    assert len(ranking) == (max_features or 3)
+    if max_features is None:
+        assert ranking["si"].iloc[-1] == pytest.approx(expected, abs=1e-12)
 
 
 # ----------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from .devices import pick_device
 from .pruning import arch_and_state
 from .selection import UNITS, forward_select
 from .selectors import choose_channels, cut_conv_weight, k_of_fraction
-from .si import PRECISION, center_separation_index, center_si_curve, separation_index, si_curve
+from .si import PRECISION, center_separation_index, center_si_curve, si_all_features, si_curve
 
 # si, center_si: on si_train (the ranking is chosen on it); *_test: on si_test, reported only
 FEATURE_RANKING_COLUMNS = ["step", "feature", "si", "center_si", "si_test", "center_si_test"]
@@ -118,9 +118,7 @@ def rank_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, inf
         f"channels x {h}x{w}; ranking "
         f"{n_candidates if max_features is None else min(max_features, n_candidates)} of "
         f"{n_candidates} {unit}s by forward selection")
-    si_all = separation_index(acts, labels)
     csi_all = center_separation_index(acts, labels)
-    log(f"all {n_candidates} {unit}s: SI {si_all:.4f}, Center SI {csi_all:.4f}")
 
     # A ranking can take long (hours on a CPU at width 1): every step is saved beside the
     # ranking, and a rerun on the same activations and options goes on from there.
@@ -143,6 +141,10 @@ def rank_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, inf
         f"SI after 1, {len(sel.order)}: {sel.si[0]:.4f}, {sel.si[-1]:.4f}")
     csi = center_si_curve(acts, labels, sel.order, unit)
     seconds = time.perf_counter() - t0
+    # SI of all features summed as the curve is: a ranking of them all ends on that value
+    si_all = sel.si[-1] if len(sel.order) == n_candidates else si_all_features(
+        acts, labels, unit, first=sel.order)
+    log(f"all {n_candidates} {unit}s: SI {si_all:.4f}, Center SI {csi_all:.4f}")
     del acts
     test_acts, test_labels = subset_activations(model_path, data_npz, split_npz, layer,
                                                 subset="si_test", batch_size=batch_size,

@@ -159,8 +159,13 @@ def _sq_contribution(diff, n_values: int) -> torch.Tensor:
 
 def _dense_contribution(x: torch.Tensor, feats, rows: slice = slice(None)) -> torch.Tensor:
     """Contributions of features `feats` to all pairs (q in rows, j): (B, R, N)."""
-    xf = x[feats]  # (B, L, N)
-    return _sq_contribution(lambda l: xf[:, l, rows, None] - xf[:, l, None, :], x.shape[1])
+    feats = torch.as_tensor(feats, device=x.device)
+
+    def diff(l):  # one value of the batch at a time: no temporary holds all L = H*W values
+        xl = x[:, l][feats]  # (B, N)
+        return xl[:, rows, None] - xl[:, None, :]
+
+    return _sq_contribution(diff, x.shape[1])
 
 
 def _pair_contribution(x: torch.Tensor, c, q, j) -> torch.Tensor:
@@ -355,6 +360,8 @@ def _probe(x, y, d, cands: list[int], probe: int, chunk: int, batch_size):
     if D[q, j] <= t (D + Dc >= D). If t is below every non-probed D[q, j] the neighbour is
     among the probes: that sample is settled here. Returns per candidate the hits of settled
     samples (B,), plus t (B, N) and the unsettled mask (B, N).
+    Temporaries: about ENTRY_BYTES per (candidate, sample, probe) entry, whatever the number
+    L of values per candidate, since the values are read one at a time.
     """
     n = d.shape[0]
     k = min(probe, n - 1)
@@ -364,8 +371,13 @@ def _probe(x, y, d, cands: list[int], probe: int, chunk: int, batch_size):
     batch = max(1, min(batch_size or len(cands), chunk // (n * k)))
     hits, ts, open_ = [], [], []
     for i in range(0, len(cands), batch):
-        xb = x[cands[i:i + batch]]  # (B, L, N)
-        dist = pv + _sq_contribution(lambda l: xb[:, l, :, None] - xb[:, l][:, pi], x.shape[1])  # (B, N, K)
+        group = torch.as_tensor(cands[i:i + batch], device=x.device)
+
+        def diff(l):  # one value of the batch at a time, not a (B, L, N) copy
+            xl = x[:, l][group]  # (B, N)
+            return xl[:, :, None] - xl[:, pi]  # (B, N, K)
+
+        dist = pv + _sq_contribution(diff, x.shape[1])  # (B, N, K)
         t = dist.amin(dim=-1)  # (B, N)
         nn = torch.where(dist == t[..., None], pi, n).amin(dim=-1)  # lowest index among ties
         settled = t < floor
@@ -485,7 +497,10 @@ def forward_select(
         # Candidates settled everywhere are exact. The others, most promising first, are
         # finished only while they can still win (more hits, or as many and a lower index).
         best = max([(low[i], -i) for i in range(len(candidates)) if low[i] == high[i]], default=(-1, 0))
-        todo = sorted((i for i in range(len(candidates)) if low[i] < high[i] and high[i] >= max(low)),
+        # No candidate ends below the most hits already known: once per step, not once per
+        # candidate (that made a step O(C^2) in the number of candidates C).
+        floor = max(low)
+        todo = sorted((i for i in range(len(candidates)) if low[i] < high[i] and high[i] >= floor),
                       key=lambda i: (-high[i], i))
         if not todo:
             return -best[1], best[0]
@@ -499,6 +514,9 @@ def forward_select(
         c = torch.tensor(candidates, device=dev)[todo][b]
         pairs = torch.zeros(len(todo), dtype=torch.int64, device=dev).index_add_(0, b, m).tolist()
         n_open = torch.bincount(b, minlength=len(todo)).tolist()
+        # b is sorted, so todo[g]'s unsettled pairs are b[start[g]:start[g] + n_open[g]]:
+        # slices instead of a scan of all of b per candidate (O(C^2) again).
+        start = np.concatenate([[0], np.cumsum(n_open)[:-1]]).tolist()
 
         def finish(g: int, extra: int):
             nonlocal best
@@ -514,20 +532,22 @@ def forward_select(
                 if (high[todo[g]], -todo[g]) <= best:
                     continue  # cannot win any more
                 if pairs[g] * PAIR_COST > n_open[g] * n:  # long prefixes: whole rows are cheaper
-                    finish(g, _row_hits(x, y, d, candidates[todo[g]], q[b == g], chunk))
+                    own = q[start[g]:start[g] + n_open[g]]
+                    finish(g, _row_hits(x, y, d, candidates[todo[g]], own, chunk))
                     continue
                 group.append(g)
                 size += pairs[g]
             if not group:
                 continue
-            in_group = torch.zeros(len(todo), dtype=torch.bool, device=dev)
-            in_group[group] = True
-            segs = in_group[b].nonzero().squeeze(1)
+            lengths = torch.tensor([n_open[g] for g in group], device=dev)  # group's pairs, by candidate
+            member = torch.repeat_interleave(torch.arange(len(group), device=dev), lengths)
+            firsts = torch.tensor([start[g] for g in group], device=dev)
+            offset = torch.arange(len(member), device=dev) - (torch.cumsum(lengths, 0) - lengths)[member]
+            segs = firsts[member] + offset  # positions in b of the group's pairs, in order
             hit = _prefix_hits(x, y, svals, sidx, srow[segs], q[segs], c[segs], m[segs], chunk)
-            extra = torch.zeros(len(todo), dtype=torch.int64, device=dev).index_add_(0, b[segs], hit.long())
-            extra = extra.tolist()
-            for g in group:
-                finish(g, extra[g])
+            extra = torch.zeros(len(group), dtype=torch.int64, device=dev).index_add_(0, member, hit.long())
+            for g, e in zip(group, extra.tolist()):
+                finish(g, e)
         return -best[1], best[0]
 
     order, si, stopped = _greedy(x, y, max_features, patience, tolerance, chunk, best_candidate,

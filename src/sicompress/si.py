@@ -39,13 +39,15 @@ import torch
 __all__ = ["DISTANCE_BUDGET_BYTES", "DEFAULT_ORDER", "PRECISION", "center_separation_index",
            "center_si_curve", "check_order", "default_chunk_size", "exact_float32",
            "exact_matmul", "label_codes", "nearest_neighbors",
-           "separation_index", "separation_indices", "si_curve", "si_from_neighbors"]
+           "separation_index", "separation_indices", "si_all_features", "si_curve",
+           "si_from_neighbors"]
 
 # ----------------------------------------------------------------------------------------
 # Settings
 
 DISTANCE_BUDGET_BYTES = 256 * 2**20  # one chunk of squared distances (chunk x N entries)
 PREPARE_BUDGET_BYTES = 64 * 2**20    # one chunk of float64 rows while centring / scaling
+CPU_BLOCK_BYTES = 2**20              # rows of an SI curve at a time on CPU: stays in cache
 DEFAULT_ORDER = 5                    # r of the high-order and soft SI in the layer tables
 
 ArrayLike = torch.Tensor | np.ndarray
@@ -319,6 +321,32 @@ def separation_index(
     return values["si_soft"] if soft else values["si_high"]
 
 
+def _class_means(x: torch.Tensor, y: torch.Tensor, n_classes: int,
+                 device: torch.device) -> torch.Tensor:
+    """Mean of each class's rows of x (N, D): float64 (classes, D) on `device`.
+
+    y: class codes (N,) on `device`. The rows are sorted by class (stably, so each class's
+    rows keep their order) and each class summed by ordinary reductions over row chunks
+    taken in order, which give the same bits on every run; `index_add_` adds with atomics
+    on CUDA, in whatever order the threads come, so a mean's last bits (and with them a near
+    tie between two means) could change from run to run.
+    """
+    n, d = x.shape
+    by_class = torch.argsort(y, stable=True).to(x.device)  # (N,) class 0's rows, class 1's, ...
+    counts = torch.bincount(y, minlength=n_classes)
+    ends = counts.cumsum(0).tolist()
+    sums = torch.zeros((n_classes, d), dtype=torch.float64, device=device)  # (classes, D)
+    chunk = max(1, PREPARE_BUDGET_BYTES // (8 * max(d, 1)))
+    for k, (start, end) in enumerate(zip([0] + ends[:-1], ends)):
+        rows = by_class[start:end]  # class k's rows, ascending
+        for a, b in _row_chunks(len(rows), chunk):
+            xc = x[rows[a:b]].to(device=device, dtype=torch.float64)  # (c, D)
+            if not torch.isfinite(xc).all():
+                raise ValueError("features contain NaN or infinite values")
+            sums[k] += xc.sum(0)
+    return sums / counts.to(torch.float64)[:, None]
+
+
 def center_separation_index(
     features: ArrayLike,
     labels: ArrayLike,
@@ -331,7 +359,8 @@ def center_separation_index(
     Equals the training accuracy of a nearest-centroid classifier. Computed in float64 from
     the differences x - mean_c themselves (no expansion), chunk_size rows at a time (default:
     about 256 MiB of float64 differences); equal distances go to the lowest class index
-    (classes are the sorted distinct labels).
+    (classes are the sorted distinct labels). The class means are summed in a fixed order,
+    so a run on CUDA gives the same value every time (`_class_means`).
     """
     x = _flat_features(features)
     n, d = x.shape
@@ -342,14 +371,7 @@ def center_separation_index(
     y = y.to(device)
     n_classes = int(y.max()) + 1
 
-    sums = torch.zeros((n_classes, d), dtype=torch.float64, device=device)  # (C, D)
-    prep_chunk = max(1, PREPARE_BUDGET_BYTES // (8 * max(d, 1)))
-    for a, b in _row_chunks(n, prep_chunk):
-        xc = x[a:b].to(device=device, dtype=torch.float64)
-        if not torch.isfinite(xc).all():
-            raise ValueError("features contain NaN or infinite values")
-        sums.index_add_(0, y[a:b], xc)
-    means = sums / torch.bincount(y, minlength=n_classes).to(torch.float64)[:, None]
+    means = _class_means(x, y, n_classes, device)  # (C, D)
 
     if chunk_size is None:
         chunk = max(1, DISTANCE_BUDGET_BYTES // (8 * n_classes * max(d, 1)))
@@ -377,6 +399,21 @@ def _grouped(features, unit: str) -> torch.Tensor:
     return x.reshape(n, -1, 1).to(torch.float64)
 
 
+def _by_feature(features, unit: str) -> torch.Tensor:
+    """(F, L, N) float64 copy of the candidates, on the features' device: one value of one
+    feature over all samples is a contiguous row (what `si_curve` reads)."""
+    x = torch.as_tensor(features)
+    n = x.shape[0]
+    if unit == "channel":
+        if x.ndim < 2:
+            raise ValueError(f"unit 'channel' needs features (N, C, ...), got shape {tuple(x.shape)}")
+        x = x.reshape(n, x.shape[1], -1)
+    else:
+        x = x.reshape(n, -1, 1)
+    out = torch.empty(x.shape[1:] + (n,), dtype=torch.float64, device=x.device)
+    return out.copy_(x.permute(1, 2, 0))  # (F, L, N)
+
+
 def center_si_curve(features, labels, order, unit: str = "channel") -> list[float]:
     """Center SI of every prefix of `order`: out[i] = CSI of the features order[:i + 1].
 
@@ -392,10 +429,8 @@ def center_si_curve(features, labels, order, unit: str = "channel") -> list[floa
     dev = x.device
     y = label_codes(labels, x.shape[0]).to(dev)  # (N,)
     n_classes = int(y.max()) + 1
-    counts = torch.bincount(y, minlength=n_classes).to(torch.float64)
-    means = torch.zeros((n_classes,) + x.shape[1:], dtype=torch.float64, device=dev)
-    means.index_add_(0, y, x)
-    means /= counts[:, None, None]  # (classes, F, L)
+    means = _class_means(x.reshape(x.shape[0], -1), y, n_classes, dev).reshape(
+        (n_classes,) + x.shape[1:])  # (classes, F, L)
     dist = torch.zeros((x.shape[0], n_classes), dtype=torch.float64, device=dev)
     hits = []  # kept on the device: one host read at the end, not one per step
     for f in order:
@@ -404,6 +439,41 @@ def center_si_curve(features, labels, order, unit: str = "channel") -> list[floa
     if not hits:
         return []
     return [int(h) / x.shape[0] for h in torch.stack(hits).tolist()]
+
+
+def _hits_along(x: torch.Tensor, y: torch.Tensor, order: list[int], memory_budget: int,
+                every_step: bool) -> list[int]:
+    """Samples whose nearest other shares their label, with the features order[:i + 1] for
+    every i (every_step) or with all of `order` only: the one loop behind `si_curve` and
+    `si_all_features`.
+
+    x: (F, L, N) float64 (`_by_feature`), y: codes (N,), both on one device. A block of
+    rows at a time, the squared distances of its samples to all N are summed feature by
+    feature in the order of `order`, each feature's contribution the sum of its L squared
+    differences value by value (differences taken directly, no expansion), as in the forward
+    selection: every pair gets the same float64 sum whatever the block, self excluded by
+    index, ties to the lowest index.
+    """
+    _, n_values, n = x.shape
+    if x.device.type == "cpu":
+        memory_budget = min(memory_budget, CPU_BLOCK_BYTES)
+    rows = max(1, memory_budget // (8 * 4 * n))  # dist, one square, the sum and a difference
+    hits = torch.zeros(len(order) if every_step else 1, dtype=torch.int64, device=x.device)
+    for a in range(0, n, rows):
+        b = min(n, a + rows)
+        dist = torch.zeros((b - a, n), dtype=torch.float64, device=x.device)  # (R, N)
+        own = torch.arange(a, b, device=x.device)
+        dist[own - a, own] = float("inf")  # self, by index
+        for i, f in enumerate(order):
+            acc = None
+            for v in range(n_values):
+                d = x[f, v, a:b, None] - x[f, v, None, :]  # (R, N)
+                sq = d * d
+                acc = sq if acc is None else acc + sq
+            dist += acc
+            if every_step or i == len(order) - 1:
+                hits[i if every_step else 0] += (y[dist.argmin(1)] == y[a:b]).sum()
+    return hits.tolist()
 
 
 def si_curve(features, labels, order, unit: str = "channel", *,
@@ -416,31 +486,44 @@ def si_curve(features, labels, order, unit: str = "channel", *,
     expansion), the contributions summed in the order of `order`, self excluded by index and
     ties to the lowest index. So on the data a ranking was chosen on, this curve is the
     ranking's own SI curve; on other data (e.g. si_test) it is that data's SI along the same
-    order. Memory: an (N, N) float64 matrix plus row blocks of about `memory_budget` bytes.
+    order. Memory: a float64 (F, L, N) copy of the features and row blocks of about
+    `memory_budget` bytes (on CPU at most CPU_BLOCK_BYTES, which stay in cache).
     Computed on the features' device; the curve is a host list.
     """
     if unit not in ("channel", "element"):
         raise ValueError(f"unit must be 'channel' or 'element', got {unit!r}")
-    x = _grouped(features, unit)  # (N, F, L)
-    n, _, n_values = x.shape
+    x = _by_feature(features, unit)  # (F, L, N)
+    n = x.shape[2]
     if n < 2:
         raise ValueError(f"need at least 2 samples for a nearest other sample, got N={n}")
-    dev = x.device
-    y = label_codes(labels, n).to(dev)
-    dist = torch.zeros((n, n), dtype=torch.float64, device=dev)
-    dist.fill_diagonal_(float("inf"))
-    rows = max(1, memory_budget // (8 * 3 * n))
-    hits = []  # kept on the device: one host read at the end
-    for f in order:
-        xf = x[:, f, :]  # (N, L)
-        for a in range(0, n, rows):
-            acc = None
-            for v in range(n_values):
-                d = xf[a:a + rows, v, None] - xf[None, :, v]  # (R, N)
-                sq = d * d
-                acc = sq if acc is None else acc + sq
-            dist[a:a + rows] += acc
-        hits.append((y[dist.argmin(1)] == y).sum())
-    if not hits:
+    y = label_codes(labels, n).to(x.device)
+    order = [int(f) for f in order]
+    if not order:
         return []
-    return [int(h) / n for h in torch.stack(hits).tolist()]
+    return [h / n for h in _hits_along(x, y, order, memory_budget, every_step=True)]
+
+
+def si_all_features(features, labels, unit: str = "channel", *, first=(),
+                    memory_budget: int = DISTANCE_BUDGET_BYTES) -> float:
+    """SI of all the features together, computed as `si_curve` computes its points.
+
+    The features in `first` (e.g. a ranking's order) are summed first, in that order, then
+    the others in ascending order. So a ranking that took every feature ends on this very
+    value (the same float64 sums), and the SI of all features and the last point of its
+    curve cannot disagree by a rounding. Exact: the leave-one-out 1-NN accuracy on all the
+    values. Memory as `si_curve`; time about that of a ranking's first step (every
+    feature's squared differences on every pair).
+    """
+    if unit not in ("channel", "element"):
+        raise ValueError(f"unit must be 'channel' or 'element', got {unit!r}")
+    x = _by_feature(features, unit)  # (F, L, N)
+    n_features, _, n = x.shape
+    if n < 2:
+        raise ValueError(f"need at least 2 samples for a nearest other sample, got N={n}")
+    y = label_codes(labels, n).to(x.device)
+    head = [int(f) for f in first]
+    if len(set(head)) != len(head) or any(not 0 <= f < n_features for f in head):
+        raise ValueError(f"first must list distinct feature indices in [0, {n_features}), "
+                         f"got {list(first)!r}")
+    order = head + sorted(set(range(n_features)) - set(head))
+    return _hits_along(x, y, order, memory_budget, every_step=False)[0] / n
