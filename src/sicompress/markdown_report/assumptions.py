@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import artifacts
-from ..training import scaled_step
+from ..engine import scaled_step
 from .cells import count, frame, plural, value
 from .inputs import ReportInputs
 from .intro import data_context
