@@ -108,10 +108,11 @@ def test_dry_run_of_the_gpu_quick_study_lists_every_rule(tmp_path):
              "train_compressed", "train_control", "measure_latency", "summarize_controls",
              "prune_layers", "train_layerwise_width", "choose_layerwise_width",
              "train_layerwise_control", "summarize_layerwise", "report", "all",
-             "finetune_layerwise",
+             "finetune_layerwise", "finetune",
              "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
     assert set(counts) == rules
-    assert counts["lr_trial"] == 2 and counts["layer_si"] == 6
+    # search, e2e, head, compressed, (c) fine-tuned, layer-wise, layer-wise fine-tuned
+    assert counts["lr_trial"] == 2 and counts["layer_si"] == 7
 
 
 def test_smoke_workflow_writes_every_output(smoke_run):
