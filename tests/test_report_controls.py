@@ -256,3 +256,18 @@ def test_latency_rows_of_the_layerwise_models_have_their_size(tmp_path):
     # e2e's from its checkpoint's arch, as in the summary
     summary = pd.read_csv(r / "report/summary.csv").set_index("model")
     assert t.loc["e2e", "params total"] == f"{summary.loc['e2e', 'params_total']:,}"
+
+
+def test_latency_table_states_the_precision_each_model_was_timed_in(tmp_path):
+    """latency.csv's precision (how each model was timed: as its trainings evaluated it) is a
+    column of the report's latency table, model by model."""
+    inputs = base_inputs(tmp_path)
+    r = tmp_path / "results"
+    inputs.latency_csv = write_csv(r / "latency/latency.csv", [
+        {"model": m, "batch_size": 1, "seconds_per_image": 1e-3, "iqr_seconds_per_image": 1e-4,
+         "measurements": 10, "device": "cuda:0", "threads": 1, "precision": p}
+        for m, p in (("e2e", "bfloat16 autocast, channels_last"), ("compressed", "float32"))])
+    t = table_starting(md_tables(render(inputs, tmp_path)), "Measured time per image")
+    t = t.set_index("model")
+    assert t.loc["e2e", "precision"] == "bfloat16 autocast, channels_last"
+    assert t.loc["compressed", "precision"] == "float32"

@@ -197,12 +197,15 @@ def latency(path: Path, costs: dict) -> dict:
                     f"{e2e[b] / sec:.2f}×" if b in e2e and sec > 0 else "–"]
         row += [", ".join(sorted(set(map(str, part["device"])))),
                 ", ".join(str(x) for x in sorted(set(int(x) for x in part["threads"])))]
+        if "precision" in t.columns:  # how the model was timed: as its trainings evaluated it
+            row.append(", ".join(sorted(set(map(str, part["precision"])))))
         rows.append(row)
     columns = ["model", "params total", "MACs total"]
     for b in batches:
         columns += [f"batch {b}: time per image (median)", f"batch {b}: speed-up vs e2e"]
-    columns += ["device", "threads"]
-    return {"table": frame(rows, columns), "align": "lrr" + "rr" * len(batches) + "lr",
+    columns += ["device", "threads"] + (["precision"] if "precision" in t.columns else [])
+    return {"table": frame(rows, columns),
+            "align": "lrr" + "rr" * len(batches) + "lr" + ("l" if "precision" in t.columns else ""),
             "batches": batches}
 
 
