@@ -43,7 +43,6 @@ from .selectors import SELECTORS
 from .stats import holm, mcnemar_exact
 
 GROUPS = ("chosen", "frontier")
-SELECTOR_ORDER = SELECTORS  # the study's first; others after these, by name
 # The models the compressed ones are compared with (`study.MODELS` with reference=True): e2e
 # and head required, the others optional
 REFERENCES = tuple(m.name for m in study.MODELS if m.reference)
@@ -127,7 +126,7 @@ def _same_fraction(a, b) -> bool:
 
 
 def _selector_key(selector: str) -> tuple:
-    return (SELECTOR_ORDER.index(selector) if selector in SELECTOR_ORDER else len(SELECTOR_ORDER),
+    return (SELECTORS.index(selector) if selector in SELECTORS else len(SELECTORS),
             selector)
 
 

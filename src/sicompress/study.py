@@ -103,9 +103,8 @@ MODELS: tuple[StudyModel, ...] = (
 )
 BY_NAME: dict[str, StudyModel] = {m.name: m for m in MODELS}
 
-# The layer-wise recipes' switches beyond classifier only (the fine-tuned recipe of SI's
-# channels, repeat 0, is the model "layerwise_finetuned" above)
-LAYERWISE_FINETUNE = _layerwise_finetune
+# The layer-wise from-scratch recipe's switch (no model of its own above; the fine-tuned
+# recipe's is the model "layerwise_finetuned"'s `made`)
 LAYERWISE_SCRATCH = _layerwise_scratch
 
 

@@ -15,7 +15,7 @@ SCRATCH = study.model("scratch").made(config)  # (c)'s architecture trained from
 LAYERWISE = study.model("layerwise").made(config)  # every conv of the prefix pruned by SI as well
 # its recipes beyond classifier only: the pruned network fine-tuned end to end, and its
 # architecture trained from random weights
-LAYERWISE_FINETUNE = study.LAYERWISE_FINETUNE(config)
+LAYERWISE_FINETUNE = study.model("layerwise_finetuned").made(config)
 LAYERWISE_SCRATCH = study.LAYERWISE_SCRATCH(config)
 SI_MODELS = study.made(config, layer_si=True)  # models with a layer SI table and plot
 CONTROLS = config["controls"]
