@@ -92,3 +92,82 @@ def test_holm_by_hand():
     assert holm([0.01, 0.01, 0.5]) == pytest.approx([0.03, 0.03, 0.5])
     with pytest.raises(ValueError, match="p-values"):
         holm([0.1, 1.5])
+
+
+# ----------------------------------------------------------------------------------------
+# Intervals and the pooled exact test, against scipy.stats and hand computations
+
+from scipy import stats as scipy_stats  # noqa: E402
+
+from sicompress.stats import (detectable, mean_interval, paired_interval,  # noqa: E402
+                              pooled_exact_test, sign_test_p, welch_interval)
+
+
+def test_paired_interval_is_scipys_paired_t():
+    a = [0.7150, 0.7150, 0.7159, 0.7170, 0.7141]
+    b = [0.7168, 0.7155, 0.7147, 0.7190, 0.7160]
+    ours = paired_interval(a, b)
+    ci = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert ours["kind"] == "paired" and ours["n"] == 5 and ours["df"] == 4
+    assert ours["lo"] == pytest.approx(ci.low, abs=1e-12)
+    assert ours["hi"] == pytest.approx(ci.high, abs=1e-12)
+    assert ours["delta"] == pytest.approx(np.mean(np.subtract(a, b)), abs=1e-15)
+
+
+def test_paired_interval_by_hand():
+    # d = (1, 2, 3): mean 2, sd 1, se 1/sqrt(3), t(0.975, 2) = 4.302653
+    out = paired_interval([2, 4, 6], [1, 2, 3])
+    assert out["delta"] == 2
+    assert out["half_width"] == pytest.approx(4.302652729749464 / math.sqrt(3), rel=1e-12)
+
+
+def test_welch_interval_is_scipys_welch():
+    a = [0.71, 0.72, 0.705, 0.73]
+    b = [0.69, 0.70, 0.72, 0.68, 0.71, 0.70]
+    ours = welch_interval(a, b)
+    res = scipy_stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    assert ours["kind"] == "welch"
+    assert ours["lo"] == pytest.approx(ci.low, abs=1e-12)
+    assert ours["hi"] == pytest.approx(ci.high, abs=1e-12)
+    assert ours["df"] == pytest.approx(res.df, rel=1e-12)
+
+
+def test_one_value_gives_no_interval():
+    for out in (paired_interval([0.7], [0.6]), welch_interval([0.7], [0.6, 0.61]),
+                mean_interval([0.5])):
+        assert math.isnan(out["lo"]) and math.isnan(out["hi"]) and out["n"] == 1
+    assert paired_interval([0.7], [0.6])["delta"] == pytest.approx(0.1)
+
+
+def test_mean_interval_is_scipys_t_interval():
+    x = [0.051, 0.049, 0.06, 0.058]
+    lo, hi = scipy_stats.t.interval(0.95, 3, loc=np.mean(x), scale=scipy_stats.sem(x))
+    out = mean_interval(x)
+    assert out["lo"] == pytest.approx(lo, abs=1e-12) and out["hi"] == pytest.approx(hi, abs=1e-12)
+
+
+def test_detectable_by_hand():
+    assert detectable(1.0, 4) == pytest.approx(3.182446305284263 / 2, rel=1e-12)
+    assert math.isnan(detectable(1.0, 1))
+
+
+@pytest.mark.parametrize("k, n", [(0, 0), (3, 10), (10, 10), (480, 1000), (4700, 10000)])
+def test_sign_test_is_scipys_binomtest(k, n):
+    expected = 1.0 if n == 0 else scipy_stats.binomtest(k, n, 0.5).pvalue
+    assert sign_test_p(k, n - k) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_pooled_exact_test_one_stratum_is_binomtest():
+    out = pooled_exact_test([(13, 30)])
+    assert out["p_value"] == pytest.approx(scipy_stats.binomtest(13, 43, 0.5).pvalue, rel=1e-12)
+
+
+def test_pooled_exact_test_sums_strata_by_hand():
+    # (3, 0) and (2, 1): 5 of 6 discordant images favour a;
+    # p = 2 * (C(6,0) + C(6,1)) / 2^6 = 14 / 64
+    out = pooled_exact_test([(3, 0), (2, 1)])
+    assert (out["only_a"], out["only_b"], out["strata"]) == (5, 1, 2)
+    assert out["p_value"] == 14 / 64
+    # 500 against 500 discordant images: no accuracy difference at all, p = 1
+    assert pooled_exact_test([(250, 250), (250, 250)])["p_value"] == 1.0

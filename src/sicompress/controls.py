@@ -18,7 +18,12 @@ test set in its fixed order). This module writes
 
 - selectors.csv: one row per chosen-group run (selector, repeat);
 - frontier.csv: one row per frontier run (selector, fraction, repeat);
-- mcnemar.csv: McNemar's exact test of each compared model against e2e on the test images;
+- mcnemar.csv: McNemar's exact test of each compared model against e2e on the test images,
+  Holm-adjusted over the file (one family);
+- comparisons.csv: SI's channels against each other selector's at the chosen k and at every
+  frontier fraction, and the compressed model against its architecture from scratch and
+  fine-tuned (`comparisons.compare`: Δ with its 95% interval, paired by seed, and the exact
+  test pooled over the seeds), Holm-adjusted over the file (one family);
 - frontier.png: test accuracy against parameters and against MACs (`figures.plot_frontier`).
 
 Accuracies are fractions (0.9 = 90%) in every table; MACs are per image.
@@ -36,7 +41,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import artifacts, figures, study
+from . import artifacts, comparisons, figures, study
 from .cost import macs_per_image
 from .model import load_checkpoint
 from .selectors import SELECTORS
@@ -199,6 +204,37 @@ def recipe_table(runs: Sequence[Mapping]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RECIPE_COLUMNS)
 
 
+def recipe_comparisons(runs: Sequence[Mapping]) -> pd.DataFrame:
+    """The layer-wise recipes' comparisons, one family (`comparisons.compare`, paired by
+    seed): in each recipe but from scratch, SI's channels against every other selector's at
+    the same counts; SI's network fine-tuned against the architecture from scratch, and
+    against its own classifier-only training (each fine-tune starts from that repeat's model).
+    runs: recipe, selector, repeat and the paths metrics, predictions."""
+    sides: dict[tuple, list[dict]] = {}
+    for run in runs:
+        side = comparisons.runs_of([run["metrics"]], [run["predictions"]])[0]
+        sides.setdefault((run["recipe"], run["selector"]), []).append(side)
+    rows = []
+    for recipe in RECIPES:
+        si = sides.get((recipe, "si"))
+        if not si or recipe == "from scratch":
+            continue
+        for sel in sorted({s for r, s in sides if r == recipe and s != "si"}, key=_selector_key):
+            rows.append(comparisons.compare(si, sides[(recipe, sel)], a="si", b=sel,
+                                            what=recipe))
+    finetuned = sides.get(("fine-tuned", "si"))
+    if finetuned:
+        scratch = [v for (r, _), v in sides.items() if r == "from scratch"]
+        if scratch:
+            rows.append(comparisons.compare(finetuned, scratch[0], a="si fine-tuned",
+                                            b="from scratch", what="the pruned architecture"))
+        if sides.get(("classifier only", "si")):
+            rows.append(comparisons.compare(finetuned, sides[("classifier only", "si")],
+                                            a="si fine-tuned", b="si classifier only",
+                                            what="fine-tuned from each repeat's model"))
+    return comparisons.comparison_table(rows)
+
+
 def mcnemar_table(compared: Sequence[tuple[str, str | Path]], e2e_predictions: str | Path, *,
                   family: bool = False,
                   log: Callable[[str], None] = print) -> pd.DataFrame:
@@ -249,11 +285,48 @@ def _check_accuracy(name: str, metrics_path, predictions_path, log) -> None:
 # Entry point
 
 
+def control_comparisons(runs: Sequence[Mapping], references: Mapping[str, Mapping | None]
+                        ) -> pd.DataFrame:
+    """comparisons.csv (module notes): SI against every other selector at the chosen k and at
+    each frontier fraction, then the compressed model (SI, repeat 0) against scratch and the
+    fine-tuned model; one family."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        row = _run_row(run)
+        frac = None if row["fraction"] is None else round(float(row["fraction"]), 9)
+        groups.setdefault((run["group"], frac, row["selector"]), []).append(
+            {"seed": row["seed"], "test_acc": row["test_acc"], "predictions": run["predictions"],
+             "repeat": row["repeat"], "k": row["k"]})
+    rows = []
+    points = sorted({(g, f) for g, f, _ in groups}, key=lambda gf: (gf[0] != "chosen", gf[1] or 0))
+    for group, frac in points:
+        si = groups.get((group, frac, "si"))
+        if not si:
+            continue
+        where = ("chosen k" if group == "chosen" else f"fraction {frac:g}") + \
+            f" (k = {si[0]['k']})"
+        for sel in sorted({s for g, f, s in groups if (g, f) == (group, frac) and s != "si"},
+                          key=_selector_key):
+            rows.append(comparisons.compare(si, groups[(group, frac, sel)], a="si", b=sel,
+                                            what=where))
+    study_run = [r for r in groups.get(("chosen", None, "si"), []) if r["repeat"] == 0]
+    if study_run:
+        for name in ("scratch", "finetuned"):
+            ref = references.get(name)
+            if ref:
+                other = comparisons.runs_of([ref["metrics"]], [ref["predictions"]])
+                rows.append(comparisons.compare(other, study_run, a=name, b=STUDY,
+                                                what="one run each"))
+    return comparisons.comparison_table(rows)
+
+
 def summarize_controls(runs: Sequence[Mapping], references: Mapping[str, Mapping | None], *,
                        selectors_csv: str | Path, frontier_csv: str | Path,
                        mcnemar_csv: str | Path, plot: str | Path,
+                       comparisons_csv: str | Path | None = None,
                        log: Callable[[str], None] = print) -> dict[str, pd.DataFrame]:
-    """Write selectors.csv, frontier.csv, mcnemar.csv and frontier.png; return the three tables.
+    """Write selectors.csv, frontier.csv, mcnemar.csv, comparisons.csv (when a path is given)
+    and frontier.png; return the tables.
 
     runs: one dict per control training: group ("chosen" or "frontier"), selector, fraction
     (None in the chosen group), repeat, and the paths metrics, predictions, model.
@@ -288,7 +361,16 @@ def summarize_controls(runs: Sequence[Mapping], references: Mapping[str, Mapping
                                                    references["e2e"]["metrics"])]:
         _check_accuracy(name, metrics, predictions, log)
     mcnemar = mcnemar_table([(n, p) for n, p, _ in compared], references["e2e"]["predictions"],
-                            log=log)
+                            family=True, log=log)
+    tables = {"selectors": selectors, "frontier": frontier, "mcnemar": mcnemar}
+    written = [(selectors, selectors_csv), (frontier, frontier_csv), (mcnemar, mcnemar_csv)]
+    if comparisons_csv is not None:
+        tables["comparisons"] = control_comparisons(runs, references)
+        written.append((tables["comparisons"], comparisons_csv))
+        for _, r in tables["comparisons"].iterrows():
+            log(f"{r['a']} minus {r['b']} ({r['what']}, {r['kind']}, n = {r['n']}): "
+                f"{100 * r['delta']:+.2f} pp, 95% interval [{100 * r['lo']:+.2f}, "
+                f"{100 * r['hi']:+.2f}] pp, pooled exact p = {r['p_value']:.3g}")
 
     refs = {}
     for name in REFERENCES:
@@ -299,10 +381,9 @@ def summarize_controls(runs: Sequence[Mapping], references: Mapping[str, Mapping
             refs[name] = {"test_acc": float(metrics["test_acc"]), "params_total": params,
                           "macs_total": macs}
 
-    for table, path in ((selectors, selectors_csv), (frontier, frontier_csv),
-                        (mcnemar, mcnemar_csv)):
+    for table, path in written:
         with artifacts.atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
     figures.plot_frontier(frontier, plot, chosen=selectors, references=refs)
-    log(f"wrote {selectors_csv}, {frontier_csv}, {mcnemar_csv} and {plot}")
-    return {"selectors": selectors, "frontier": frontier, "mcnemar": mcnemar}
+    log(f"wrote {', '.join(str(p) for _, p in written)} and {plot}")
+    return tables

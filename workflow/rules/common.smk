@@ -248,7 +248,8 @@ def get_report_controls():
                    layerwise_layer_si_plot=expand(rules.plot_layer_si.output.plot,
                                                   model="layerwise")[0],
                    layerwise_recipes=rules.summarize_layerwise.output.recipes,
-                   layerwise_mcnemar=rules.summarize_layerwise.output.mcnemar)
+                   layerwise_mcnemar=rules.summarize_layerwise.output.mcnemar,
+                   layerwise_comparisons=rules.summarize_layerwise.output.comparisons)
         if LAYERWISE_FINETUNE:
             out["layerwise_finetuned_metrics"] = get_trained("layerwise_finetuned", "metrics")
     return out

@@ -154,6 +154,7 @@ rule summarize_controls:
         selectors="results/controls/selectors.csv",
         frontier="results/controls/frontier.csv",
         mcnemar="results/controls/mcnemar.csv",
+        comparisons="results/controls/comparisons.csv",
         plot=report(
             "results/controls/frontier.png",
             caption="../report/frontier.rst",

@@ -237,6 +237,7 @@ rule summarize_layerwise:
     output:
         recipes="results/layerwise/recipes.csv",
         mcnemar="results/layerwise/mcnemar.csv",
+        comparisons="results/layerwise/comparisons.csv",
     log:
         "logs/layerwise/summarize_layerwise.log",
     benchmark:

@@ -25,6 +25,7 @@ rule report:
         frontier=rules.summarize_controls.output.frontier,
         frontier_plot=rules.summarize_controls.output.plot,
         mcnemar=rules.summarize_controls.output.mcnemar,
+        comparisons=rules.summarize_controls.output.comparisons,
         latency=rules.measure_latency.output.table,
         **get_report_controls(),
     output:

@@ -21,13 +21,15 @@ def main(smk):
                               # the controls of (c): inputs only when the workflow runs them
                               selectors_csv=i.get("selectors"), frontier_csv=i.get("frontier"),
                               frontier_plot=i.get("frontier_plot"), mcnemar_csv=i.get("mcnemar"),
+                              comparisons_csv=i.get("comparisons"),
                               latency_csv=i.get("latency"), scratch=i.get("scratch_metrics"),
                               finetuned=i.get("finetuned_metrics"),
                               finetuned_layer_si_plot=i.get("finetuned_layer_si_plot"),
                               # layer-wise pruning: inputs only when it is on
                               **{f"layerwise_{key}": i.get(f"layerwise_{key}") for key in (
                                   "pruned", "kept_plot", "width", "width_plot", "metrics",
-                                  "layer_si_plot", "recipes", "mcnemar", "finetuned_metrics")})
+                                  "layer_si_plot", "recipes", "mcnemar", "comparisons",
+                                  "finetuned_metrics")})
         write_report(inputs, out_md=smk.output.md, out_csv=smk.output.summary)
         log(f"report written to {smk.output.md} and {smk.output.summary}")
 

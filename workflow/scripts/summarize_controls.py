@@ -14,7 +14,8 @@ def main(smk):
                 if i.get(f"{name}_metrics") else None for name in REFERENCES}
         summarize_controls(runs, refs, selectors_csv=smk.output.selectors,
                            frontier_csv=smk.output.frontier, mcnemar_csv=smk.output.mcnemar,
-                           plot=smk.output.plot, log=log)
+                           comparisons_csv=smk.output.comparisons, plot=smk.output.plot,
+                           log=log)
 
 
 if "snakemake" in globals():

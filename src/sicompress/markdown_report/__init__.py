@@ -30,7 +30,7 @@ Modules, in the order of the report:
 - assumptions: the assumptions and this run's settings.
 Shared by the parts:
 - names: the study's models, selectors, recipes and jobs as the report names them.
-- reading: when a difference is "better" (repeats' spread) or "differs" (McNemar).
+- reading: when one training "beats" another (a 95% interval) and an exact test "differs".
 - cells: how a number is written in a cell or a sentence.
 - render: the parts in order, the Jinja2 environment, report.md and summary.csv written.
 """

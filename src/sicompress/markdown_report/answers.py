@@ -9,7 +9,8 @@ with a link to the table it rests on.
 - Does the layer-wise pruning reach the published claim?
 
 The numbers are those of the sections below, computed by the same functions; "beats" is said
-only as `reading` allows. An answer whose inputs are absent (its switch in the config off)
+only as `reading` allows (a 95% interval that excludes 0), and every answer states its n and
+its interval. An answer whose inputs are absent (its switch in the config off)
 says what was not run.
 """
 
@@ -24,7 +25,8 @@ from . import compression, controls, layerwise
 from .cells import acc_sd, reduction
 from .inputs import ReportInputs
 from .names import SELECTOR_NAMES
-from .reading import OUTSIDE, SIGNIFICANCE, spread
+from . import reading
+from .reading import SIGNIFICANCE
 
 NAME = "answers"  # the section's template: templates/answers.md.j2
 TITLE = "Answers"
@@ -39,17 +41,6 @@ def anchor(title: str) -> str:
     """The link target of a heading, as GitHub (and most Markdown viewers) make it: lower
     case, punctuation dropped, spaces as hyphens ("McNemar's test" -> "mcnemars-test")."""
     return "#" + re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
-
-
-def compared(x: dict, y: dict, x_name: str, y_name: str) -> dict:
-    """Mean x minus mean y, read against the spread of the repeats (`reading.spread`); the
-    one ahead first when the difference is outside the spread. x, y: {"mean", "sd", "n"}."""
-    reading, larger = spread(x, y)
-    if reading == OUTSIDE and x["mean"] < y["mean"]:
-        x, y, x_name, y_name = y, x, y_name, x_name
-    return {"reading": reading, "first": x_name, "second": y_name,
-            "first_acc": acc_sd(x["mean"], x["sd"]), "second_acc": acc_sd(y["mean"], y["sd"]),
-            "delta": x["mean"] - y["mean"], "larger_sd": larger, "repeats": min(x["n"], y["n"])}
 
 
 def cost(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
@@ -72,53 +63,42 @@ def cost(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
 
 
 def selectors(inputs: ReportInputs) -> dict | None:
-    """SI's channels against every other selector's at (c)'s chosen k."""
+    """SI's channels against every other selector's at (c)'s chosen k (comparisons.csv)."""
     if inputs.selectors_csv is None:
         return None
-    s = controls.selectors(inputs.selectors_csv)
-    stats = s["stats"]
-    si = stats.get("si")
-    others = [compared(si, st, "SI", SELECTOR_NAMES.get(name, name))
-              for name, st in stats.items() if name != "si"] if si else []
+    s = controls.selectors(inputs.selectors_csv, inputs.comparisons_csv)
+    others = list(s["verdicts"].values())
     return {"k": s["k"], "repeats": s["repeats"], "others": others,
             "anchor": anchor(controls.SELECTORS_TITLE)}
 
 
 def layerwise_runs(inputs: ReportInputs) -> dict | None:
     """The layer-wise recipes: SI's channels against the others' in each recipe, and SI's
-    pruned network (fine-tuned where it was) against its architecture from scratch."""
+    pruned network fine-tuned against its architecture from scratch (comparisons.csv)."""
     if inputs.layerwise_pruned is None or inputs.layerwise_recipes is None:
         return None  # no layer-wise section, or no recipes table in it
-    stats = layerwise.recipes(inputs.layerwise_recipes, None, None, None)["stats"]
+    r = layerwise.recipes(inputs.layerwise_recipes, None, None, None,
+                          inputs.layerwise_comparisons)
     by_recipe = []
     for recipe in ("classifier only", "fine-tuned"):
-        si = stats.get((recipe, "si"))
-        others = [compared(si, st, "SI", SELECTOR_NAMES.get(sel, sel))
-                  for (r, sel), st in stats.items() if r == recipe and sel != "si"] if si else []
+        others = [v for (what, _), v in r["verdicts"].items() if what == recipe]
         if others:
             by_recipe.append({"recipe": recipe, "others": others})
-    pruned = next((r for r in ("fine-tuned", "classifier only") if (r, "si") in stats), None)
-    scratch = stats.get(("from scratch", "architecture"))
-    versus_scratch = None
-    if pruned is not None and scratch is not None:
-        name = "SI's pruned network " + ("fine-tuned" if pruned == "fine-tuned"
-                                         else "with a new classifier")
-        versus_scratch = compared(stats[(pruned, "si")], scratch, name,
-                                  "the same architecture from scratch")
-    return {"selectors": by_recipe, "scratch": versus_scratch,
+    return {"selectors": by_recipe, "scratch": r["verdicts"].get(("scratch", "")),
             "anchor": anchor(layerwise.TITLE)}
 
 
 def scratch(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
-    """(c)'s architecture trained from scratch against the pruned network (classifier only,
-    and fine-tuned where it was): one run each."""
+    """(c)'s architecture trained from scratch, and the model fine-tuned, against the pruned
+    network with a new classifier: one run each, the exact test on the test images."""
     if inputs.scratch is None:
         return None
-    costs = controls.model_costs(inputs, table)
-    return {"scratch": costs["scratch"]["test_acc"],
-            "compressed": costs.get("compressed", {}).get("test_acc"),
-            "finetuned": costs.get("finetuned", {}).get("test_acc"),
-            "anchor": anchor(controls.versus_title(inputs))}
+    compared = reading.table_of(inputs.comparisons_csv) if inputs.comparisons_csv else {}
+    out = [reading.verdict(compared[(name, "compressed", "one run each")],
+                           "(c)'s architecture from scratch" if name == "scratch"
+                           else "the compressed model fine-tuned", "the compressed model")
+           for name in ("scratch", "finetuned") if (name, "compressed", "one run each") in compared]
+    return {"verdicts": out, "anchor": anchor(controls.versus_title(inputs))}
 
 
 def claim(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
@@ -133,12 +113,14 @@ def claim(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
         trained.append(("fine-tuned", artifacts.read_json(inputs.layerwise_finetuned_metrics)))
     models = [dict(g, params_removed=reduction(e2e["params_total"], m["parameters"]["total"]),
                    macs_removed=reduction(e2e["macs_total"], m["macs"]["total"]),
-                   delta=m["test_acc"] - e2e["test_acc"])
-              for g, (_, m) in zip(layerwise.goals(e2e, trained), trained)]
+                   delta=-g["loss"], delta_lo=-g["loss_hi"], delta_hi=-g["loss_lo"])
+              for g, (_, m) in zip(layerwise.goals(e2e, trained, inputs.layerwise_recipes),
+                                   trained)]
     # the recipes share the pruned architecture: its size is said once where it is the same
     same = len({(m["params_removed"], m["macs_removed"]) for m in models}) == 1
     return {"goal": layerwise.LAYERWISE_GOAL, "max_loss": layerwise.LAYERWISE_MAX_LOSS,
             "models": models, "same_size": same, "met": [m["name"] for m in models if m["met"]],
+            "undecided": [m["name"] for m in models if m["verdict"] == "undecided"],
             "anchor": anchor(layerwise.TITLE)}
 
 

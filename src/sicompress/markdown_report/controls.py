@@ -13,15 +13,17 @@ from .. import artifacts
 from ..stats import mean_sd
 from .cells import acc_sd, count, frame, missing, p_value, pct, plural, pp, seconds
 from .inputs import ReportInputs
-from .names import CONTROL_TRAINED, LATENCY_ORDER, OTHER_MODEL_METRICS, selector_order
-from .reading import ONE_REPEAT, SIGNIFICANCE, WITHIN, spread
+from .names import (CONTROL_NAMES, CONTROL_TRAINED, LATENCY_ORDER, OTHER_MODEL_METRICS,
+                    SELECTOR_NAMES, selector_order)
+from . import reading
+from .reading import SIGNIFICANCE
 
 NAME = "controls"  # the section's template: templates/controls.md.j2
 TITLE = "Controls of the compression"
 SELECTORS_TITLE = "Selectors at the chosen k"  # its ### headings, linked from the answers
 MCNEMAR_TITLE = "McNemar's test against e2e"
-FILES = ("selectors_csv", "frontier_csv", "frontier_plot", "mcnemar_csv", "latency_csv",
-         "scratch", "finetuned")  # the fields of ReportInputs this section shows
+FILES = ("selectors_csv", "frontier_csv", "frontier_plot", "mcnemar_csv", "comparisons_csv",
+         "latency_csv", "scratch", "finetuned")  # the fields of ReportInputs this section shows
 
 
 def has_controls(inputs: ReportInputs) -> bool:
@@ -32,8 +34,9 @@ def headings(inputs: ReportInputs) -> list[str]:
     return [TITLE] if has_controls(inputs) else []
 
 
-def selectors(path: Path) -> dict:
-    """SI, l1 and random at the chosen k: mean ± sd over repeats, the values, sentences."""
+def selectors(path: Path, comparisons: Path | None = None) -> dict:
+    """SI, l1 and random at the chosen k: mean ± sd over repeats, the values, and SI against
+    each other selector read from comparisons.csv (`reading.verdict`) where it is given."""
     runs = pd.read_csv(path)
     stats, rows = {}, []
     for sel in selector_order(runs["selector"]):
@@ -43,39 +46,35 @@ def selectors(path: Path) -> dict:
         ks = sorted(set(int(k) for k in part["k"]))
         rows.append([sel, ", ".join(map(str, ks)), count(len(part)), acc_sd(mean, sd),
                      ", ".join(pct(a) for a in part["test_acc"])])
-    ref = stats.get("si")
+    compared = reading.table_of(comparisons) if comparisons is not None else {}
+    verdicts = {}
     for row, sel in zip(rows, stats):
-        row.insert(4, "" if ref is None or sel == "si" else pp(stats[sel]["mean"] - ref["mean"]))
-    sentences = []
-    for sel, st in stats.items():
-        if ref is None or sel == "si":
-            continue
-        delta = ref["mean"] - st["mean"]
-        text = (f"SI minus {sel}: {pp(delta)} in mean test accuracy (SI {acc_sd(ref['mean'], ref['sd'])} "
-                f"over {ref['n']} {plural(ref['n'], 'repeat')}, {sel} {acc_sd(st['mean'], st['sd'])} "
-                f"over {st['n']} {plural(st['n'], 'repeat')})")
-        reading, larger = spread(ref, st)
-        if reading == ONE_REPEAT:
-            text += "; one repeat cannot separate them (it gives no sd to compare the difference with)."
-        elif reading == WITHIN:
-            text += f"; within the spread (|Δ| ≤ the larger sd, {100 * larger:.2f} pp)."
-        else:
-            text += (f"; |Δ| is larger than either sd (the larger is {100 * larger:.2f} pp), "
-                     f"over {min(ref['n'], st['n'])} repeats.")
-        sentences.append(text)
+        hit = next((r for (a, b, what), r in compared.items()
+                    if a == "si" and b == sel and what.startswith("chosen")), None)
+        if hit is not None:
+            verdicts[sel] = reading.verdict(hit, "SI", SELECTOR_NAMES.get(sel, sel))
+        row.insert(4, "" if hit is None else
+                   f"{pp(-hit['delta'])} [{pp(-hit['hi'])}, {pp(-hit['lo'])}]")
+        row.insert(5, "" if hit is None or math.isnan(float(hit["p_holm"]))
+                   else p_value(hit["p_holm"]))
     n = sorted(set(st["n"] for st in stats.values()))
     ks = sorted(set(int(k) for k in runs["k"]))
     return {"table": frame(rows, ["selector", "k", "repeats", "test acc mean ± sd",
-                                  "Δ mean vs si", "each repeat"]),
-            "sentences": sentences, "repeats": n, "stats": stats, "k": ks,
+                                  "minus si: Δ mean [95% interval]", "exact test vs si, p (Holm)",
+                                  "each repeat"]),
+            "sentences": [v["words"] for v in verdicts.values()], "verdicts": verdicts,
+            "repeats": n, "stats": stats, "k": ks, "family": len(compared),
+            "detectable": {sel: v["half_width"] for sel, v in verdicts.items()},
             "n_candidates": sorted(set(int(c) for c in runs["n_candidates"]))}
 
 
-def frontier(path: Path) -> pd.DataFrame | None:
-    """Mean ± sd over repeats per selector and k; None when the frontier has no run."""
+def frontier(path: Path, comparisons: Path | None = None) -> pd.DataFrame | None:
+    """Mean ± sd over repeats per selector and k, and each selector minus SI with its interval
+    (comparisons.csv, where given); None when the frontier has no run."""
     runs = pd.read_csv(path)
     if runs.empty:
         return None
+    compared = reading.table_of(comparisons) if comparisons is not None else {}
     rows = []
     for sel in selector_order(runs["selector"]):
         part = runs[runs["selector"] == sel]
@@ -83,11 +82,18 @@ def frontier(path: Path) -> pd.DataFrame | None:
             mean, sd = mean_sd(g["test_acc"])
             fractions = ", ".join(f"{f:g}" for f in sorted(set(g["fraction"])))
             g = g.sort_values("repeat")
+            hit = next((r for (a, b, what), r in compared.items() if a == "si" and b == sel
+                        and what == f"fraction {float(g['fraction'].iloc[0]):g} (k = {k})"),
+                       None)
+            versus = "" if hit is None else (f"{pp(-hit['delta'])} [{pp(-hit['hi'])}, "
+                                             f"{pp(-hit['lo'])}]: "
+                                             f"{reading.verdict(hit, 'si', sel)['reading']}")
             rows.append([sel, fractions, count(k), count(g["params_total"].iloc[0]),
                          count(g["macs_total"].iloc[0]), count(len(g)), acc_sd(mean, sd),
-                         ", ".join(pct(a) for a in g["test_acc"])])
+                         versus, ", ".join(pct(a) for a in g["test_acc"])])
     return frame(rows, ["selector", "fraction", "k", "params total", "MACs total", "repeats",
-                        "test acc mean ± sd", "each repeat"])
+                        "test acc mean ± sd", "minus si: Δ [95% interval], reading",
+                        "each repeat"])
 
 
 def other_model(path: Path | None) -> dict | None:
@@ -114,9 +120,10 @@ def model_costs(inputs: ReportInputs, table: pd.DataFrame) -> dict[str, dict]:
     return costs
 
 
-def versus(inputs: ReportInputs, costs: dict, selectors: dict | None) -> dict | None:
+def versus(inputs: ReportInputs, costs: dict) -> dict | None:
     """The pruned model (classifier only) against the same architecture trained from scratch,
-    and against the fine-tuned model: one run each."""
+    and against the fine-tuned model: one run each, compared by the exact test on the test
+    images (comparisons.csv)."""
     if inputs.scratch is None and inputs.finetuned is None:
         return None
     rows = []
@@ -129,19 +136,12 @@ def versus(inputs: ReportInputs, costs: dict, selectors: dict | None) -> dict | 
                      pp(c["test_acc"] - e2e_acc), count(c["params_total"]),
                      count(c["macs_total"])])
     sentences = []
-    if "compressed" in costs:
-        for name in ("scratch", "finetuned"):
-            if name in costs:
-                delta = costs[name]["test_acc"] - costs["compressed"]["test_acc"]
-                text = (f"{name} minus compressed: {pp(delta)} ({pct(costs[name]['test_acc'])} "
-                        f"against {pct(costs['compressed']['test_acc'])}), one run each")
-                si = (selectors or {}).get("stats", {}).get("si")
-                if si and si["n"] > 1 and not missing(si["sd"]):
-                    text += (f"; the sd of SI's repeats at the chosen k, {100 * si['sd']:.2f} pp, "
-                             f"is the scale of run-to-run variation to read it against.")
-                else:
-                    text += "; one run each gives no spread to read the difference against."
-                sentences.append(text)
+    compared = reading.table_of(inputs.comparisons_csv) if inputs.comparisons_csv else {}
+    for name in ("scratch", "finetuned"):
+        hit = compared.get((name, "compressed", "one run each"))
+        if hit is not None:
+            sentences.append(reading.verdict(hit, CONTROL_NAMES[name], "the compressed model")
+                             ["words"] + ".")
     return {"table": frame(rows, ["model", "trained", "test acc", "Δ vs e2e", "params total",
                                   "MACs total"]),
             "sentences": sentences, "heading": versus_title(inputs)}
@@ -155,17 +155,21 @@ def versus_title(inputs: ReportInputs) -> str:
 
 def mcnemar(path: Path) -> dict:
     t = pd.read_csv(path)
+    if "p_holm" not in t.columns:
+        raise ValueError(f"{path} has no p_holm column: McNemar's tests against e2e are read "
+                         "as one family, Holm-adjusted (rerun summarize_controls)")
     rows = [[r["model"], count(r["n"]), count(r["both_correct"]), count(r["only_model"]),
              count(r["only_e2e"]), count(r["both_wrong"]), p_value(r["p_value"]),
-             pct(r["test_acc_model"]), pct(r["test_acc_e2e"])] for _, r in t.iterrows()]
-    below = [str(m) for m, p in zip(t["model"], t["p_value"]) if float(p) < SIGNIFICANCE]
-    above = [str(m) for m, p in zip(t["model"], t["p_value"]) if float(p) >= SIGNIFICANCE]
+             p_value(r["p_holm"]), pct(r["test_acc_model"]), pct(r["test_acc_e2e"])]
+            for _, r in t.iterrows()]
+    below = [str(m) for m, p in zip(t["model"], t["p_holm"]) if float(p) < SIGNIFICANCE]
+    above = [str(m) for m, p in zip(t["model"], t["p_holm"]) if float(p) >= SIGNIFICANCE]
     return {"title": MCNEMAR_TITLE,
             "table": frame(rows, ["model", "images", "both right", "only model right",
-                                  "only e2e right", "both wrong", "p-value", "test acc model",
-                                  "test acc e2e"]),
-            "below": below, "above": above, "level": SIGNIFICANCE,
-            "p": {str(m): float(p) for m, p in zip(t["model"], t["p_value"])},
+                                  "only e2e right", "both wrong", "p-value", "p (Holm)",
+                                  "test acc model", "test acc e2e"]),
+            "below": below, "above": above, "level": SIGNIFICANCE, "family": len(t),
+            "p": {str(m): float(p) for m, p in zip(t["model"], t["p_holm"])},
             "n": [count(n) for n in sorted(set(int(n) for n in t["n"]))]}
 
 
@@ -214,16 +218,18 @@ def context(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
     if not has_controls(inputs):
         return None
     costs = model_costs(inputs, table)
-    sel = selectors(inputs.selectors_csv) if inputs.selectors_csv is not None else None
+    sel = (selectors(inputs.selectors_csv, inputs.comparisons_csv)
+           if inputs.selectors_csv is not None else None)
     return {
         "title": TITLE,
         "cut_layer": artifacts.read_json(inputs.selected)["cut_layer"],
         "selectors": sel,
         "selectors_title": SELECTORS_TITLE,
-        "versus": versus(inputs, costs, sel),
+        "versus": versus(inputs, costs),
         "mcnemar": mcnemar(inputs.mcnemar_csv) if inputs.mcnemar_csv is not None else None,
         "latency": latency(inputs.latency_csv, costs) if inputs.latency_csv is not None else None,
-        "frontier": frontier(inputs.frontier_csv) if inputs.frontier_csv is not None else None,
+        "frontier": (frontier(inputs.frontier_csv, inputs.comparisons_csv)
+                     if inputs.frontier_csv is not None else None),
         "frontier_plot": inputs.frontier_plot,
         "finetuned_layer_si_plot": inputs.finetuned_layer_si_plot,
     }

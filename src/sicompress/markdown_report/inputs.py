@@ -42,6 +42,7 @@ class ReportInputs:
     frontier_csv: Path | None = None   # frontier.csv: one row per (selector, fraction, repeat)
     frontier_plot: Path | None = None  # frontier.png: accuracy against parameters and MACs
     mcnemar_csv: Path | None = None    # mcnemar.csv: McNemar's exact test of each model vs e2e
+    comparisons_csv: Path | None = None  # comparisons.csv: SI vs each control, paired by seed
     latency_csv: Path | None = None    # latency.csv: model, batch_size, seconds_per_image, ...
     scratch: Path | None = None        # metrics.json of the compressed arch trained from scratch
     finetuned: Path | None = None      # metrics.json of the fine-tuned model
@@ -55,4 +56,5 @@ class ReportInputs:
     layerwise_layer_si_plot: Path | None = None  # its layer_si.png
     layerwise_recipes: Path | None = None     # recipes.csv: recipe x selector x repeat
     layerwise_mcnemar: Path | None = None     # mcnemar.csv: each run against e2e, Holm-adjusted
+    layerwise_comparisons: Path | None = None  # comparisons.csv: the recipes compared, paired
     layerwise_finetuned_metrics: Path | None = None  # metrics.json of it fine-tuned

@@ -12,8 +12,8 @@ from .. import artifacts
 from ..stats import mean_sd
 from .cells import acc_sd, count, frame, num, p_value, pct, pp, reduction, seconds
 from .inputs import ReportInputs
-from .names import LAYERWISE_RECIPES, selector_order
-from .reading import ONE_REPEAT, WITHIN, spread
+from . import reading
+from .names import LAYERWISE_RECIPES, SELECTOR_NAMES, selector_order
 
 NAME = "layerwise"  # the section's template: templates/layerwise.md.j2
 TITLE = "Layer-wise SI pruning of every conv layer"
@@ -31,10 +31,10 @@ def headings(inputs: ReportInputs) -> list[str]:
 
 
 def recipes(recipes_csv: Path, mcnemar_csv: Path | None, latency_csv: Path | None,
-            e2e_acc: float | None) -> dict:
+            e2e_acc: float | None, comparisons_csv: Path | None = None) -> dict:
     """The section's first table, recipe x selector: test accuracy mean ± sd over repeats and
     every repeat, cost, budget, McNemar against e2e (Holm-adjusted over every run of the
-    table); and the sentences the numbers allow (`reading.spread`)."""
+    table); and the recipes compared (comparisons.csv, `reading.verdict`)."""
     runs = pd.read_csv(recipes_csv)
     holm_p: dict[tuple, float] = {}
     if mcnemar_csv is not None:
@@ -66,50 +66,58 @@ def recipes(recipes_csv: Path, mcnemar_csv: Path | None, latency_csv: Path | Non
                          ", ".join(sorted({str(int(e)) for e in g["epochs"]})),
                          ", ".join(sorted({count(e) for e in g["images_seen"]})),
                          ", ".join("–" if p is None else p_value(p) for p in ps)])
-    sentences = []
-
-    def compare(a: tuple, b: tuple, what: str) -> None:
-        if a not in stats or b not in stats:
-            return
-        x, y = stats[a], stats[b]
-        delta = x["mean"] - y["mean"]
-        text = (f"{what}: {pp(delta)} ({acc_sd(x['mean'], x['sd'])} against "
-                f"{acc_sd(y['mean'], y['sd'])})")
-        reading, larger = spread(x, y)
-        if reading == ONE_REPEAT:
-            text += "; one repeat gives no spread to read the difference against."
-        elif reading == WITHIN:
-            text += f"; within the spread (the larger sd is {100 * larger:.2f} pp)."
-        else:
-            text += (f"; {'better' if delta > 0 else 'worse'}, outside the spread (the larger sd "
-                     f"is {100 * larger:.2f} pp, {min(x['n'], y['n'])} repeats).")
-        sentences.append(text)
-
-    for recipe in ("classifier only", "fine-tuned"):
-        for other in ("l1", "random"):
-            compare((recipe, "si"), (recipe, other), f"{recipe}, SI's channels minus {other}'s")
-    compare(("fine-tuned", "si"), ("from scratch", "architecture"),
-            "SI's pruned network fine-tuned minus the same architecture from scratch")
-    compare(("fine-tuned", "si"), ("classifier only", "si"),
-            "SI's pruned network fine-tuned minus classifier only")
+    compared = reading.table_of(comparisons_csv) if comparisons_csv is not None else {}
+    verdicts = {}
+    for (a, b, what), row in compared.items():
+        if a == "si":
+            name = (what, b)
+            verdicts[name] = reading.verdict(row, f"{what}, SI's channels",
+                                             f"{SELECTOR_NAMES.get(b, b)}'s")
+        elif b == "from scratch":
+            verdicts[("scratch", "")] = reading.verdict(
+                row, "SI's pruned network fine-tuned", "the same architecture from scratch")
+        elif b == "si classifier only":
+            verdicts[("finetuned", "")] = reading.verdict(
+                row, "SI's pruned network fine-tuned", "its classifier-only training")
+    sentences = [v["words"] + "." for v in verdicts.values()]
     return {"table": frame(rows, ["recipe", "selector", "repeats", "test acc mean ± sd",
                                   "each repeat", "Δ mean vs e2e", "params total", "MACs total",
                                   "latency", "epochs", "images seen",
                                   "McNemar vs e2e, p (Holm)"]),
-            "sentences": sentences, "recipes": LAYERWISE_RECIPES,
-            "family": len(holm_p), "stats": stats}
+            "sentences": sentences, "verdicts": verdicts, "recipes": LAYERWISE_RECIPES,
+            "family": len(holm_p), "comparisons": len(compared), "stats": stats,
+            "repeats": {k: v["n"] for k, v in stats.items()}}
 
 
-def goals(e2e: pd.Series, trained: list[tuple[str, dict]]) -> list[dict]:
+def goals(e2e: pd.Series, trained: list[tuple[str, dict]],
+          recipes_csv: Path | None = None) -> list[dict]:
     """Each layer-wise model (name, metrics.json) against the published claim: the share of
-    e2e's parameters it removes and the test accuracy it loses."""
+    e2e's parameters it removes and the test accuracy it loses, read on the mean of SI's
+    repeats of that recipe (recipes.csv, where given) with its 95% interval
+    (`reading.bound`): met where the share is reached and the whole interval of the loss is
+    within the bound, not met where the share is not reached or the whole interval is beyond
+    the bound, undecided otherwise. e2e is one run: its own run-to-run variation is not in
+    the interval."""
+    runs = pd.read_csv(recipes_csv) if recipes_csv is not None else None
     out = []
     for name, m in trained:
         removed = 1 - m["parameters"]["total"] / e2e["params_total"]
-        loss = e2e["test_acc"] - m["test_acc"]
-        out.append({"name": name, "removed": removed, "loss": loss, "goal": LAYERWISE_GOAL,
-                    "max_loss": LAYERWISE_MAX_LOSS,
-                    "met": removed >= LAYERWISE_GOAL and loss <= LAYERWISE_MAX_LOSS})
+        losses = [e2e["test_acc"] - m["test_acc"]]
+        if runs is not None:
+            part = runs[(runs["recipe"] == name) & (runs["selector"] == "si")]
+            if len(part):
+                losses = [e2e["test_acc"] - float(a) for a in part.sort_values("repeat")["test_acc"]]
+        b = reading.bound(losses, LAYERWISE_MAX_LOSS, below=True)
+        if removed < LAYERWISE_GOAL:
+            verdict = "not met"
+        elif b["reading"] == reading.ONE_REPEAT:
+            verdict = "met (one run, no interval)" if b["met_point"] else "not met (one run)"
+        else:
+            verdict = b["reading"]
+        out.append({"name": name, "removed": removed, "loss": b["mean"], "loss_lo": b["lo"],
+                    "loss_hi": b["hi"], "n": b["n"], "goal": LAYERWISE_GOAL,
+                    "max_loss": LAYERWISE_MAX_LOSS, "verdict": verdict,
+                    "met": verdict == "met"})
     return out
 
 
@@ -158,9 +166,11 @@ def context(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
                                        "params removed", "MACs total", "MACs removed"])
         if e2e is not None:
             out["goals"] = goals(e2e, [("classifier only", m)]
-                                 + ([("fine-tuned", ft)] if ft else []))
+                                 + ([("fine-tuned", ft)] if ft else []),
+                                 inputs.layerwise_recipes)
     if inputs.layerwise_recipes is not None:
         out["recipes"] = recipes(inputs.layerwise_recipes, inputs.layerwise_mcnemar,
                                  inputs.latency_csv,
-                                 None if e2e is None else float(e2e["test_acc"]))
+                                 None if e2e is None else float(e2e["test_acc"]),
+                                 inputs.layerwise_comparisons)
     return out

@@ -25,6 +25,10 @@ OTHER_MODEL_METRICS = {
 # How each model was trained, in the controls' table (the compressed architecture's ones)
 CONTROL_TRAINED = {m.name: m.trained for m in study.MODELS}
 
+# The references of the compressed model in the comparisons' sentences
+CONTROL_NAMES = {"scratch": "its architecture from scratch",
+                 "finetuned": "the compressed model fine-tuned"}
+
 # Rows of the latency table: the study's timed models in its order; others alphabetically
 LATENCY_ORDER = tuple(m.name for m in study.MODELS if m.latency)
 

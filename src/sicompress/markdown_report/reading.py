@@ -1,26 +1,126 @@
 """How the report reads a difference, stated once: every section and the answers of the first
-screen say "better", "beats" or "differs" only by these rules.
+screen say "beats", "differ" or "no difference detected" only by these rules.
 
-- Repeats (several seeds of one training): a difference of means is read against the larger
-  of the two sample sds. Within it (|Δ| <= the larger sd) the repeats do not separate the two;
-  outside it, one is ahead over these repeats. With one repeat on either side there is no sd,
-  and no reading.
-- McNemar's exact test against e2e: p < SIGNIFICANCE says the two differ in which test images
-  they get right by more than chance would give; the size of the difference is the change in
-  test accuracy, not the p-value.
+- **A difference of two trainings' mean test accuracies** is read from its 95% interval
+  (`sicompress.comparisons`, `sicompress.stats`): paired by seed where the two share their
+  seeds (the per-seed differences, their mean and t-interval on n - 1 df), Welch's interval
+  where they do not; the words say which. "A beats B" only where the interval excludes 0;
+  otherwise "no difference detected over n repeats", with the interval, which says how large a
+  difference the repeats leave open. One repeat gives no interval and no reading.
+- **An exact test** (McNemar's against e2e; the test pooled over the seeds between two
+  trainings) is read at p < SIGNIFICANCE after Holm's adjustment over its family: "accuracies
+  differ", else "no accuracy difference detected". It tests equal accuracy on these test
+  images only, for these trained models; a large p is no evidence that the two are the same.
+  The interval, not the test, carries the verdict: it includes the run-to-run variation of
+  the trainings, which the test on one set of images does not see.
+- **Against a bound** (the published claim): the interval of the repeats' mean against the
+  bound: met where the whole interval is within it, not met where the whole interval is
+  outside, undecided otherwise.
 """
 
 from __future__ import annotations
 
-SIGNIFICANCE = 0.05  # the level McNemar's p-values are read at; a reading, not a ranking
+import math
+from typing import Mapping
 
-ONE_REPEAT, WITHIN, OUTSIDE = "one repeat", "within", "outside"
+import pandas as pd
+
+from .cells import pct, pp
+
+SIGNIFICANCE = 0.05  # the level the Holm-adjusted p-values of exact tests are read at
+
+BEATS, NO_DIFFERENCE, ONE_REPEAT = "beats", "no difference detected", "one repeat"
+KINDS = {"paired": "paired by seed", "welch": "Welch, not paired",
+         "one sample": "t-interval of the mean"}
 
 
-def spread(x: dict, y: dict) -> tuple[str, float]:
-    """(reading, the larger sd) of mean x minus mean y; x and y: {"mean", "sd", "n"}.
-    The reading is ONE_REPEAT, WITHIN or OUTSIDE the larger sd."""
-    larger = max(x["sd"], y["sd"]) if min(x["n"], y["n"]) >= 2 else float("nan")
-    if min(x["n"], y["n"]) < 2:
-        return ONE_REPEAT, larger
-    return (WITHIN if abs(x["mean"] - y["mean"]) <= larger else OUTSIDE), larger
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def reading(row: Mapping) -> str:
+    """BEATS where the interval [lo, hi] excludes 0, NO_DIFFERENCE where it holds 0,
+    ONE_REPEAT where there is none (n < 2)."""
+    lo, hi = _f(row.get("lo")), _f(row.get("hi"))
+    if int(row.get("n", 0) or 0) < 2 or math.isnan(lo) or math.isnan(hi):
+        return ONE_REPEAT
+    return BEATS if lo > 0 or hi < 0 else NO_DIFFERENCE
+
+
+def interval(row: Mapping) -> str:
+    """"95% interval [lo, hi] pp" of a row (lo, hi fractions)."""
+    return f"95% interval [{pp(_f(row['lo']))}, {pp(_f(row['hi']))}]"
+
+
+def verdict(row: Mapping, a_name: str, b_name: str) -> dict:
+    """A comparison row (`comparisons.COLUMNS`) as the report's reading: the one ahead first
+    where it beats the other; every number the words need."""
+    r = reading(row)
+    delta = _f(row["delta"])
+    first, second, sign = a_name, b_name, 1.0
+    if r == BEATS and delta < 0:
+        first, second, sign = b_name, a_name, -1.0
+    lo, hi = (_f(row["lo"]), _f(row["hi"])) if sign > 0 else (-_f(row["hi"]), -_f(row["lo"]))
+    out = {"reading": r, "first": first, "second": second, "delta": sign * delta,
+           "lo": lo, "hi": hi, "n": int(row.get("n", 0) or 0), "kind": str(row.get("kind", "")),
+           "half_width": _f(row.get("half_width")),
+           "mean_first": _f(row["mean_a"] if sign > 0 else row["mean_b"]),
+           "mean_second": _f(row["mean_b"] if sign > 0 else row["mean_a"]),
+           "p_holm": _f(row.get("p_holm")), "p_value": _f(row.get("p_value"))}
+    out["words"] = words(out)
+    return out
+
+
+def test_words(p_holm: float) -> str:
+    """The exact test's reading, from its Holm-adjusted p-value."""
+    if math.isnan(p_holm):
+        return ""
+    shown = f"{p_holm:.2g}" if p_holm >= 1e-4 else f"{p_holm:.1e}"
+    if p_holm < SIGNIFICANCE:
+        return f"the exact test finds the accuracies differ (Holm p = {shown})"
+    return f"the exact test detects no accuracy difference (Holm p = {shown})"
+
+
+def words(v: Mapping) -> str:
+    """The one sentence every comparison is said in (a `verdict`)."""
+    kind = KINDS.get(v["kind"], v["kind"])
+    test = test_words(v["p_holm"])
+    test = f"; {test}" if test else ""
+    if v["reading"] == BEATS:
+        return (f"{v['first']} beats {v['second']} by {pp(v['delta'])} "
+                f"({pct(v['mean_first'])} against {pct(v['mean_second'])}; {interval(v)} pp, "
+                f"{kind}, n = {v['n']}){test}")
+    if v["reading"] == NO_DIFFERENCE:
+        return (f"{v['first']} against {v['second']}: no difference detected over {v['n']} "
+                f"repeats ({pp(v['delta'])}, {interval(v)} pp, {kind}){test}")
+    return (f"{v['first']} against {v['second']}: {pp(v['delta'])} "
+            f"({pct(v['mean_first'])} against {pct(v['mean_second'])}), one run each: no "
+            f"interval{test}")
+
+
+def bound(values, bound_value: float, *, below: bool = True) -> dict:
+    """The repeats' mean against a bound: {"reading": "met" | "not met" | "undecided" |
+    ONE_REPEAT, "mean", "lo", "hi", "n"}; below: the bound is an upper one."""
+    from ..stats import mean_interval
+
+    iv = mean_interval(values)
+    lo, hi = iv["lo"], iv["hi"]
+    if iv["n"] < 2:
+        met = iv["delta"] <= bound_value if below else iv["delta"] >= bound_value
+        return {"reading": ONE_REPEAT, "met_point": bool(met), "mean": iv["delta"],
+                "lo": lo, "hi": hi, "n": iv["n"]}
+    inside, outside = (hi <= bound_value, lo > bound_value) if below else \
+        (lo >= bound_value, hi < bound_value)
+    r = "met" if inside else "not met" if outside else "undecided"
+    return {"reading": r, "met_point": None, "mean": iv["delta"], "lo": lo, "hi": hi,
+            "n": iv["n"]}
+
+
+def table_of(path) -> dict[tuple[str, str, str], dict]:
+    """A comparisons.csv by (a, b, what)."""
+    t = pd.read_csv(path, keep_default_na=True)
+    return {(str(r["a"]), str(r["b"]), str(r["what"]) if isinstance(r["what"], str) else ""):
+            r.to_dict() for _, r in t.iterrows()}
