@@ -24,7 +24,7 @@ def predictions_with(correct: np.ndarray, labels: np.ndarray = LABELS) -> np.nda
 
 def write_training(folder: Path, *, test_acc: float | None = None, correct=None,
                    parameters: int = 1000, macs: int | None = None, compression: dict | None = None,
-                   labels: np.ndarray = LABELS, model: bool = False) -> dict:
+                   labels: np.ndarray = LABELS, model: bool = False, seed: int = 0) -> dict:
     """metrics.json and predictions.npz (and model.pt with `model`) in `folder`; -> the paths.
     `correct` (bool per image) gives the predictions, test_acc defaults to its mean; without
     `correct`, the first round(test_acc * N) images are right (all with neither)."""
@@ -40,6 +40,8 @@ def write_training(folder: Path, *, test_acc: float | None = None, correct=None,
         metrics["macs"] = {"features": macs - 10, "classifier": 10, "total": macs}
     if compression is not None:
         metrics["compression"] = compression
+    # as every training records it: the seed of its classifier, batch order and dropout
+    metrics["provenance"] = {"seed": (compression or {}).get("seed", seed)}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     np.savez(folder / "predictions.npz", label=labels.astype(np.int64),
              predicted=predictions_with(correct, labels))

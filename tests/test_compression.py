@@ -77,6 +77,37 @@ def test_cut_layers_decides_on_train_rows_only(tmp_path):
     assert cut["layer"] == "conv1_1"  # 0.20 >= 0.3525 - 0.2
 
 
+def test_the_cut_layers_si_is_the_tables_number_everywhere(tmp_path, monkeypatch):
+    """The cut layer's SI is computed once, by the layer table: cut.json carries the table's
+    SI and Center SI of that row (the numbers the decision read, whatever its metric), and the
+    ranking reports them as its all-feature values without computing them again."""
+    csv = tmp_path / "layer_si.csv"
+    table = _layer_table()
+    table.to_csv(csv, index=False)
+    cut = compression.cut_layers(layer_si_csv=csv, out_json=tmp_path / "cut.json",
+                                 metric="center_si", tolerance=0.01, log=lambda m: None)
+    row = table[(table["split"] == "train") & (table["layer"] == cut["layer"])].iloc[0]
+    assert (cut["si"], cut["center_si"]) == (row["si"], row["center_si"])
+    x, y = fake_activations(60, seed=5)
+
+    def activations(*args, subset="si_train", **kwargs):
+        return torch.from_numpy(x), y
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the cut layer's SI was computed a second time")
+
+    monkeypatch.setattr(compression, "subset_activations", activations)
+    monkeypatch.setattr(compression, "si_all_features", not_again)
+    monkeypatch.setattr(compression, "center_separation_index", not_again)
+    info = compression.rank_features(
+        model_path=tmp_path / "model.pt", data_npz=tmp_path / "data.npz",
+        split_npz=tmp_path / "split.npz", cut_json=tmp_path / "cut.json",
+        ranking_csv=tmp_path / "ranking.csv", info_json=tmp_path / "ranking.json",
+        max_features=2, log=lambda m: None)
+    assert (info["si_all"], info["center_si_all"]) == (row["si"], row["center_si"])
+    assert info["all_from"] == "layer table"
+
+
 def test_cut_layers_leaves_the_classifier_rows_out(tmp_path):
     t = _layer_table()
     rows = [{"split": split, "layer_index": 4 + i, "layer": name, "kind": kind, "si": 0.99,

@@ -53,10 +53,11 @@ def study(tmp_path):
 
 def summarize(tmp_path, runs, refs):
     out = {k: tmp_path / "out" / f"{k}.{'png' if k == 'plot' else 'csv'}"
-           for k in ("selectors", "frontier", "mcnemar", "plot")}
+           for k in ("selectors", "frontier", "mcnemar", "comparisons", "plot")}
     tables = summarize_controls(runs, refs, selectors_csv=out["selectors"],
                                 frontier_csv=out["frontier"], mcnemar_csv=out["mcnemar"],
-                                plot=out["plot"], log=lambda m: None)
+                                comparisons_csv=out["comparisons"], plot=out["plot"],
+                                log=lambda m: None)
     return tables, out
 
 
@@ -111,6 +112,51 @@ def test_mcnemar_counts_by_hand(study):
     assert t.loc["scratch", "p_value"] == 1.0
     assert (t.loc["head", "only_model"], t.loc["head", "only_e2e"]) == (3, 0)  # e2e wrong on 3
     assert t.loc["head", "p_value"] == pytest.approx(2 / 8)
+    # one family: Holm over the 11 tests, by hand for the smallest (compressed's)
+    assert t["p_holm"].min() == pytest.approx(11 * 0.021484375)
+    assert (t["p_holm"] >= t["p_value"]).all()
+
+
+def test_si_against_each_control_by_hand(study):
+    """comparisons.csv: SI minus L1 at the chosen k, paired by seed (100, 101, 102), against
+    scipy's paired t-interval; the exact test on the per-seed discordant images counted here
+    from the predictions, against scipy's binomtest; scratch against the compressed model, one
+    run each; Holm over the file."""
+    from scipy import stats as scipy_stats
+
+    from sicompress.controls import read_predictions
+    from sicompress.stats import holm
+
+    tmp_path, runs, refs = study
+    _, out = summarize(tmp_path, runs, refs)
+    t = pd.read_csv(out["comparisons"], keep_default_na=True)
+    row = t[(t["a"] == "si") & (t["b"] == "l1") & t["what"].str.startswith("chosen")].iloc[0]
+    ci = scipy_stats.ttest_rel(CHOSEN_ACC["si"], CHOSEN_ACC["l1"]).confidence_interval(0.95)
+    # d = 0.03, 0.01, -0.01: mean 0.01, sd 0.02, half-width t(0.975, 2) 0.02 / sqrt(3)
+    assert (row["kind"], row["n"], row["seeds"]) == ("paired", 3, "100 101 102")
+    assert row["delta"] == pytest.approx(0.01, abs=1e-12)
+    assert (row["lo"], row["hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert row["half_width"] == pytest.approx(4.302652729749464 * 0.02 / np.sqrt(3))
+    chosen = {(r["selector"], r["repeat"]): r for r in runs if r["group"] == "chosen"}
+    only_si = only_l1 = 0
+    for repeat in range(3):
+        label, p_si = read_predictions(chosen[("si", repeat)]["predictions"])
+        _, p_l1 = read_predictions(chosen[("l1", repeat)]["predictions"])
+        only_si += int(np.sum((p_si == label) & (p_l1 != label)))
+        only_l1 += int(np.sum((p_si != label) & (p_l1 == label)))
+    assert (row["only_a"], row["only_b"]) == (only_si, only_l1)
+    assert row["p_value"] == pytest.approx(
+        scipy_stats.binomtest(only_si, only_si + only_l1, 0.5).pvalue, rel=1e-9)
+    # the frontier: each fraction's SI against each other selector, k in the name
+    assert set(t["what"]) == {"chosen k (k = 6)", "fraction 0.25 (k = 8)",
+                              "fraction 0.5 (k = 16)", "one run each"}
+    scratch = t[t["a"] == "scratch"].iloc[0]
+    assert (scratch["b"], scratch["n"]) == ("compressed", 1) and np.isnan(scratch["lo"])
+    # scratch is right where e2e is (37), the compressed model on 29: 9 against 1
+    assert (scratch["only_a"], scratch["only_b"]) == (9, 1)
+    assert scratch["p_value"] == 0.021484375
+    tested = t["p_value"].notna()
+    assert t.loc[tested, "p_holm"].tolist() == pytest.approx(holm(t.loc[tested, "p_value"]))
 
 
 def test_macs_counted_from_the_checkpoint_when_not_recorded(study, monkeypatch):
@@ -210,7 +256,7 @@ def test_the_rule_script_passes_its_inputs(study):
         for key in ("metrics", "predictions", "model"):
             named[f"{name}_{key}"] = str(refs[name][key])
     out = {k: str(tmp_path / "rule" / f"{k}.{'png' if k == 'plot' else 'csv'}")
-           for k in ("selectors", "frontier", "mcnemar", "plot")}
+           for k in ("selectors", "frontier", "mcnemar", "comparisons", "plot")}
     smk = SimpleNamespace(
         input=iocontainers.Namedlist(fromdict=named), output=iocontainers.Namedlist(fromdict=out),
         log=[str(tmp_path / "rule.log")],
@@ -220,3 +266,5 @@ def test_the_rule_script_passes_its_inputs(study):
     mcnemar = pd.read_csv(out["mcnemar"])
     assert list(mcnemar["model"])[-2:] == ["scratch", "head"]
     assert len(pd.read_csv(out["selectors"])) == 9 and len(pd.read_csv(out["frontier"])) == 12
+    # SI against l1 and random at the chosen k and at 2 fractions, scratch against compressed
+    assert len(pd.read_csv(out["comparisons"])) == 2 + 2 * 2 + 1

@@ -18,7 +18,7 @@ from sicompress.feature_cache import (CachedClassifier, check_against, load_feat
 from sicompress.activations import layer_activations
 from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
 from sicompress.trainings import load_study_data, train_head
-from sicompress.engine import TrainSettings
+from sicompress.engine import TrainSettings, forward_format
 
 CUT = "conv3_1"      # 16 channels of 8x8 at width 0.0625
 KEPT = [11, 2, 7, 5]  # in selection order; the compressed model holds them ascending
@@ -61,11 +61,15 @@ def test_stored_values_are_the_layer_output(study, tmp_path, dtype, device):
     assert meta["shape"] == [16, 8, 8] and meta["images"] == {"train": 270, "val": 30}
     chans = sorted(KEPT)
     got = load_features(tmp_path, device, channels=chans)
-    for (x, y), (xi, yi) in ((got.train, sd.train), (got.val, sd.val)):
+    # train in the storage type; val always in float32, the very numbers the test pass makes
+    for (x, y), (xi, yi), stored in ((got.train, sd.train, dtype), (got.val, sd.val, "float32")):
         want = layer_activations(model, xi, CUT)[:, chans]  # (N, 4, 8, 8)
-        want = torch.flatten(want.to(getattr(torch, dtype)), 1)
-        assert x.dtype == getattr(torch, dtype)
-        assert torch.equal(x.float(), want.float())
+        want = torch.flatten(want.to(getattr(torch, stored)), 1)
+        assert x.dtype == getattr(torch, stored)
+        if device.type == "cpu":
+            assert torch.equal(x.float(), want.float())
+        else:  # the cache runs as the engine evaluates (TF32 as it leaves it), the reader exact
+            assert torch.allclose(x.float(), want.float(), rtol=2e-3, atol=2e-3)
         assert torch.equal(y, yi)
     whole = load_features(tmp_path, device)
     assert whole.train[0].shape == (270, 16 * 64)
@@ -84,6 +88,52 @@ def test_a_cache_of_another_model_is_refused(study, tmp_path, device):
         check_against(model, cached, sd.val[0])
     with pytest.raises(ValueError, match="not channels"):
         load_features(tmp_path, device, channels=[16])
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_val_features_are_what_the_test_pass_computes(study, tmp_path, device, bf16):
+    """A classifier-only training picks its best epoch on the cached val features and is
+    tested through the whole saved model: both must be the same numbers. The classifier's
+    logits on the cached val features equal the whole model's on the val images, computed as
+    the engine's evaluation computes them (bf16 autocast where the device has it). Stored as
+    float16 (the default), as the cache once stored val too, they differ."""
+    model = load_model(study / "e2e.pt").to(device)
+    sd = data(study, device)
+    fmt = forward_format(device, bf16=bf16, channels_last=bf16)
+    write_features(model, None, {"train": sd.train, "val": sd.val}, tmp_path, dtype="float16",
+                   fmt=fmt, log=lambda m: None)
+    got = load_features(tmp_path, device)
+    assert got.meta["val_dtype"] == "float32" and got.meta["format"]["bf16"] == fmt.bf16
+    model.eval()
+    images = sd.val[0]
+    if fmt.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), fmt.autocast(device):
+        whole = model(images).float()                          # the test pass's computation
+        cached = CachedClassifier(model.classifier)(got.val[0]).float()
+        rounded = CachedClassifier(model.classifier)(got.val[0].half()).float()
+    if device.type == "cpu":
+        assert torch.equal(cached, whole)
+    else:
+        assert torch.allclose(cached, whole, rtol=1e-2, atol=1e-2)
+    assert not torch.equal(rounded, whole)  # float16 val features: another model's numbers
+    assert check_against(model, got, sd.val[0]) <= 1e-5 or fmt.bf16
+
+
+def test_a_float16_overflow_is_a_clear_error(study, tmp_path, device):
+    model = load_model(study / "e2e.pt").to(device)
+    with torch.no_grad():  # the last conv's BatchNorm scaled so that outputs pass 65,504
+        model.features[6].bn.weight.mul_(1e6)
+        model.features[6].bn.bias.fill_(1e6)
+    sd = data(study, device)
+    with pytest.raises(ValueError, match=r"features at conv3_1 are not finite once stored as "
+                                         r"float16: the largest output is .*65,504.*"
+                                         r"classifier_features.dtype: bfloat16 or float32"):
+        write_features(model, CUT, {"train": sd.train, "val": sd.val}, tmp_path / "f16",
+                       dtype="float16", log=lambda m: None)
+    meta = write_features(model, CUT, {"train": sd.train, "val": sd.val}, tmp_path / "f32",
+                          dtype="float32", log=lambda m: None)
+    assert meta["dtype"] == "float32"
 
 
 def test_features_inputs_are_classifier_only_without_augmentation():

@@ -118,10 +118,12 @@ def control_files(root: Path) -> dict:
                                       macs=6005),
             "finetuned": None}
     out = {"selectors_csv": c / "selectors.csv", "frontier_csv": c / "frontier.csv",
-           "mcnemar_csv": c / "mcnemar.csv", "frontier_plot": c / "frontier.png"}
+           "mcnemar_csv": c / "mcnemar.csv", "frontier_plot": c / "frontier.png",
+           "comparisons_csv": c / "comparisons.csv"}
     summarize_controls(runs, refs, selectors_csv=out["selectors_csv"],
                        frontier_csv=out["frontier_csv"], mcnemar_csv=out["mcnemar_csv"],
-                       plot=out["frontier_plot"], log=lambda m: None)
+                       comparisons_csv=out["comparisons_csv"], plot=out["frontier_plot"],
+                       log=lambda m: None)
     out["latency_csv"] = write_csv(c / "latency.csv", [
         {"model": m, "batch_size": b, "seconds_per_image": sec, "iqr_seconds_per_image": sec / 10,
          "measurements": 20, "device": "cpu", "threads": 2}
@@ -174,18 +176,24 @@ def test_controls_section_numbers(tmp_path):
     assert t.loc["random", "test acc mean ± sd"] == "77.50%"  # one repeat: no sd
     assert t.loc["si", "each repeat"] == "90.00%, 92.50%, 87.50%"
     assert (t.loc["si", "repeats"], t.loc["random", "repeats"]) == ("3", "1")
-    assert t.loc["l1", "Δ mean vs si"] == "-2.50 pp"
-    # |Δ| = 2.5 pp <= the larger sd (2.5 pp): within the spread; random has one repeat
-    assert "SI minus l1: +2.50 pp in mean test accuracy (SI 90.00 ± 2.50% over 3 repeats, " \
-           "l1 87.50 ± 2.50% over 3 repeats); within the spread" in md
-    assert "SI minus random: +12.50 pp" in md and "one repeat cannot separate them" in md
+    # l1 minus si per seed (100, 101, 102): -0.05, -0.05, +0.025: mean -2.50 pp, sd
+    # 0.0433013, half-width 4.302653 * 0.0433013 / sqrt 3 = 10.76 pp: [-13.26, +8.26]
+    assert t.loc["l1", "minus si: Δ mean [95% interval]"] == "-2.50 pp [-13.26 pp, +8.26 pp]"
+    assert ("SI against L1: no difference detected over 3 repeats (+2.50 pp, 95% interval "
+            "[-8.26, +13.26] pp, paired by seed: at this spread only a difference beyond "
+            "±10.76 pp could be told from 0); the exact test detects no accuracy difference "
+            "(Holm p = ") in md
+    # random has one repeat, at seed 100: SI's repeat 0 (90%) against it (77.5%)
+    assert ("SI against random: +12.50 pp (90.00% against 77.50%), one seed in common: no "
+            "interval") in md
 
     # pruned against scratch: 90.00% (summary's compressed) and 87.50%
     t = table_starting(tables, "The compressed model (classifier only").set_index("model")
     assert (t.loc["compressed", "test acc"], t.loc["scratch", "test acc"]) == ("90.00%", "87.50%")
     assert t.loc["scratch", "params total"] == "607" and t.loc["scratch", "Δ vs e2e"] == "-5.00 pp"
-    assert "scratch minus compressed: -2.50 pp" in md and "fine-tuned" not in md.split(
-        report.CONTROLS_TITLE)[1].split("### McNemar")[0]
+    assert ("The compressed architecture from scratch against the compressed model: -2.50 pp "
+            "(87.50% against 90.00%), one run each: no interval") in md
+    assert "fine-tuned" not in md.split(report.CONTROLS_TITLE)[1].split("### McNemar")[0]
 
     # McNemar: compressed alone right on 1 image, e2e alone on 2: p = min(1, 2 * (1 + 3) / 2^3)
     t = table_starting(tables, "McNemar's exact test").set_index("model")
@@ -198,8 +206,10 @@ def test_controls_section_numbers(tmp_path):
         ("6", "0.031")
     assert pd.read_csv(inputs.mcnemar_csv).set_index("model").loc[
         "random repeat 0", "p_value"] == 0.03125
-    assert "p < 0.05 for random repeat 0: the test finds" in md
-    assert "p ≥ 0.05 for compressed, si repeat 1," in md
+    # Holm over the 9 tests of the table: the smallest p, random repeat 0's 0.03125, x 9
+    assert t.loc["random repeat 0", "p (Holm)"] == "0.281"
+    assert "Holm p ≥ 0.05 for compressed, si repeat 1," in md
+    assert "no accuracy difference from e2e detected" in md
 
     # latency: e2e 2 ms / compressed 0.5 ms = 4x at batch 1; 0.4 ms / 50 µs = 8x at 256
     t = table_starting(tables, "Measured time per image").set_index("model")

@@ -8,7 +8,9 @@ sides share seeds (the same classifier initialisation, batch order and dropout d
 comparison is paired over the seeds both have (`stats.paired_interval`; runs whose seed the
 other side lacks are left out of it), and the exact test sums each shared seed's discordant
 images (`stats.pooled_exact_test`). Where they share none, Welch's interval is used and there
-is no exact test (no image is paired with another's under one seed). `kind` says which.
+is no exact test (no image is paired with another's under one seed), but for one run on each
+side: those two are compared on their test images all the same (kind "single runs", no
+interval). `kind` says which.
 
     compare(a_runs, b_runs, a="si", b="l1", what="chosen k") -> one row (COLUMNS)
     comparison_table([row, ...]) -> DataFrame with p_holm over the rows that have a p-value
@@ -54,6 +56,10 @@ def compare(a_runs: Sequence[Mapping], b_runs: Sequence[Mapping], *, a: str, b: 
     by_a = {int(r["seed"]): r for r in a_runs}
     by_b = {int(r["seed"]): r for r in b_runs}
     shared = sorted(set(by_a) & set(by_b))
+    single = not shared and len(a_runs) == len(b_runs) == 1
+    if single:  # one run each, other seeds: no interval, but the same test images
+        by_b = {int(a_runs[0]["seed"]): b_runs[0]}
+        shared = [int(a_runs[0]["seed"])]
     acc_a = [float(r["test_acc"]) for r in a_runs]
     acc_b = [float(r["test_acc"]) for r in b_runs]
     row = {"a": a, "b": b, "what": what, "n_a": len(a_runs), "n_b": len(b_runs),
@@ -62,7 +68,9 @@ def compare(a_runs: Sequence[Mapping], b_runs: Sequence[Mapping], *, a: str, b: 
         x = [float(by_a[s]["test_acc"]) for s in shared]
         y = [float(by_b[s]["test_acc"]) for s in shared]
         iv = paired_interval(x, y)
-        row.update(seeds=" ".join(map(str, shared)), mean_a=float(np.mean(x)),
+        if single:
+            iv["kind"] = "single runs"
+        row.update(seeds=" ".join(map(str, shared)) if not single else "", mean_a=float(np.mean(x)),
                    mean_b=float(np.mean(y)),
                    sd_diff=float(np.std(np.subtract(x, y), ddof=1)) if len(x) > 1 else math.nan)
         if all(by_a[s].get("predictions") and by_b[s].get("predictions") for s in shared):

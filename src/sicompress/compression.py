@@ -53,6 +53,10 @@ def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
     if train.empty:
         raise ValueError(f"{layer_si_csv}: no train rows (split == 'train')")
     cut = choose_cut(train, metric=metric, tolerance=tolerance)
+    # the cut layer's SI and Center SI, once: the table's numbers, which the decision read;
+    # the ranking reports these as its "all features" values instead of computing them again
+    row = train[train["layer"] == cut["layer"]].iloc[0]
+    cut.update(si=float(row["si"]), center_si=float(row["center_si"]))
     cut.update(split="train", source=str(layer_si_csv),
                n_layers=len(extractor_rows(train)),
                provenance=artifacts.provenance(settings={
@@ -108,7 +112,8 @@ def rank_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, inf
         raise ValueError(f"compress.feature_unit must be one of {UNITS}, got {unit!r}")
     if patience is None and patience_tolerance is not None:
         raise ValueError("patience_tolerance only applies with a patience; pass None")
-    layer = artifacts.read_json(cut_json)["layer"]
+    cut = artifacts.read_json(cut_json)
+    layer = cut["layer"]
     device = pick_device(device, log=log)
     acts, labels = subset_activations(model_path, data_npz, split_npz, layer,
                                       batch_size=batch_size, device=device)
@@ -118,7 +123,10 @@ def rank_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, inf
         f"channels x {h}x{w}; ranking "
         f"{n_candidates if max_features is None else min(max_features, n_candidates)} of "
         f"{n_candidates} {unit}s by forward selection")
-    csi_all = center_separation_index(acts, labels)
+    # SI and Center SI of all the cut layer's features: the layer table's, as the cut decision
+    # read them (cut.json); computed here only for a cut.json that lacks them
+    from_table = "si" in cut and "center_si" in cut
+    csi_all = float(cut["center_si"]) if from_table else center_separation_index(acts, labels)
 
     # A ranking can take long (hours on a CPU at width 1): every step is saved beside the
     # ranking, and a rerun on the same activations and options goes on from there.
@@ -141,10 +149,13 @@ def rank_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, inf
         f"SI after 1, {len(sel.order)}: {sel.si[0]:.4f}, {sel.si[-1]:.4f}")
     csi = center_si_curve(acts, labels, sel.order, unit)
     seconds = time.perf_counter() - t0
-    # SI of all features summed as the curve is: a ranking of them all ends on that value
-    si_all = sel.si[-1] if len(sel.order) == n_candidates else si_all_features(
-        acts, labels, unit, first=sel.order)
-    log(f"all {n_candidates} {unit}s: SI {si_all:.4f}, Center SI {csi_all:.4f}")
+    if from_table:
+        si_all = float(cut["si"])
+    else:  # summed as the curve is: a ranking of them all ends on that value
+        si_all = sel.si[-1] if len(sel.order) == n_candidates else si_all_features(
+            acts, labels, unit, first=sel.order)
+    log(f"all {n_candidates} {unit}s: SI {si_all:.4f}, Center SI {csi_all:.4f}"
+        + (" (the layer table's, as the cut decision read them)" if from_table else ""))
     del acts
     test_acts, test_labels = subset_activations(model_path, data_npz, split_npz, layer,
                                                 subset="si_test", batch_size=batch_size,
@@ -168,6 +179,7 @@ def rank_features(*, model_path, data_npz, split_npz, cut_json, ranking_csv, inf
         "n_samples_test": len(test_labels),
         "si_all": si_all,
         "center_si_all": csi_all,
+        "all_from": "layer table" if from_table else "computed here",
         "patience": patience,
         "patience_tolerance": patience_tolerance,
         "max_features": max_features,

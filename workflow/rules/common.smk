@@ -19,6 +19,14 @@ LAYERWISE_FINETUNE = study.model("layerwise_finetuned").made(config)
 LAYERWISE_SCRATCH = study.LAYERWISE_SCRATCH(config)
 SI_MODELS = study.made(config, layer_si=True)  # models with a layer SI table and plot
 CONTROLS = config["controls"]
+# Repeats of the layer-wise recipes that train through the network (fine-tuned, from scratch):
+# fewer than the classifier-only ones, which cost seconds. A fine-tune starts from its repeat's
+# classifier-only model, so there are at most as many.
+RETRAIN_REPEATS = config["layerwise"]["retrain_repeats"]
+if LAYERWISE and RETRAIN_REPEATS > CONTROLS["repeats"]:
+    raise ValueError(
+        f"layerwise.retrain_repeats ({RETRAIN_REPEATS}) must be at most controls.repeats "
+        f"({CONTROLS['repeats']}): each fine-tune starts from that repeat's classifier-only model")
 # Classifier-only trainings read their frozen extractor's outputs, computed once (cache_*)
 CACHED = config["classifier_features"]["source"] == "cached"
 
@@ -302,8 +310,9 @@ LAYERWISE_ARCHITECTURE = "architecture"  # the selector of the from-scratch runs
 def get_layerwise_runs():
     """Every run of the layer-wise recipes, in the report's order: classifier only and
     fine-tuned, each selector x repeat; from scratch, one architecture (the counts are the
-    same for every selector) x repeat. Records: recipe, selector, repeat."""
-    repeats = range(CONTROLS["repeats"])
+    same for every selector) x repeat. Records: recipe, selector, repeat. The two recipes that
+    train through the network have layerwise.retrain_repeats repeats, the first ones."""
+    repeats = range(RETRAIN_REPEATS)
     runs = [{"recipe": "classifier only", "selector": r["selector"], "repeat": r["repeat"]}
             for r in get_layerwise_control_runs()]
     if LAYERWISE_FINETUNE:

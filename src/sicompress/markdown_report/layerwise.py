@@ -70,9 +70,8 @@ def recipes(recipes_csv: Path, mcnemar_csv: Path | None, latency_csv: Path | Non
     verdicts = {}
     for (a, b, what), row in compared.items():
         if a == "si":
-            name = (what, b)
-            verdicts[name] = reading.verdict(row, f"{what}, SI's channels",
-                                             f"{SELECTOR_NAMES.get(b, b)}'s")
+            verdicts[(what, b)] = reading.verdict(row, "SI", SELECTOR_NAMES.get(b, b),
+                                                  context=what)
         elif b == "from scratch":
             verdicts[("scratch", "")] = reading.verdict(
                 row, "SI's pruned network fine-tuned", "the same architecture from scratch")

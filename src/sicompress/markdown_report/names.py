@@ -26,8 +26,8 @@ OTHER_MODEL_METRICS = {
 CONTROL_TRAINED = {m.name: m.trained for m in study.MODELS}
 
 # The references of the compressed model in the comparisons' sentences
-CONTROL_NAMES = {"scratch": "its architecture from scratch",
-                 "finetuned": "the compressed model fine-tuned"}
+CONTROL_NAMES = {"scratch": "The compressed architecture from scratch",
+                 "finetuned": "The compressed model fine-tuned"}
 
 # Rows of the latency table: the study's timed models in its order; others alphabetically
 LATENCY_ORDER = tuple(m.name for m in study.MODELS if m.latency)

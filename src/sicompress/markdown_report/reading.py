@@ -25,13 +25,13 @@ from typing import Mapping
 
 import pandas as pd
 
-from .cells import pct, pp
+from .cells import pct
 
 SIGNIFICANCE = 0.05  # the level the Holm-adjusted p-values of exact tests are read at
 
 BEATS, NO_DIFFERENCE, ONE_REPEAT = "beats", "no difference detected", "one repeat"
 KINDS = {"paired": "paired by seed", "welch": "Welch, not paired",
-         "one sample": "t-interval of the mean"}
+         "one sample": "t-interval of the mean", "single runs": "one run each"}
 
 
 def _f(x) -> float:
@@ -50,14 +50,21 @@ def reading(row: Mapping) -> str:
     return BEATS if lo > 0 or hi < 0 else NO_DIFFERENCE
 
 
+def _points(x: float) -> str:
+    """A difference of fractions in points, signed: +0.43 (no "-0.00")."""
+    v = 100 * x
+    return f"{0.0 if abs(v) < 0.005 else v:+.2f}"
+
+
 def interval(row: Mapping) -> str:
     """"95% interval [lo, hi] pp" of a row (lo, hi fractions)."""
-    return f"95% interval [{pp(_f(row['lo']))}, {pp(_f(row['hi']))}]"
+    return f"95% interval [{_points(_f(row['lo']))}, {_points(_f(row['hi']))}] pp"
 
 
-def verdict(row: Mapping, a_name: str, b_name: str) -> dict:
+def verdict(row: Mapping, a_name: str, b_name: str, context: str = "") -> dict:
     """A comparison row (`comparisons.COLUMNS`) as the report's reading: the one ahead first
-    where it beats the other; every number the words need."""
+    where it beats the other; every number the words need. context: said before the
+    sentence ("classifier only: L1 beats SI ...")."""
     r = reading(row)
     delta = _f(row["delta"])
     first, second, sign = a_name, b_name, 1.0
@@ -69,7 +76,9 @@ def verdict(row: Mapping, a_name: str, b_name: str) -> dict:
            "half_width": _f(row.get("half_width")),
            "mean_first": _f(row["mean_a"] if sign > 0 else row["mean_b"]),
            "mean_second": _f(row["mean_b"] if sign > 0 else row["mean_a"]),
-           "p_holm": _f(row.get("p_holm")), "p_value": _f(row.get("p_value"))}
+           "p_holm": _f(row.get("p_holm")), "p_value": _f(row.get("p_value")),
+           "single": int(row.get("n_a", 1) or 1) == 1 and int(row.get("n_b", 1) or 1) == 1,
+           "context": context}
     out["words"] = words(out)
     return out
 
@@ -86,18 +95,26 @@ def test_words(p_holm: float) -> str:
 
 def words(v: Mapping) -> str:
     """The one sentence every comparison is said in (a `verdict`)."""
+    context = f"{v['context']}: " if v.get("context") else ""
+    return context + _sentence(v)
+
+
+def _sentence(v: Mapping) -> str:
     kind = KINDS.get(v["kind"], v["kind"])
     test = test_words(v["p_holm"])
     test = f"; {test}" if test else ""
+    delta = f"{_points(v['delta'])} pp"
     if v["reading"] == BEATS:
-        return (f"{v['first']} beats {v['second']} by {pp(v['delta'])} "
-                f"({pct(v['mean_first'])} against {pct(v['mean_second'])}; {interval(v)} pp, "
+        return (f"{v['first']} beats {v['second']} by {delta} "
+                f"({pct(v['mean_first'])} against {pct(v['mean_second'])}; {interval(v)}, "
                 f"{kind}, n = {v['n']}){test}")
     if v["reading"] == NO_DIFFERENCE:
         return (f"{v['first']} against {v['second']}: no difference detected over {v['n']} "
-                f"repeats ({pp(v['delta'])}, {interval(v)} pp, {kind}){test}")
-    return (f"{v['first']} against {v['second']}: {pp(v['delta'])} "
-            f"({pct(v['mean_first'])} against {pct(v['mean_second'])}), one run each: no "
+                f"repeats ({delta}, {interval(v)}, {kind}: at this spread only a difference "
+                f"beyond ±{100 * v['half_width']:.2f} pp could be told from 0){test}")
+    what = "one run each" if v.get("single", True) else "one seed in common"
+    return (f"{v['first']} against {v['second']}: {delta} "
+            f"({pct(v['mean_first'])} against {pct(v['mean_second'])}), {what}: no "
             f"interval{test}")
 
 
