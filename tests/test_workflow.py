@@ -44,19 +44,20 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
     for rule in ("cut_layers", "rank_features", "choose_features", "train_compressed",
                  "train_scratch", "measure_latency", "summarize_controls", "report"):
         assert counts[rule] == 1, rule
-    # controls: 3 selectors x 3 repeats at the chosen k (less the study's own), and
-    # 3 fractions x 3 selectors x 3 repeats on the frontier; no fine-tuning by default
-    assert counts["train_control"] == (3 * 3 - 1) + 3 * 3 * 3 and "finetune" not in counts
-    # layer-wise: one ranking, 4 widths, the choice, 3 selectors x 3 repeats less its own
+    # controls: 3 selectors x 10 repeats at the chosen k (less the study's own), and
+    # 3 fractions x 3 selectors x 10 repeats on the frontier; no fine-tuning by default
+    assert counts["train_control"] == (3 * 10 - 1) + 3 * 3 * 10 and "finetune" not in counts
+    # layer-wise: one ranking, 4 widths, the choice, 3 selectors x 10 repeats less its own
     assert counts["prune_layers"] == counts["choose_layerwise_width"] == 1
-    assert counts["train_layerwise_width"] == 4 and counts["train_layerwise_control"] == 8
+    assert counts["train_layerwise_width"] == 4 and counts["train_layerwise_control"] == 29
     assert counts["summarize_layerwise"] == 1
-    # its recipes: every selector x repeat fine-tuned, the architecture from scratch x repeats
+    # its recipes that train through the network: layerwise.retrain_repeats (3) seeds, every
+    # selector fine-tuned, the architecture from scratch
     assert counts["finetune_layerwise"] == 3 * 3 and counts["train_layerwise_scratch"] == 3
     # features computed once per frozen extractor: e2e's whole one, its prefix to the cut,
     # and the layer-wise pruned ones (si, l1, random per repeat)
     assert counts["cache_e2e_features"] == counts["cache_cut_features"] == 1
-    assert counts["cache_layerwise_features"] == 1 + 1 + 3
+    assert counts["cache_layerwise_features"] == 1 + 1 + 10
 
     # the rules that train or compute SI hold the GPU; the light ones do not
     gpu_rules = {"lr_trial", "train_e2e", "train_head", "layer_si", "rank_features",
@@ -320,6 +321,26 @@ def test_smoke_controls(smoke_run):
     b, c = int(row["only_model"]), int(row["only_e2e"])  # McNemar: binomial test of b of b + c
     assert row["p_value"] == pytest.approx(binomtest(min(b, c), b + c, 0.5).pvalue, rel=1e-9)
 
+    # SI against each control at the chosen k: the exact test's per-seed discordant images
+    # recounted from the predictions and summed, against scipy's binomtest
+    compared = pd.read_csv(r / "controls/comparisons.csv")
+    for other in ("l1", "random"):
+        row = compared[(compared["a"] == "si") & (compared["b"] == other)
+                       & compared["what"].str.startswith("chosen")].iloc[0]
+        only_si = only_other = 0
+        for repeat in (0, 1):
+            d_si = r / ("compressed" if repeat == 0 else f"controls/si/chosen/repeat~{repeat}")
+            ok_si = np.load(d_si / "predictions.npz")["predicted"] == labels
+            ok_other = np.load(r / f"controls/{other}/chosen/repeat~{repeat}/predictions.npz")[
+                "predicted"] == labels
+            only_si += int(np.sum(ok_si & ~ok_other))
+            only_other += int(np.sum(~ok_si & ok_other))
+        assert (row["only_a"], row["only_b"], row["n"], row["kind"]) == \
+            (only_si, only_other, 2, "paired"), other
+        assert row["p_value"] == pytest.approx(
+            binomtest(only_si, only_si + only_other, 0.5).pvalue, rel=1e-9)
+    assert (compared["p_holm"].dropna() >= compared["p_value"].dropna() - 1e-15).all()
+
     scratch = json.loads((r / "scratch/metrics.json").read_text())
     assert scratch["settings"]["train_only"] == "all" and scratch["epochs_run"] == 6
     assert scratch["compression"]["kept"] == sorted(sel["selected"])
@@ -530,6 +551,15 @@ def test_smoke_report(smoke_run):
     assert f"Kept k = **{sel['k']}** {sel['unit']}s with SI {sel['si_at_k']:.4f}" in md
     best = json.loads((r / "lr_search/best.json").read_text())
     assert f"initial lr **{best['lr']:g}**, StepLR step **{best['step_size']}** epochs" in md
+    # no verdict without its interval: every sentence that says one training beats another
+    # gives the 95% interval and n beside it
+    verdicts = [s for s in re.split(r"(?<=;)\s|(?<=\.)\s(?=[A-Z(-])", md)
+                if re.search(r" beats .* by [+-]\d", s)]
+    assert all("95% interval" in s and "n = " in s for s in verdicts), verdicts
+    # and every reading names its repeats
+    assert all(re.search(r"n = \d+|over \d+ repeats|one run each|one seed in common", s)
+               for s in re.split(r"(?<=;)\s", md) if "no difference detected over" in s)
+    assert "within the spread" not in md and "cannot tell" not in md
     html = (r / "report/report.html").read_text(errors="replace")
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:2000].lower()
 
@@ -551,6 +581,8 @@ def test_bad_config_stops_before_any_job(tmp_path):
     ("compress:\n  feature_unit: element\n", "l1 (filter norms) needs compress.feature_unit"),
     ("controls:\n  frontier: [0.5, 1.5]\n", "controls.frontier[1]: 1.5 must be <= 1"),
     ("controls:\n  selectors: [si, taylor]\n", "controls.selectors[1]: 'taylor' is not one of"),
+    ("layerwise:\n  retrain_repeats: 3\n", "layerwise.retrain_repeats (3) must be at most "
+                                           "controls.repeats (2)"),
 ])
 def test_bad_controls_stop_before_any_job(tmp_path, controls, message):
     bad = tmp_path / "bad.yaml"
