@@ -509,7 +509,9 @@ def test_smoke_compression(smoke_run):
     e2e_si = pd.read_csv(r / "e2e/layer_si.csv")
     cut = json.loads((r / "compress/cut.json").read_text())
     del cut["provenance"]  # test_smoke_outputs_carry_provenance
-    assert cut == {**choose_cut(e2e_si[e2e_si["split"] == "train"], "si", 0.01),
+    train = e2e_si[e2e_si["split"] == "train"]
+    row = train[train["layer"] == cut["layer"]].iloc[0]
+    assert cut == {**choose_cut(train, "si", 0.01), "si": row["si"], "center_si": row["center_si"],
                    "split": "train", "source": "results/e2e/layer_si.csv", "n_layers": 18}
     ranking = pd.read_csv(r / "compress/feature_ranking.csv")
     sel = json.loads((r / "compress/selected.json").read_text())
@@ -517,6 +519,8 @@ def test_smoke_compression(smoke_run):
     assert sel["k"] == choose_k(ranking["si"], 0.01)["k"]
     assert sel["selected"] == ranking["feature"].tolist()[:sel["k"]]
     assert len(ranking) == sel["n_candidates"] == sel["shape"][0]  # ranked to the end
+    # the cut layer's SI is the layer table's number wherever it is shown
+    assert (sel["si_all"], sel["center_si_all"]) == (row["si"], row["center_si"])
 
     e2e, comp = load_model(r / "e2e/model.pt"), load_model(r / "compressed/model.pt")
     assert not comp.training and comp.arch["compression"]["kept"] == sorted(sel["selected"])
