@@ -158,8 +158,7 @@ def test_si_loses_to_l1_and_no_difference_from_random_is_detected(tmp_path):
         "- **Do SI's channels beat L1's and random ones?** At (c)'s cut and k = 6 (classifier "
         "only, 2 repeats each): L1 beats SI by +10.00 pp (91.00% against 81.00%; 95% interval "
         "[+10.00, +10.00] pp, paired by seed, n = 2); SI against random: no difference detected "
-        "over 2 repeats (-2.00 pp, 95% interval [-14.71, +10.71] pp, paired by seed: at this "
-        "spread only a difference beyond ±12.71 pp could be told from 0) "
+        "over 2 repeats (-2.00 pp, 95% interval [-14.71, +10.71] pp, paired by seed) "
         "([Table 11](#selectors-at-the-chosen-k)).")
     assert "SI beats" not in line
     assert table_number(md, "Test accuracy at the chosen k by channel selector") == 11
@@ -203,7 +202,7 @@ def test_layerwise_answers(tmp_path):
         "n = 2); classifier only: SI beats random by +10.00 pp (51.00% against 41.00%; 95% "
         "interval [+10.00, +10.00] pp, paired by seed, n = 2); fine-tuned: SI against L1: no "
         "difference detected over 2 repeats (+0.00 pp, 95% interval [-12.71, +12.71] pp, paired "
-        "by seed: at this spread only a difference beyond ±12.71 pp could be told from 0); "
+        "by seed); "
         "fine-tuned: SI against random: +0.00 pp (70.00% against 70.00%), one seed in common: "
         f"no interval ([Table {recipes_table}](#layer-wise-si-pruning-of-every-conv-layer)).")
     line = answer(md, "Pruned, or trained from scratch?")

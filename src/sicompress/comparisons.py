@@ -21,20 +21,40 @@ Accuracies are fractions; delta, lo, hi are a minus b.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from . import artifacts
 from .stats import holm, paired_interval, pooled_exact_test, welch_interval
 
 COLUMNS = ["a", "b", "what", "kind", "n", "n_a", "n_b", "seeds", "mean_a", "mean_b", "delta",
            "lo", "hi", "half_width", "sd_diff", "only_a", "only_b", "p_value", "p_holm"]
 
 
-def _correct(path, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    from .controls import read_predictions  # one reader of predictions.npz
+def read_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(label, predicted) of a predictions.npz: two int arrays (N,) of the test set."""
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            missing = [key for key in ("label", "predicted") if key not in z.files]
+            if missing:
+                raise ValueError(f"{path} lacks the array(s) {missing} (has {z.files})")
+            label, predicted = z["label"], z["predicted"]
+    except (OSError, EOFError) as e:
+        raise ValueError(f"cannot read predictions {path}: {type(e).__name__}: {e}") from e
+    if label.ndim != 1 or label.shape != predicted.shape:
+        raise ValueError(f"{path}: 'label' {label.shape} and 'predicted' {predicted.shape} must "
+                         "be two 1-D arrays of the same length")
+    for key, a in (("label", label), ("predicted", predicted)):
+        if not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{path}: {key!r} must hold integer classes, has dtype {a.dtype}")
+    return label, predicted
 
+
+def _correct(path, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     label, predicted = read_predictions(path)
     if labels is not None and (label.shape != labels.shape or not np.array_equal(label, labels)):
         raise ValueError(f"{path} holds other test images (or another order) than the runs it "
@@ -102,8 +122,6 @@ def comparison_table(rows: Sequence[Mapping]) -> pd.DataFrame:
 def runs_of(metrics_paths: Sequence, predictions_paths: Sequence | None = None) -> list[dict]:
     """Runs ({"seed", "test_acc", "predictions"}) from metrics.json files (their provenance
     seed) and, when given, the predictions.npz beside each."""
-    from . import artifacts
-
     preds = list(predictions_paths) if predictions_paths is not None else [None] * len(metrics_paths)
     out = []
     for m, p in zip(metrics_paths, preds, strict=True):

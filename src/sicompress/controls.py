@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from . import artifacts, comparisons, figures, study
+from .comparisons import read_predictions
 from .cost import macs_per_image
 from .model import load_checkpoint
 from .selectors import SELECTORS
@@ -63,26 +64,6 @@ MCNEMAR_COLUMNS = ["model", "n", "both_correct", "only_model", "only_e2e", "both
 
 # ----------------------------------------------------------------------------------------
 # Reading one training's files
-
-
-def read_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(label, predicted) of a predictions.npz: two int arrays (N,) of the test set."""
-    path = Path(path)
-    try:
-        with np.load(path) as z:
-            missing = [key for key in ("label", "predicted") if key not in z.files]
-            if missing:
-                raise ValueError(f"{path} lacks the array(s) {missing} (has {z.files})")
-            label, predicted = z["label"], z["predicted"]
-    except (OSError, EOFError) as e:
-        raise ValueError(f"cannot read predictions {path}: {type(e).__name__}: {e}") from e
-    if label.ndim != 1 or label.shape != predicted.shape:
-        raise ValueError(f"{path}: 'label' {label.shape} and 'predicted' {predicted.shape} must "
-                         "be two 1-D arrays of the same length")
-    for key, a in (("label", label), ("predicted", predicted)):
-        if not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"{path}: {key!r} must hold integer classes, has dtype {a.dtype}")
-    return label, predicted
 
 
 def cost(metrics: dict, model: str | Path | None, where: str | Path) -> tuple[int, int]:

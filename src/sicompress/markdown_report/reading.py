@@ -80,6 +80,7 @@ def verdict(row: Mapping, a_name: str, b_name: str, context: str = "") -> dict:
            "single": int(row.get("n_a", 1) or 1) == 1 and int(row.get("n_b", 1) or 1) == 1,
            "context": context}
     out["words"] = words(out)
+    out["short"] = words(out, detectable=False)  # the first screen's: without the half-width
     return out
 
 
@@ -93,13 +94,14 @@ def test_words(p_holm: float) -> str:
     return f"the exact test detects no accuracy difference (Holm p = {shown})"
 
 
-def words(v: Mapping) -> str:
-    """The one sentence every comparison is said in (a `verdict`)."""
+def words(v: Mapping, detectable: bool = True) -> str:
+    """The one sentence every comparison is said in (a `verdict`); detectable: where no
+    difference is detected, also the smallest one these repeats could tell from 0."""
     context = f"{v['context']}: " if v.get("context") else ""
-    return context + _sentence(v)
+    return context + _sentence(v, detectable)
 
 
-def _sentence(v: Mapping) -> str:
+def _sentence(v: Mapping, detectable: bool) -> str:
     kind = KINDS.get(v["kind"], v["kind"])
     test = test_words(v["p_holm"])
     test = f"; {test}" if test else ""
@@ -110,8 +112,9 @@ def _sentence(v: Mapping) -> str:
                 f"{kind}, n = {v['n']}){test}")
     if v["reading"] == NO_DIFFERENCE:
         return (f"{v['first']} against {v['second']}: no difference detected over {v['n']} "
-                f"repeats ({delta}, {interval(v)}, {kind}: at this spread only a difference "
-                f"beyond ±{100 * v['half_width']:.2f} pp could be told from 0){test}")
+                f"repeats ({delta}, {interval(v)}, {kind}"
+                + (f": at this spread only a difference beyond ±{100 * v['half_width']:.2f} pp "
+                   "could be told from 0" if detectable else "") + f"){test}")
     what = "one run each" if v.get("single", True) else "one seed in common"
     return (f"{v['first']} against {v['second']}: {delta} "
             f"({pct(v['mean_first'])} against {pct(v['mean_second'])}), {what}: no "
