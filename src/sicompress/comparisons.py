@@ -110,6 +110,12 @@ def compare(a_runs: Sequence[Mapping], b_runs: Sequence[Mapping], *, a: str, b: 
     return row
 
 
+def point_label(fraction: float | None, k: int) -> str:
+    """The `what` of a comparison at one point of (c)'s controls: "chosen k (k = 17)" or
+    "fraction 0.25 (k = 16)"; the writer and the report both name a point by it."""
+    return ("chosen k" if fraction is None else f"fraction {float(fraction):g}") + f" (k = {k})"
+
+
 def comparison_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     """The rows as one family: p_holm is Holm's adjustment over every row with a p-value."""
     table = pd.DataFrame(list(rows), columns=COLUMNS)

@@ -284,8 +284,7 @@ def control_comparisons(runs: Sequence[Mapping], references: Mapping[str, Mappin
         si = groups.get((group, frac, "si"))
         if not si:
             continue
-        where = ("chosen k" if group == "chosen" else f"fraction {frac:g}") + \
-            f" (k = {si[0]['k']})"
+        where = comparisons.point_label(None if group == "chosen" else frac, si[0]["k"])
         for sel in sorted({s for g, f, s in groups if (g, f) == (group, frac) and s != "si"},
                           key=_selector_key):
             rows.append(comparisons.compare(si, groups[(group, frac, sel)], a="si", b=sel,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import artifacts
+from ..comparisons import point_label
 from ..stats import mean_sd
 from .cells import acc_sd, count, frame, missing, p_value, pct, plural, pp, seconds
 from .inputs import ReportInputs
@@ -64,7 +65,6 @@ def selectors(path: Path, comparisons: Path | None = None) -> dict:
                                   "each repeat"]),
             "sentences": [v["words"] for v in verdicts.values()], "verdicts": verdicts,
             "repeats": n, "stats": stats, "k": ks, "family": len(compared),
-            "detectable": {sel: v["half_width"] for sel, v in verdicts.items()},
             "n_candidates": sorted(set(int(c) for c in runs["n_candidates"]))}
 
 
@@ -82,9 +82,7 @@ def frontier(path: Path, comparisons: Path | None = None) -> pd.DataFrame | None
             mean, sd = mean_sd(g["test_acc"])
             fractions = ", ".join(f"{f:g}" for f in sorted(set(g["fraction"])))
             g = g.sort_values("repeat")
-            hit = next((r for (a, b, what), r in compared.items() if a == "si" and b == sel
-                        and what == f"fraction {float(g['fraction'].iloc[0]):g} (k = {k})"),
-                       None)
+            hit = compared.get(("si", sel, point_label(g["fraction"].iloc[0], k)))
             versus = "" if hit is None else (f"{pp(-hit['delta'])} [{pp(-hit['hi'])}, "
                                              f"{pp(-hit['lo'])}]: "
                                              f"{reading.verdict(hit, 'si', sel)['reading']}")

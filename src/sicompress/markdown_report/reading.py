@@ -25,6 +25,7 @@ from typing import Mapping
 
 import pandas as pd
 
+from ..stats import mean_interval
 from .cells import pct
 
 SIGNIFICANCE = 0.05  # the level the Holm-adjusted p-values of exact tests are read at
@@ -124,8 +125,6 @@ def _sentence(v: Mapping, detectable: bool) -> str:
 def bound(values, bound_value: float, *, below: bool = True) -> dict:
     """The repeats' mean against a bound: {"reading": "met" | "not met" | "undecided" |
     ONE_REPEAT, "mean", "lo", "hi", "n"}; below: the bound is an upper one."""
-    from ..stats import mean_interval
-
     iv = mean_interval(values)
     lo, hi = iv["lo"], iv["hi"]
     if iv["n"] < 2:
