@@ -39,7 +39,8 @@ from sicompress import artifacts
 from sicompress.trainings import train_compressed
 from sicompress.data import prepare_data
 from sicompress.feature_cache import cache_features
-from sicompress.model import build_model, checkpoint_payload, vgg_arch
+from sicompress.model import build_model, checkpoint_payload
+from sicompress.networks import vgg_arch
 from sicompress.splits import load_summary, write_split
 from sicompress.engine import TrainSettings
 

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from sicompress.cost import parameter_counts
-from sicompress.model import build_model, vgg_arch
+from sicompress.model import build_model
+from sicompress.networks import vgg_arch
 from sicompress.splits import channel_stats, make_split
 from sicompress.devices import pick_device
 from sicompress.engine import TrainSettings, evaluate, fit, to_device_images

@@ -44,7 +44,8 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
-from sicompress.model import VGG, build_model, load_model, vgg_arch
+from sicompress.model import Network, build_model, load_model
+from sicompress.networks import vgg_arch
 from sicompress.layer_si import DEFAULT_BATCH_SIZE, layer_separation
 from sicompress.si import DEFAULT_ORDER, nearest_neighbors
 from sicompress.splits import channel_stats
@@ -65,7 +66,7 @@ def balanced_first(y: np.ndarray, n: int, classes: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def layer_activations(model: VGG, images: torch.Tensor, batch: int,
+def layer_activations(model: Network, images: torch.Tensor, batch: int,
                       device: torch.device) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, activations (N, C, H, W) on `device`) of the input and of every feature layer,
     each module applied once to the previous layer's output, in batches (as layer_separation)."""

@@ -26,7 +26,8 @@ import torch
 
 from sicompress.artifacts import save_torch
 from sicompress.devices import pick_device
-from sicompress.model import build_model, vgg_arch
+from sicompress.model import build_model
+from sicompress.networks import vgg_arch
 from sicompress.engine import BackgroundWriter, _resume_state
 
 

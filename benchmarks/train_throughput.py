@@ -50,7 +50,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from sicompress import data as sicdata
-from sicompress.model import build_model, vgg_arch
+from sicompress.model import build_model
+from sicompress.networks import vgg_arch
 from sicompress.splits import channel_stats
 from sicompress.devices import pick_device
 from sicompress.engine import TrainSettings, fit, to_device_images

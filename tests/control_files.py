@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sicompress.model import vgg_arch
+from sicompress.networks import vgg_arch
 
 WIDTH = 1 / 16  # 4 .. 32 channels: a tiny arch whose MACs the summary counts
 LABELS = np.arange(40, dtype=np.int64) % 10  # the "test set": 40 images, 4 per class

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from sicompress.activations import layer_activations, subset_activations
-from sicompress.model import build_model, checkpoint_payload, vgg_arch
+from sicompress.model import build_model, checkpoint_payload
+from sicompress.networks import vgg_arch
 
 
 @pytest.fixture(scope="module")

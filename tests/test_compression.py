@@ -10,7 +10,8 @@ from sklearn.neighbors import NearestCentroid, NearestNeighbors
 
 from sicompress import compression
 from sicompress.activations import layer_activations, subset_activations
-from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
+from sicompress.model import build_model, checkpoint_payload, load_model
+from sicompress.networks import vgg_arch
 from sicompress.pruning import build_compressed
 from sicompress.si import center_si_curve
 

@@ -20,7 +20,8 @@ from torch.utils._pytree import tree_leaves
 
 from sicompress.activations import layer_activations
 from sicompress.layer_si import layer_separation
-from sicompress.model import build_model, checkpoint_payload, vgg_arch
+from sicompress.model import build_model, checkpoint_payload
+from sicompress.networks import vgg_arch
 from sicompress.pruning import build_compressed, compressed_state
 from sicompress.selection import forward_select, forward_select_naive
 from sicompress.si import (center_separation_index, center_si_curve, si_curve, nearest_neighbors,

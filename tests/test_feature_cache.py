@@ -16,7 +16,8 @@ from sicompress.trainings import train_compressed
 from sicompress.feature_cache import (CachedClassifier, check_against, load_features,
                                       write_features)
 from sicompress.activations import layer_activations
-from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
+from sicompress.model import build_model, checkpoint_payload, load_model
+from sicompress.networks import vgg_arch
 from sicompress.trainings import load_study_data, train_head
 from sicompress.engine import TrainSettings, forward_format
 

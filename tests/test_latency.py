@@ -9,7 +9,8 @@ import torch
 import yaml
 
 from sicompress import latency
-from sicompress.model import build_model, checkpoint_payload, load_model, vgg_arch
+from sicompress.model import build_model, checkpoint_payload, load_model
+from sicompress.networks import vgg_arch
 from sicompress.engine import TrainSettings, fit
 
 from conftest import on_cuda_only, synthetic_study

@@ -14,7 +14,8 @@ from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
 from sicompress import layer_si
 from sicompress.layer_si import (LAYER_COLUMNS, identical_rows, layer_separation,
                                  read_layer_table, write_layer_table)
-from sicompress.model import build_model, checkpoint_payload, classifier_spec, vgg_arch
+from sicompress.model import build_model, checkpoint_payload, classifier_spec
+from sicompress.networks import vgg_arch
 from sicompress.pruning import build_compressed
 
 from conftest import synthetic_study

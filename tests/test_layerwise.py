@@ -13,7 +13,8 @@ from sklearn.neighbors import NearestCentroid, NearestNeighbors
 from sicompress import layerwise
 from sicompress import decisions
 from sicompress.decisions import choose_k
-from sicompress.model import build_model, checkpoint_payload, vgg_arch
+from sicompress.model import build_model, checkpoint_payload
+from sicompress.networks import vgg_arch
 from sicompress.selection import forward_select_naive
 
 from conftest import synthetic_study
@@ -70,7 +71,7 @@ def hand_features(model, kept, cut_layer, x, stats=None):
 def test_the_pruned_network_equals_a_hand_sliced_copy():
     model = tiny_model()
     rng = np.random.default_rng(0)
-    convs = layerwise.prefix_convs(model.arch, "pool3")
+    convs = layerwise.prefix_groups(model.arch, "pool3")
     assert convs == ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3"]
     sizes = {c["name"]: c["out"] for c in model.arch["features"] if c["kind"] == "conv"}
     kept = {n: sorted(rng.choice(sizes[n], size=max(1, sizes[n] // 2), replace=False).tolist())
@@ -87,8 +88,12 @@ def test_the_pruned_network_equals_a_hand_sliced_copy():
     specs = {c["name"]: c for c in pruned.arch["features"] if c["kind"] == "conv"}
     assert [specs[n]["out"] for n in convs] == [len(kept[n]) for n in convs]
     assert [specs[n]["in"] for n in convs] == [3] + [len(kept[n]) for n in convs[:-1]]
-    with pytest.raises(ValueError, match="every conv"):
-        layerwise.build_layerwise(model, "pool3", {"conv1_1": [0]}, hidden=[8], dropout=0.0,
+    # a group not named keeps every channel; a name that is no group up to the cut is an error
+    whole = layerwise.build_layerwise(model, "pool3", {"conv1_1": [0]}, hidden=[8], dropout=0.0,
+                                      seed=0)
+    assert whole.arch["compression"]["kept"]["conv2_1"] == list(range(8))
+    with pytest.raises(ValueError, match=r"\['conv4_1'\], which are not prunable groups"):
+        layerwise.build_layerwise(model, "pool3", {"conv4_1": [0]}, hidden=[8], dropout=0.0,
                                   seed=0)
 
 
@@ -183,7 +188,7 @@ def test_an_interrupted_pruning_goes_on_where_it_stopped(study, tmp_path, monkey
 
 def test_the_controls_keep_the_counts_and_their_own_channels():
     model = tiny_model()
-    convs = layerwise.prefix_convs(model.arch, "pool2")
+    convs = layerwise.prefix_groups(model.arch, "pool2")
     counts = {"conv1_1": 2, "conv1_2": 3, "conv2_1": 4, "conv2_2": 5}
     l1 = layerwise.control_kept("l1", model, "pool2", counts)
     sd = model.state_dict()
@@ -277,7 +282,7 @@ def hand_batchnorm_statistics(model, kept, cut_layer, x):
 def test_reestimated_batchnorm_statistics_equal_a_hand_computation():
     model = tiny_model()
     rng = np.random.default_rng(3)
-    convs = layerwise.prefix_convs(model.arch, "conv3_2")
+    convs = layerwise.prefix_groups(model.arch, "conv3_2")
     sizes = {c["name"]: c["out"] for c in model.arch["features"] if c["kind"] == "conv"}
     kept = {n: sorted(rng.choice(sizes[n], size=max(1, sizes[n] // 2), replace=False).tolist())
             for n in convs}
@@ -310,7 +315,7 @@ def test_reestimated_batchnorm_statistics_equal_a_hand_computation():
 def test_part_c_slices_no_conv_input_so_no_statistic_changes():
     model = tiny_model()
     sizes = {c["name"]: c["out"] for c in model.arch["features"] if c["kind"] == "conv"}
-    convs = layerwise.prefix_convs(model.arch, "conv3_3")
+    convs = layerwise.prefix_groups(model.arch, "conv3_3")
     # (c): every conv whole, the cut conv's output channels sliced
     kept = {n: list(range(sizes[n])) for n in convs}
     kept["conv3_3"] = [0, 3, 5]

@@ -2,14 +2,14 @@ import pytest
 import torch
 
 from sicompress.cost import parameter_counts
-from sicompress.model import (VGG16, CheckpointError, build_model, checkpoint_payload,
-                              feature_spec, load_model, vgg_arch)
+from sicompress.model import CheckpointError, build_model, checkpoint_payload, load_model
+from sicompress.networks import VGG_CONFIGS, vgg_arch, vgg_features
 
 
 def reference_vgg16_parameters(hidden=(512, 512), classes=10):
     """Conv weight + bias + BatchNorm (weight, bias) per conv; Linear weight + bias."""
     total, c_in = 0, 3
-    for v in VGG16:
+    for v in VGG_CONFIGS["vgg16"]:
         if v == "M":
             continue
         total += 3 * 3 * c_in * v + v + 2 * v
@@ -49,10 +49,10 @@ def test_layer_names_and_shapes():
 
 
 def test_width_scales_channels():
-    spec = feature_spec(0.25)
+    spec = vgg_features(0.25)
     assert [l["out"] for l in spec if l["kind"] == "conv"][:3] == [16, 16, 32]
     with pytest.raises(ValueError, match="width"):
-        feature_spec(0)
+        vgg_features(0)
 
 
 def test_checkpoint_roundtrip_and_errors(tmp_path):

@@ -6,7 +6,8 @@ from torch import nn
 
 from sicompress.cost import macs_per_image, parameter_counts
 from sicompress.activations import layer_activations
-from sicompress.model import VGG16, build_model, checkpoint_payload, load_model, vgg_arch
+from sicompress.model import build_model, checkpoint_payload, load_model
+from sicompress.networks import VGG_CONFIGS, vgg_arch
 from sicompress.pruning import build_compressed
 
 from conftest import macs_by_hooks
@@ -192,7 +193,7 @@ def test_vgg16_macs():
     assert macs["total"] == macs["features"] + macs["classifier"]
     assert sum(v for k, v in macs["layers"].items() if not k.startswith("classifier.")) \
         == macs["features"]
-    assert len(macs["layers"]) == len(VGG16) + 3
+    assert len(macs["layers"]) == len(VGG_CONFIGS["vgg16"]) + 3
 
 
 @pytest.mark.parametrize("unit, cut, selected", [(None, None, None),

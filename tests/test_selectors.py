@@ -11,11 +11,12 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 from sicompress import compression, latency, trainings
-from sicompress.model import build_model, checkpoint_payload, load_checkpoint, load_model, vgg_arch
+from sicompress.model import build_model, checkpoint_payload, load_checkpoint, load_model
+from sicompress.networks import vgg_arch
 from sicompress.pruning import compressed_arch
 from sicompress.selection import forward_select_naive
-from sicompress.selectors import (choose_channels, cut_conv_weight, k_of_fraction, l1_channels,
-                                  random_channels)
+from sicompress.criteria import CRITERIA, NAMES, choose, k_of_fraction, random_channels, si_channels, top_k
+from sicompress.compression import control_channels
 from sicompress.si import si_curve
 from sicompress.engine import TrainSettings
 
@@ -28,19 +29,77 @@ QUIET = {"log": lambda m: None}
 # Selectors
 
 
-def test_l1_channels_by_hand():
-    # 4 filters of a conv with 2 inputs, 3x3; L1 norms by hand: 6, 9, 9, 1.5
-    w = torch.zeros(4, 2, 3, 3)
+def test_top_k_by_hand():
+    # scores 6, 9, 9, 1.5: a tie between 1 and 2 goes to the lower index
+    assert top_k(torch.tensor([6.0, 9.0, 9.0, 1.5]), 1) == [1]
+    assert top_k([6.0, 9.0, 9.0, 1.5], 3) == [1, 2, 0]
+    assert top_k(np.array([6.0, 9.0, 9.0, 1.5]), 4) == [1, 2, 0, 3]
+    with pytest.raises(ValueError, match="k must be an integer in"):
+        top_k([1.0, 2.0], 3)
+
+
+def test_l1_of_a_tiny_conv_by_hand():
+    """L1 through Torch-Pruning's importance on a conv whose filters' sums of |w| are set by
+    hand: 6, 9, 9, 1.5 (the tie to the lower index)."""
+    torch.manual_seed(0)
+    model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
+    w = torch.zeros(4, 3, 3, 3)
     w[0, 0, 0, 0], w[0, 1, 2, 2] = 2.0, -4.0       # |2| + |-4| = 6
     w[1, 0, 1, 1], w[1, 1, 0, 1] = -5.0, 4.0       # 9
-    w[2, :, 0, 0] = torch.tensor([4.5, -4.5])       # 9 (a tie with filter 1: lower index first)
+    w[2, :2, 0, 0] = torch.tensor([4.5, -4.5])      # 9 (a tie with filter 1: lower index first)
     w[3, 1] = 1.5 / 9                               # 9 values of 1/6: 1.5
-    assert l1_channels(w, 1) == [1]
-    assert l1_channels(w, 3) == [1, 2, 0]
-    assert l1_channels(w, 4) == [1, 2, 0, 3]
-    assert choose_channels("l1", 2, unit="channel", n_candidates=4, conv_weight=w) == [1, 2]
-    with pytest.raises(ValueError, match="feature_unit 'channel'"):
-        choose_channels("l1", 2, unit="element", n_candidates=4, conv_weight=w)
+    with torch.no_grad():
+        model.features.conv1_1.conv.weight.copy_(w)
+    assert choose("l1", model, "conv1_1", {"conv1_1": 3}) == {"conv1_1": [1, 2, 0]}
+    assert choose("l1", model, "pool1", {"conv1_1": 4}) == {"conv1_1": [1, 2, 0, 3]}
+
+
+def batchnorm_gammas(model, conv: str, gammas: list[float]) -> None:
+    with torch.no_grad():
+        getattr(model.features, conv).bn.weight.copy_(torch.tensor(gammas))
+
+
+def test_bn_scale_is_the_largest_absolute_gamma():
+    torch.manual_seed(0)
+    model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
+    batchnorm_gammas(model, "conv1_2", [0.5, -2.0, 1.0, 0.1])  # |gamma|: 0.5, 2, 1, 0.1
+    assert choose("bn_scale", model, "conv1_2", {"conv1_2": 2}) == {"conv1_2": [1, 2]}
+    # a ResNet stage: |gamma| averaged over the BatchNorms writing its channels
+    from sicompress.networks import network_arch
+    net = build_model(network_arch("resnet20", 0.125, hidden=[], dropout=0.0))  # 2, 4, 8
+    mods = dict(net.named_modules())
+    values = {"features.conv1.bn": [1.0, 0.2], "features.block1_1.bn2": [0.1, 0.3],
+              "features.block1_2.bn2": [0.1, 0.3], "features.block1_3.bn2": [0.1, -0.3]}
+    with torch.no_grad():
+        for path, g in values.items():
+            mods[path].weight.copy_(torch.tensor(g))
+    # channel 0: (1 + .1 + .1 + .1) / 4 = 0.325; channel 1: (.2 + .3 + .3 + .3) / 4 = 0.275
+    assert choose("bn_scale", net, "block1_3", {"stage1": 1}) == {"stage1": [0]}
+    values["features.conv1.bn"] = [0.1, 0.2]  # now 0.1 against 0.275
+    with torch.no_grad():
+        mods["features.conv1.bn"].weight.copy_(torch.tensor(values["features.conv1.bn"]))
+    assert choose("bn_scale", net, "block1_3", {"stage1": 1}) == {"stage1": [1]}
+
+
+def test_taylor_by_hand():
+    """Taylor: sum over a filter of |w x dL/dw|, the cross-entropy of the whole network on the
+    batch, gradients by autograd on a copy of the network (not through the library)."""
+    torch.manual_seed(0)
+    model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3)).eval()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (12,), generator=g)
+    copy_ = build_model(model.arch).eval()
+    copy_.load_state_dict(model.state_dict())
+    loss = torch.nn.functional.cross_entropy(copy_(x), y)
+    loss.backward()
+    w = copy_.features.conv2_1.conv.weight
+    scores = (w * w.grad).abs().sum(dim=(1, 2, 3)).detach().double()
+    expected = [int(i) for i in np.lexsort((np.arange(8), -scores.numpy()))[:3]]
+    got = choose("taylor", model, "conv2_1", {"conv2_1": 3}, batch=(x, y))
+    assert got == {"conv2_1": expected}
+    with pytest.raises(ValueError, match="needs a batch"):
+        choose("taylor", model, "conv2_1", {"conv2_1": 3})
 
 
 # L1 norms given by hand to the 8 filters of conv2_1 and of conv2_2 of the tiny VGG below, and
@@ -66,40 +125,56 @@ def set_filter_norms(model: torch.nn.Module, conv: str, norms: list[float], spre
         w.copy_(signs * values.reshape(w.shape))
 
 
-def test_l1_of_the_cut_conv_of_a_model():
+def test_l1_of_every_conv_over_the_input_channels_kept(tmp_path):
+    """L1 norms set by hand on conv2_1 and conv2_2: the filters of conv2_1 in order of their
+    norm; layer by layer, conv2_2's norms over the input channels conv2_1 keeps."""
     torch.manual_seed(0)
     model = build_model(vgg_arch(0.0625, [8], 0.0, 10, [0.5] * 3, [0.25] * 3))
     set_filter_norms(model, "conv2_1", CONV2_1_NORMS, CONV2_1_SPREAD, seed=1)
     set_filter_norms(model, "conv2_2", CONV2_2_NORMS, CONV2_2_SPREAD, seed=2)
-    state = model.state_dict()
-    w = cut_conv_weight(model.arch, state, "pool2")  # pool2 follows conv2_2
-    assert w is state["features.conv2_2.conv.weight"]
-    assert l1_channels(w, 3) == [3, 7, 1]
-    assert l1_channels(w, 8) == CONV2_2_ORDER
-    w = cut_conv_weight(model.arch, state, "conv2_1")  # a conv cut: its own filters
-    assert w is state["features.conv2_1.conv.weight"]
-    chosen = choose_channels("l1", 4, unit="channel", n_candidates=8, conv_weight=w)
-    assert chosen == CONV2_1_ORDER[:4]
+    assert choose("l1", model, "pool2", {"conv2_2": 3}) == {"conv2_2": [3, 7, 1]}
+    assert choose("l1", model, "pool2", {"conv2_2": 8}) == {"conv2_2": CONV2_2_ORDER}
+    assert choose("l1", model, "conv2_1", {"conv2_1": 4}) == {"conv2_1": CONV2_1_ORDER[:4]}
+    # both: conv2_2's norms by hand over the 4 inputs conv2_1 keeps
+    w = model.features.conv2_2.conv.weight.detach()[:, sorted(CONV2_1_ORDER[:4])]
+    norms = w.double().abs().sum(dim=(1, 2, 3)).numpy()
+    # by hand: 2, 3.5, 4, 4.5, 1, 3, 3, 4 (to float rounding: the sums of 1/72s are not exact)
+    np.testing.assert_allclose(norms, [2.0, 3.5, 4.0, 4.5, 1.0, 3.0, 3.0, 4.0], rtol=1e-6)
+    got = choose("l1", model, "pool2", {"conv2_1": 4, "conv2_2": 4})
+    # the four largest (4.5, then 4 twice, then 3.5): a set no rounding changes
+    assert got["conv2_1"] == CONV2_1_ORDER[:4]
+    assert got["conv2_2"][0] == 3 and sorted(got["conv2_2"]) == [1, 2, 3, 7]
     with pytest.raises(ValueError, match="'fc1' is not a layer of the feature extractor"):
-        cut_conv_weight(model.arch, state, "fc1")
+        choose("l1", model, "fc1", {"conv2_1": 4})
 
 
 def test_random_channels_are_reproducible_by_seed():
-    a = random_channels(64, 16, seed=3)
-    assert a == random_channels(64, 16, seed=3)
-    assert a != random_channels(64, 16, seed=4)
+    def draw(n, k, seed):
+        return random_channels(np.random.default_rng(seed), n, k)
+    a = draw(64, 16, seed=3)
+    assert a == draw(64, 16, seed=3)
+    assert a != draw(64, 16, seed=4)
     assert len(set(a)) == 16 and all(0 <= c < 64 for c in a)
-    assert sorted(random_channels(5, 5, seed=0)) == [0, 1, 2, 3, 4]
+    assert sorted(draw(5, 5, seed=0)) == [0, 1, 2, 3, 4]
     # uniform: over many seeds every channel is drawn about k/n of the time
-    counts = np.bincount(np.concatenate([random_channels(8, 2, seed=s) for s in range(4000)]),
+    counts = np.bincount(np.concatenate([draw(8, 2, seed=s) for s in range(4000)]),
                          minlength=8)
     assert np.all(np.abs(counts / 4000 - 2 / 8) < 0.03), counts
+    # part (c)'s draw is the first of the generator; the layer-wise one goes on layer by layer
+    torch.manual_seed(0)
+    model = build_model(vgg_arch(0.0625, [8], 0.0, 10))
+    rng = np.random.default_rng(7)
+    first, second = draw(4, 2, seed=7), None
+    rng.choice(4, size=2, replace=False)
+    second = [int(i) for i in rng.choice(4, size=3, replace=False)]
+    assert choose("random", model, "conv1_2", {"conv1_1": 2, "conv1_2": 3}, seed=7) == \
+        {"conv1_1": first, "conv1_2": second}
 
 
 def test_si_selector_and_k_of_fraction():
-    assert choose_channels("si", 2, unit="channel", n_candidates=5, ranking=[4, 0, 2]) == [4, 0]
+    assert si_channels([4, 0, 2], 2) == [4, 0]
     with pytest.raises(ValueError, match="holds 3"):
-        choose_channels("si", 4, unit="channel", n_candidates=5, ranking=[4, 0, 2])
+        si_channels([4, 0, 2], 4)
     assert [k_of_fraction(f, 64) for f in (0.125, 0.25, 0.5, 1.0)] == [8, 16, 32, 64]
     assert k_of_fraction(0.01, 10) == 1 and k_of_fraction(0.25, 10) == 3  # 2.5 rounds up
     # by hand: 0.5 of 5 = 2.5 -> 3; 0.3 of 10 = 3; 0.34 of 10 = 3.4 -> 3; 0.9 of 5 = 4.5 -> 5;
@@ -109,8 +184,8 @@ def test_si_selector_and_k_of_fraction():
     for bad in (0, 1.5, -0.1):
         with pytest.raises(ValueError, match="fraction"):
             k_of_fraction(bad, 10)
-    with pytest.raises(ValueError, match="selector must be one of"):
-        choose_channels("taylor", 1, unit="channel", n_candidates=5)
+    with pytest.raises(ValueError, match=r"unknown channel criterion 'hrank'; the criteria are"):
+        choose("hrank", build_model(vgg_arch(0.0625, [8], 0.0, 10)), "conv1_1", {"conv1_1": 1})
 
 
 # ----------------------------------------------------------------------------------------
@@ -196,7 +271,7 @@ def test_a_control_keeps_its_selectors_channels(study, tmp_path, selector, fract
         expected = CONV2_2_ORDER[:k]  # the norms the fixture gave the filters
     elif selector == "random":
         # the run's seed (7) drawn by the selector, whose uniformity is tested above
-        expected = random_channels(8, k, seed=7)
+        expected = random_channels(np.random.default_rng(7), 8, k)
         assert len(set(comp["selected"])) == k and set(comp["selected"]) <= set(range(8))
     else:
         expected = pd.read_csv(study / "ranking.csv")["feature"].tolist()[:k]
@@ -275,16 +350,16 @@ def test_latency_table_and_speedups(study, tmp_path):
 
 
 def test_the_selector_list_is_the_schemas_and_the_figures():
-    """selectors.SELECTORS is the one list; the config schema (which cannot import it) and the
-    frontier's colours name the same selectors."""
+    """criteria.CRITERIA is the one list; the config schema (which cannot import it) and the
+    frontier's colours name the same criteria; the default is the study's three."""
     import yaml
 
     from sicompress.figures import SELECTOR_COLORS
-    from sicompress.selectors import SELECTORS
+    SELECTORS = NAMES
 
     schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")
                             .read_text())
     sel = schema["properties"]["controls"]["properties"]["selectors"]
     assert sel["items"]["enum"] == list(SELECTORS)
-    assert sel["default"] == list(SELECTORS)
+    assert sel["default"] == ["si", "l1", "random"]
     assert set(SELECTOR_COLORS) == set(SELECTORS)

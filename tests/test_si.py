@@ -15,7 +15,8 @@ from sklearn.neighbors import KNeighborsClassifier, NearestCentroid, NearestNeig
 from sklearn.preprocessing import StandardScaler
 
 import sicompress.compression as compression
-from sicompress.model import build_model, vgg_arch
+from sicompress.model import build_model
+from sicompress.networks import vgg_arch
 from sicompress.layer_si import LAYER_COLUMNS, layer_separation
 from sicompress.selection import forward_select
 from sicompress.si import (center_separation_index, center_si_curve, exact_float32,

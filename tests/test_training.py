@@ -7,7 +7,8 @@ import torch
 from sicompress.data import make_synthetic
 from sicompress.trainings import head_model
 from sicompress.splits import make_split
-from sicompress.model import build_model, checkpoint_payload, vgg_arch
+from sicompress.model import build_model, checkpoint_payload
+from sicompress.networks import vgg_arch
 from sicompress import engine
 from sicompress.engine import TrainSettings, augment_batch, fit, scaled_step, to_device_images
 

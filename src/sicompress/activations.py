@@ -20,14 +20,14 @@ import torch.nn.functional as F
 
 from .data import load_dataset
 from .devices import pick_device
-from .model import VGG, load_model
+from .model import Network, load_model
 from .si import exact_float32
 from .splits import load_split
 
 SUBSETS = {"si_train": "train", "si_test": "test"}  # SI subsets and the set each indexes
 
 
-def stages(model: VGG, layer: str) -> list[torch.nn.Module]:
+def stages(model: Network, layer: str) -> list[torch.nn.Module]:
     """The modules that take the normalised images to `layer`'s output, in order."""
     layers = model.feature_layers() + model.classifier_layers()
     names = [name for name, _, _ in layers]
@@ -36,7 +36,7 @@ def stages(model: VGG, layer: str) -> list[torch.nn.Module]:
     return [module for _, _, module in layers[:names.index(layer) + 1]]
 
 
-def layer_activations(model: VGG, images: torch.Tensor, layer: str, *, pool: int | None = None,
+def layer_activations(model: Network, images: torch.Tensor, layer: str, *, pool: int | None = None,
                       batch_size: int | None = None,
                       device: str | torch.device | None = None) -> torch.Tensor:
     """The output of `layer` (module notes) for uint8 or [0, 1] float images (N, 3, 32, 32):

@@ -31,7 +31,7 @@ from .decisions import choose_cut, choose_k, extractor_rows
 from .devices import pick_device
 from .pruning import arch_and_state
 from .selection import UNITS, forward_select
-from .selectors import choose_channels, cut_conv_weight, k_of_fraction
+from .criteria import choose, criterion, k_of_fraction, si_channels
 from .si import PRECISION, center_separation_index, center_si_curve, si_all_features, si_curve
 
 # si, center_si: on si_train (the ranking is chosen on it); *_test: on si_test, reported only
@@ -258,12 +258,14 @@ def _load_partial_ranking(path: Path, identity: dict,
 
 
 def control_channels(*, e2e_model, cut_json, ranking_csv, selector: str,
-                     fraction: float | None, seed: int) -> tuple[list[int], dict]:
-    """The channels a control keeps: `selector` at the study's k (fraction None; cut_json is
-    then selected.json, which holds k) or at k = round(fraction x the cut layer's features)
-    (cut_json may be the ranking's info json: a frontier point does not depend on the chosen
-    k, so another feature_tolerance does not retrain it). -> (channels in the selector's
-    order, the cut description read)."""
+                     fraction: float | None, seed: int, batch=None) -> tuple[list[int], dict]:
+    """The channels a control keeps: criterion `selector` (`criteria`) at the study's k
+    (fraction None; cut_json is then selected.json, which holds k) or at
+    k = round(fraction x the cut layer's features) (cut_json may be the ranking's info json:
+    a frontier point does not depend on the chosen k, so another feature_tolerance does not
+    retrain it), among the channels of the cut's group (`pruning.cut_group`). batch: (images,
+    labels) for a criterion that needs a gradient. -> (channels in the criterion's order,
+    the cut description read)."""
     sel = artifacts.read_json(cut_json)
     n = sel["n_candidates"]
     if fraction is None:
@@ -272,11 +274,19 @@ def control_channels(*, e2e_model, cut_json, ranking_csv, selector: str,
         k = sel["k"]
     else:
         k = k_of_fraction(fraction, n)
-    weight = None
-    if selector == "l1":
-        arch, state = arch_and_state(e2e_model)
-        weight = cut_conv_weight(arch, state, sel["cut_layer"])
-    ranking = pd.read_csv(ranking_csv)["feature"].tolist() if selector == "si" else None
-    chosen = choose_channels(selector, k, unit=sel["unit"], n_candidates=n, ranking=ranking,
-                             conv_weight=weight, seed=seed)
-    return chosen, sel
+    crit = criterion(selector)
+    if sel["unit"] != "channel" and not crit.elements:
+        raise ValueError(f"criterion {selector!r} needs compress.feature_unit 'channel'")
+    if selector == "si":
+        return si_channels(pd.read_csv(ranking_csv)["feature"].tolist(), k), sel
+    if sel["unit"] == "element":  # random values of the cut layer's output
+        return [int(i) for i in np.random.default_rng(seed).choice(n, size=k, replace=False)], sel
+    from .pruning import cut_group
+    arch, state = arch_and_state(e2e_model)
+    group = cut_group(arch, sel["cut_layer"])
+    if group.channels != n:
+        raise ValueError(f"the cut's group {group.name} has {group.channels} channels, the "
+                         f"ranking {n}")
+    chosen = choose(selector, {"arch": arch, "state_dict": state}, sel["cut_layer"],
+                    {group.name: k}, seed=seed, batch=batch)
+    return chosen[group.name], sel

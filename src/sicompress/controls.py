@@ -45,7 +45,7 @@ from . import artifacts, comparisons, figures, study
 from .comparisons import read_predictions
 from .cost import macs_per_image
 from .model import load_checkpoint
-from .selectors import SELECTORS
+from .criteria import NAMES as SELECTORS
 from .stats import holm, mcnemar_exact
 
 GROUPS = ("chosen", "frontier")

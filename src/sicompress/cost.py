@@ -10,14 +10,14 @@ from typing import Any
 
 from torch import nn
 
-from .model import VGG
+from .model import Network
 
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def parameter_counts(model: VGG) -> dict[str, int]:
+def parameter_counts(model: Network) -> dict[str, int]:
     """Parameters of the extractor, of the classifier and in all."""
     f, c = count_parameters(model.features), count_parameters(model.classifier)
     return {"features": f, "classifier": c, "total": f + c}

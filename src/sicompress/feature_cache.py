@@ -47,7 +47,7 @@ from torch import nn
 from . import artifacts
 from .activations import stages
 from .engine import ForwardFormat, forward_format
-from .model import VGG, load_model
+from .model import Network, load_model
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 # numpy storage of each: bfloat16 is kept as its raw 16 bits
@@ -72,13 +72,13 @@ CHECK_RTOL_BF16 = 1.6e-2  # the same under bf16 autocast (cuDNN picks per batch 
 # Writing
 
 
-def _last_layer(model: VGG, layer: str | None) -> str:
+def _last_layer(model: Network, layer: str | None) -> str:
     """`layer`, or the last layer of `model`'s extractor when None (the whole extractor)."""
     return model.arch["features"][-1]["name"] if layer is None else layer
 
 
 @torch.no_grad()
-def extractor_outputs(model: VGG, images: torch.Tensor, layer: str,
+def extractor_outputs(model: Network, images: torch.Tensor, layer: str,
                       fmt: ForwardFormat) -> torch.Tensor:
     """The output of `layer` for uint8 images, computed as the engine's evaluation computes
     it in format `fmt` (autocast, memory format; TF32 as the engine leaves it): (N, C, H, W)
@@ -115,7 +115,7 @@ def _check_finite(block: torch.Tensor, out: torch.Tensor, layer: str, dtype: str
             + "; set classifier_features.dtype: bfloat16 or float32 to store them")
 
 
-def write_features(model: VGG, layer: str | None, data: dict[str, tuple[torch.Tensor,
+def write_features(model: Network, layer: str | None, data: dict[str, tuple[torch.Tensor,
                    torch.Tensor]], out_dir: str | Path, *, dtype: str = "float16",
                    batch_size: int = 500, describe: dict | None = None,
                    fmt: ForwardFormat | None = None,
@@ -304,7 +304,7 @@ class CachedClassifier(nn.Module):
         return self.classifier(x.float())
 
 
-def check_against(model: VGG, features: CachedFeatures, images: torch.Tensor,
+def check_against(model: Network, features: CachedFeatures, images: torch.Tensor,
                   channels: Sequence[int] | None = None) -> float:
     """That `model`'s own extractor, in the cache's forward format, gives the cached outputs on
     the first CHECK_IMAGES validation `images` (the split's val order): a cache of another

@@ -26,7 +26,7 @@ from torch import nn
 from .artifacts import atomic_path, provenance, read_json, write_json
 from .data import load_dataset
 from .devices import pick_device
-from .model import VGG, load_model
+from .model import Network, load_model
 from .si import (DEFAULT_ORDER, PRECISION, center_separation_index, check_order, exact_float32,
                  label_codes, nearest_neighbors, si_from_neighbors)
 from .splits import load_split
@@ -94,7 +94,7 @@ def _same_module(a: nn.Module, b: nn.Module) -> bool:
                and torch.equal(sa[k], sb[k].to(sa[k].device)) for k in sa)
 
 
-def identical_rows(model: VGG, source: VGG) -> int:
+def identical_rows(model: Network, source: Network) -> int:
     """How many leading rows of `model`'s layer table are those of `source`'s, decided on the
     weights, never on names: 0 when the input normalisations differ, else 1 (the input row)
     plus the number of extractor layers, from the first on, whose modules are identical
@@ -129,11 +129,11 @@ def layer_separation(
     """SI, Center SI, high-order and soft SI(order) of the input and of every layer: the
     feature extractor's, then the classifier's.
 
-    model: a `sicompress.model.VGG`; images: uint8 (N, 32, 32, 3) numpy (as on disk) or uint8
+    model: a `sicompress.model.Network`; images: uint8 (N, 32, 32, 3) numpy (as on disk) or uint8
     tensor (N, 3, 32, 32), un-augmented; labels: (N,). One row for the normalised input
     (layer_index 0, kind "input"), one per layer of `model.features` (a conv block's output
     after its ReLU, kind "conv"; a pool's output, kind "pool"), then one per output of the
-    classifier (`VGG.classifier_layers`): each hidden layer after its ReLU (fc1, fc2, ...,
+    classifier (`Network.classifier_layers`): each hidden layer after its ReLU (fc1, fc2, ...,
     kind "fc"; dropout is the identity in eval mode) and the logits (kind "logits"); for a
     classifier, channels is the width and height = width = 1. A fixed index selection at the
     classifier's input (unit "element") is part of fc1's row, not a row of its own. 22 rows
@@ -317,7 +317,7 @@ def read_layer_table(path) -> pd.DataFrame:
     return table
 
 
-def _source_rows(model: VGG, source_table, source_model, *, data_npz, split_npz, order: int,
+def _source_rows(model: Network, source_table, source_model, *, data_npz, split_npz, order: int,
                  device, log) -> pd.DataFrame | None:
     """The rows of `source_table` (both splits) that `model` shares with `source_model`
     (`identical_rows`), or None when none are shared or the table is of other data or

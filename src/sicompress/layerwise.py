@@ -43,11 +43,12 @@ import torch
 from . import artifacts, figures
 from .decisions import choose_k, choose_width
 from .devices import pick_device
-from .model import VGG, classifier_spec, cut_position, output_shape
-from .pruning import arch_and_state, build_sliced, conv_sizes, sliced_features, sliced_state
+from .model import Network, classifier_spec, cut_position, output_shape
+from .pruning import (arch_and_state, batchnorms, build_pruned, channel_groups, group_sizes,
+                      pruned_features, pruned_state)
 from .selection import forward_select
 from .activations import layer_activations, subset_images
-from .selectors import SELECTORS, l1_channels
+from .criteria import choose, criterion, gradient_batch
 from .si import PRECISION, center_separation_index, exact_float32, separation_index
 
 LAYER_RANKING_COLUMNS = ["layer", "step", "channel", "si"]
@@ -59,22 +60,25 @@ PARTIAL = "layerwise.partial.json"  # beside the result while the ranking runs
 # The pruned network for given channels per conv layer
 
 
-def prefix_convs(arch: dict, cut_layer: str) -> list[str]:
-    """Names of the conv layers up to and including `cut_layer`, in order."""
-    prefix = arch["features"][:cut_position(arch, cut_layer) + 1]
-    convs = [layer["name"] for layer in prefix if layer["kind"] == "conv"]
-    if not convs:
+def prefix_groups(arch: dict, cut_layer: str) -> list[str]:
+    """Names of the prunable groups up to and including `cut_layer`, in the order they are
+    pruned (`pruning.channel_groups`; on a VGG: its convs)."""
+    groups = [g.name for g in channel_groups(arch, cut_layer)]
+    if not groups:
         raise ValueError(f"no conv layer up to {cut_layer!r}: nothing to prune")
-    return convs
+    return groups
 
 
 def _check_kept(arch: dict, cut_layer: str, kept: dict) -> dict[str, list[int]]:
-    """kept as {conv name: sorted distinct channel ints}, one entry per conv of the prefix."""
-    convs = prefix_convs(arch, cut_layer)
-    if set(kept) != set(convs):
-        raise ValueError(f"kept channels must name every conv up to {cut_layer} ({convs}), "
-                         f"got {sorted(kept)}")
-    return {name: sorted(int(c) for c in kept[name]) for name in convs}
+    """kept as {group name: sorted channel ints}, one entry per group of the prefix: a group
+    not named keeps every channel; a name that is not a group is an error."""
+    sizes = group_sizes(arch, cut_layer)
+    unknown = sorted(set(kept) - set(sizes))
+    if unknown:
+        raise ValueError(f"kept channels name {unknown}, which are not prunable groups up to "
+                         f"{cut_layer} ({list(sizes)})")
+    return {name: sorted(int(c) for c in kept[name]) if name in kept else list(range(n))
+            for name, n in sizes.items()}
 
 
 def layerwise_arch(arch: dict, cut_layer: str, kept: dict, hidden, dropout: float,
@@ -83,14 +87,14 @@ def layerwise_arch(arch: dict, cut_layer: str, kept: dict, hidden, dropout: floa
     in every conv `name` (`pruning.sliced_features`), and a new classifier for what is left
     (plain data)."""
     kept = _check_kept(arch, cut_layer, kept)
-    features = sliced_features(arch, cut_layer, kept)
+    features = pruned_features(arch, cut_layer, kept)
     c, h, w = output_shape(features, arch.get("input_shape", [3, 32, 32]))
     out = copy.deepcopy(arch)
     out["features"] = features
     out["classifier"] = classifier_spec(
         c * h * w, hidden, dropout,
         arch["classifier"]["num_classes"] if num_classes is None else num_classes)
-    sizes = conv_sizes(arch)
+    sizes = group_sizes(arch, cut_layer)
     out["compression"] = {"method": "layerwise", "cut_layer": cut_layer, "unit": "channel",
                           "kept": kept, "candidates": {name: sizes[name] for name in kept}}
     return out
@@ -101,17 +105,17 @@ def layerwise_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
     """normalize.* and features.* weights of the pruned extractor, sliced from `state`
     (`pruning.sliced_state`: each conv's output channels to its kept ones, its input channels
     to the kept channels of the conv before it). Tensors stay on their device."""
-    return sliced_state(arch, state, cut_layer, _check_kept(arch, cut_layer, kept))
+    return pruned_state(arch, state, cut_layer, _check_kept(arch, cut_layer, kept))
 
 
 def build_layerwise(source, cut_layer: str, kept: dict, *, hidden, dropout: float, seed: int,
-                    num_classes: int | None = None) -> VGG:
+                    num_classes: int | None = None) -> Network:
     """The layer-wise pruned model, in eval mode, on the CPU: the source's normalisation and
     sliced extractor weights, a new classifier initialised by `seed`."""
     arch, state = arch_and_state(source)
     kept = _check_kept(arch, cut_layer, kept)
     new_arch = layerwise_arch(arch, cut_layer, kept, hidden, dropout, num_classes)
-    return build_sliced(new_arch, arch, state, cut_layer, kept, seed=seed)
+    return build_pruned(new_arch, arch, state, cut_layer, kept, seed=seed)
 
 
 # ----------------------------------------------------------------------------------------
@@ -119,21 +123,22 @@ def build_layerwise(source, cut_layer: str, kept: dict, *, hidden, dropout: floa
 
 
 def first_sliced_input(arch: dict, kept: dict) -> str | None:
-    """The first conv of `kept` (in the order of `arch`) whose input channels are a slice: the
-    conv before it keeps fewer channels than it had. None: no conv's input is sliced (part
-    (c), which slices only its last conv's outputs), so no BatchNorm statistic changes.
-    arch: the unpruned network's, or a layer-wise pruned one's (its channels before pruning
-    are in its compression record)."""
-    sizes = {layer["name"]: layer["out"] for layer in arch["features"] if layer["kind"] == "conv"}
+    """The first BatchNorm (`pruning.batchnorms`' name) whose conv reads channels of a group
+    that `kept` prunes: from it on, every BatchNorm sees other inputs than it was trained on.
+    None: no conv reads a pruned group (part (c), which prunes only its cut's outputs), so no
+    BatchNorm statistic changes. arch: the unpruned network's, or a layer-wise pruned one's
+    (its groups' sizes before pruning are in its compression record)."""
+    sizes = group_sizes(arch)
+    end = None  # a pruned network ends where its arch does
     if arch.get("compression", {}).get("method") == "layerwise":
         sizes = dict(arch["compression"]["candidates"])
-    prev = None
-    for layer in arch["features"]:
-        if layer["kind"] != "conv" or layer["name"] not in kept:
-            continue
-        if prev is not None and len(kept[prev]) < sizes[prev]:
-            return layer["name"]
-        prev = layer["name"]
+    else:  # the unpruned network, pruned up to the last group named
+        last = [g.layer.split(".")[0] for g in channel_groups(arch) if g.name in kept]
+        end = last[-1] if last else None
+    pruned = {g for g, chans in kept.items() if g in sizes and len(chans) < sizes[g]}
+    for name, _path, reads in batchnorms(arch, end):
+        if reads in pruned:
+            return name
     return None
 
 
@@ -153,39 +158,42 @@ def batchnorm_images(data_npz, split_npz, n: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(ds.x_train[idx])).permute(0, 3, 1, 2)
 
 
-def reestimate_batchnorm(model: VGG, images: torch.Tensor, *, start: str | None,
+def reestimate_batchnorm(model: Network, images: torch.Tensor, *, start: str | None,
                          batch_size: int = 500, device=None) -> list[str]:
-    """Estimate again the running mean and variance of the BatchNorm of every conv block of
-    `model.features` from conv `start` on (None: none), in place, on `images`.
+    """Estimate again the running mean and variance of every BatchNorm of `model.features`
+    from `start` on (`pruning.batchnorms`' names, in the order of the forward pass; None:
+    none), in place, on `images`.
 
-    Block by block, in order: a block's statistics are the mean and the variance (unbiased,
-    as BatchNorm keeps it) per channel of its conv's output over every image and position,
-    accumulated in float64 over batches (exact, whatever the batch size), with the blocks
-    before it already re-estimated and in eval mode, as the network will run. No gradient,
-    no augmentation, nothing else changes. Returns the names of the blocks re-estimated."""
+    One by one, in order: a BatchNorm's statistics are the mean and the variance (unbiased,
+    as BatchNorm keeps it) per channel of its input (its conv's output) over every image and
+    position, accumulated in float64 over batches (exact, whatever the batch size), with the
+    ones before it already re-estimated and in eval mode, as the network will run. No
+    gradient, no augmentation, nothing else changes. Returns the names re-estimated."""
     if start is None:
         return []
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(dev).eval()
-    names = [name for name, kind, _ in model.feature_layers() if kind == "conv"]
+    norms = [(name, path) for name, path, _ in batchnorms(model.arch)]
+    names = [name for name, _ in norms]
     if start not in names:
-        raise ValueError(f"{start!r} is not a conv layer of the model ({names})")
+        raise ValueError(f"{start!r} is not a BatchNorm of the model ({names})")
+    modules = dict(model.named_modules())
     done = []
-    for name in names[names.index(start):]:
-        block = getattr(model.features, name)
-        total = torch.zeros(block.conv.out_channels, dtype=torch.float64, device=dev)
+    for name, path in norms[names.index(start):]:
+        bn = modules[path]
+        total = torch.zeros(bn.num_features, dtype=torch.float64, device=dev)
         squares = torch.zeros_like(total)
         count = 0
 
-        def hook(_module, _inputs, out):
+        def hook(_module, inputs):
             nonlocal count
-            y = out.detach().double()
+            y = inputs[0].detach().double()
             total.add_(y.sum(dim=(0, 2, 3)))
             squares.add_((y * y).sum(dim=(0, 2, 3)))
             count += y.shape[0] * y.shape[2] * y.shape[3]
             raise _Stop
 
-        handle = block.conv.register_forward_hook(hook)
+        handle = bn.register_forward_pre_hook(hook)
         try:
             with torch.no_grad(), exact_float32(dev):
                 for a in range(0, len(images), batch_size):
@@ -198,9 +206,9 @@ def reestimate_batchnorm(model: VGG, images: torch.Tensor, *, start: str | None,
         mean = total / count
         var = (squares - count * mean * mean).clamp_min(0) / max(count - 1, 1)
         with torch.no_grad():
-            block.bn.running_mean.copy_(mean.to(block.bn.running_mean.dtype))
-            block.bn.running_var.copy_(var.to(block.bn.running_var.dtype))
-            block.bn.num_batches_tracked.zero_()
+            bn.running_mean.copy_(mean.to(bn.running_mean.dtype))
+            bn.running_var.copy_(var.to(bn.running_var.dtype))
+            bn.num_batches_tracked.zero_()
         done.append(name)
     return done
 
@@ -213,22 +221,23 @@ class _Stop(Exception):
 # Ranking layer by layer
 
 
-def pruned_activations(source, cut_layer: str, kept: dict, layer: str,
+def pruned_activations(source, cut_layer: str, kept: dict, group: str,
                        images: torch.Tensor, *, pool: int | None, batch_size: int, device,
                        bn_images: torch.Tensor | None = None) -> torch.Tensor:
-    """The output (after ReLU) of conv `layer` for `images`, through the conv layers before
-    it pruned to `kept` (every channel of `layer` itself), each map average-pooled to
-    pool x pool (None: not pooled); float32 (`exact_float32`), on `device`: (N, C, p, p).
-    bn_images: re-estimate the BatchNorm statistics after the sliced inputs on them first
+    """The output of the layer that holds `group`'s channels (`pruning.ChannelGroup.layer`:
+    a VGG conv after its ReLU, a ResNet block's first conv after its ReLU, a stage's last
+    block) for `images`, through the groups before it pruned to `kept` (every channel of
+    `group` itself and of the groups after it), each map average-pooled to pool x pool (None:
+    not pooled); float32 (`exact_float32`), on `device`: (N, C, p, p).
+    bn_images: re-estimate the BatchNorm statistics after the pruned inputs on them first
     (`reestimate_batchnorm`); None keeps e2e's."""
     arch, state = arch_and_state(source)
-    convs = prefix_convs(arch, cut_layer)
-    before = convs[:convs.index(layer)]
-    sizes = {c["name"]: c["out"] for c in arch["features"] if c["kind"] == "conv"}
-    partial = {name: kept[name] for name in before}
-    partial[layer] = list(range(sizes[layer]))
-    model = build_layerwise({"arch": arch, "state_dict": state}, layer, partial, hidden=[],
-                            dropout=0.0, seed=0)
+    groups = {g.name: g for g in channel_groups(arch, cut_layer)}
+    names = list(groups)
+    layer = groups[group].layer
+    partial = {name: kept[name] for name in names[:names.index(group)]}
+    model = build_layerwise({"arch": arch, "state_dict": state}, layer.split(".")[0], partial,
+                            hidden=[], dropout=0.0, seed=0)
     model.to(device).eval()
     if bn_images is not None:
         reestimate_batchnorm(model, bn_images, start=first_sliced_input(model.arch, partial),
@@ -263,9 +272,9 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
     bn = {"batchnorm": batchnorm, "bn_images": int(bn_images), "bn_seed": int(seed)}
     bn_set = batchnorm_images(data_npz, split_npz, bn_images, seed) \
         if batchnorm == "reestimate" else None
-    convs = prefix_convs(arch, cut_layer)
-    sizes = {c["name"]: c["out"] for c in arch["features"] if c["kind"] == "conv"}
-    log(f"layer-wise pruning of {len(convs)} conv layers up to {cut_layer} on si_train "
+    convs = prefix_groups(arch, cut_layer)
+    sizes = group_sizes(arch, cut_layer)
+    log(f"layer-wise pruning of {len(convs)} groups of channels up to {cut_layer} on si_train "
         f"({len(labels)} images, {dev}, {PRECISION}); maps pooled to "
         f"{'full size' if pool is None else f'{pool}x{pool}'}; tolerance {tolerance:g}; "
         + ("BatchNorm statistics copied from e2e" if bn_set is None else
@@ -349,41 +358,27 @@ def prune_layers(*, model_path, data_npz, split_npz, cut_json, out_json, ranking
 
 
 def control_kept(selector: str, source, cut_layer: str, counts: dict[str, int], *,
-                 si_kept: dict | None = None, seed: int = 0) -> dict[str, list[int]]:
-    """Channels per conv layer with the given counts, chosen by `selector`:
-    "si" the layer-wise SI choice (`si_kept`), "l1" the largest L1 norms of each conv's
-    filters over the input channels kept before it (layer by layer, first to last), "random"
-    drawn per layer in order from one generator seeded by `seed`."""
-    if selector not in SELECTORS:
-        raise ValueError(f"selector must be one of {SELECTORS}, got {selector!r}")
+                 si_kept: dict | None = None, seed: int = 0, batch=None) -> dict[str, list[int]]:
+    """Channels per group with the given counts, chosen by criterion `selector`
+    (`criteria.choose`: group after group, each scored on the network with the groups
+    before it pruned; "si" the layer-wise SI choice `si_kept`; "random" drawn per group in
+    order from one generator seeded by `seed`; batch: (images, labels) for a criterion that
+    needs a gradient), each sorted ascending."""
     arch, state = arch_and_state(source)
-    convs = prefix_convs(arch, cut_layer)
-    if set(counts) != set(convs):
-        raise ValueError(f"counts must name every conv up to {cut_layer} ({convs}), got "
+    groups = prefix_groups(arch, cut_layer)
+    if set(counts) != set(groups):
+        raise ValueError(f"counts must name every group up to {cut_layer} ({groups}), got "
                          f"{sorted(counts)}")
-    if selector == "si":
-        if si_kept is None:
-            raise ValueError("selector 'si' needs the layer-wise SI choice")
-        return _check_kept(arch, cut_layer, si_kept)
-    out: dict[str, list[int]] = {}
-    rng = np.random.default_rng(seed)
-    prev = None
-    for name in convs:
-        w = state[f"features.{name}.conv.weight"]
-        if selector == "l1":
-            if prev is not None:
-                w = w.index_select(1, torch.tensor(prev, device=w.device))
-            chosen = l1_channels(w, counts[name])
-        else:
-            chosen = [int(c) for c in rng.choice(w.shape[0], size=counts[name], replace=False)]
-        out[name] = sorted(chosen)
-        prev = out[name]
-    return out
+    if selector == "si" and si_kept is not None:
+        si_kept = _check_kept(arch, cut_layer, si_kept)
+    chosen = choose(selector, {"arch": arch, "state_dict": state}, cut_layer, counts,
+                    si_kept=si_kept, seed=seed, batch=batch)
+    return {name: sorted(chosen[name]) for name in groups}
 
 
 def pruned_network(source, pruned: dict, selector: str, *, seed: int, hidden, dropout: float,
                    data_npz, split_npz, batch_size: int = 500, device=None,
-                   log: Callable[[str], None] | None = None) -> tuple[VGG, dict]:
+                   log: Callable[[str], None] | None = None) -> tuple[Network, dict]:
     """The layer-wise pruned network of `pruned` (prune_layers' pruned.json) with
     `selector`'s channels at its counts (`control_kept`; random drawn with `seed`) and a new
     classifier initialised by `seed`, its BatchNorm statistics as pruned.json says (copied, or
@@ -392,7 +387,10 @@ def pruned_network(source, pruned: dict, selector: str, *, seed: int, hidden, dr
     CPU, the kept channels)."""
     cut = pruned["cut_layer"]
     counts = {n: len(v) for n, v in pruned["kept"].items()}
-    kept = control_kept(selector, source, cut, counts, si_kept=pruned["kept"], seed=seed)
+    batch = gradient_batch(data_npz, split_npz, seed=pruned.get("bn_seed", 0)) \
+        if criterion(selector).gradient else None
+    kept = control_kept(selector, source, cut, counts, si_kept=pruned["kept"], seed=seed,
+                        batch=batch)
     model = build_layerwise(source, cut, kept, hidden=hidden, dropout=dropout, seed=seed)
     if pruned.get("batchnorm", "copy") == "reestimate":
         images = batchnorm_images(data_npz, split_npz, pruned["bn_images"], pruned["bn_seed"])
@@ -401,7 +399,7 @@ def pruned_network(source, pruned: dict, selector: str, *, seed: int, hidden, dr
                                     device=device if device is not None else "cpu")
         if log is not None:
             log(f"BatchNorm statistics re-estimated on {len(images)} training images for "
-                f"{len(done)} conv blocks ({', '.join(done) or 'none'})")
+                f"{len(done)} BatchNorms ({', '.join(done) or 'none'})")
     elif pruned.get("batchnorm", "copy") != "copy":
         raise ValueError(f"pruned.json: batchnorm must be one of {BATCHNORM}, got "
                          f"{pruned['batchnorm']!r}")
@@ -412,7 +410,7 @@ def pruned_network(source, pruned: dict, selector: str, *, seed: int, hidden, dr
 # The classifier's width, designed with Center SI
 
 
-def hidden_separation(model: VGG, images: torch.Tensor, labels, *, batch_size: int = 500,
+def hidden_separation(model: Network, images: torch.Tensor, labels, *, batch_size: int = 500,
                       device=None) -> dict:
     """SI and Center SI of the first hidden layer's output (after its ReLU, eval mode) of
     `model` for `images`: {"si", "center_si", "width"}."""

@@ -22,7 +22,8 @@ import torch
 
 from . import artifacts, figures
 from .trainings import load_study_data, run_training
-from .model import build_model, vgg_arch
+from .model import build_model
+from .networks import vgg_arch
 from .devices import pick_device
 from .engine import TrainSettings, scaled_step
 

@@ -1,18 +1,25 @@
-"""VGG for 32x32 inputs, built from plain data so that it can be saved, cut and rebuilt.
+"""A network for 32x32 inputs, built from plain data so that it can be saved, cut, pruned and
+rebuilt: normalisation, a feature extractor, a classifier.
 
-The architecture is a plain dictionary (the "arch"), stored in every checkpoint:
+The architecture is a plain dictionary (the "arch"), stored in every checkpoint; the
+networks of the study come from `networks.network_arch`:
 
-    {"features": [{"name": "conv1_1", "kind": "conv", "in": 3, "out": 64}, ...,
+    {"network": "vgg16",
+     "features": [{"name": "conv1_1", "kind": "conv", "in": 3, "out": 64}, ...,
                   {"name": "pool1", "kind": "pool"}, ...],
      "input_shape": [3, 32, 32],
      "classifier": {"in_features": 512, "hidden": [512, 512], "dropout": 0.5,
                     "num_classes": 10, "input_index": None},
      "mean": [r, g, b], "std": [r, g, b]}
 
-`features` is an `nn.Sequential` of named layers (`conv1_1` = Conv3x3 + BatchNorm + ReLU,
-`pool1` = 2x2 max-pool), so hooking a layer, freezing the extractor or keeping a prefix of
-it is indexing, not surgery. The compressed model of part (c) is the same class with a
-shorter feature list and fewer channels in its last conv.
+`features` is an `nn.Sequential` of named layers, so hooking a layer, freezing the
+extractor or keeping a prefix of it is indexing, not surgery. The kinds (`LAYER_KINDS`):
+"conv" (Conv3x3 + BatchNorm + ReLU, `conv1_1`; "bias": false for a conv without bias),
+"pool" (2x2 max-pool), "block" (a residual basic block, `BasicBlock`: "in", "mid", "out"
+channels, "stride", "shortcut" identity or projection) and "avgpool" (global average pool).
+Every count in the arch is the built module's: a pruned network's arch is written from its
+modules (`pruning`), so `build_model(arch)` rebuilds it. The compressed model of part (c)
+is the same class with a shorter feature list and fewer channels where it was pruned.
 """
 
 from __future__ import annotations
@@ -25,9 +32,6 @@ from typing import Any
 import torch
 from torch import nn
 
-# VGG16: numbers are conv output channels at width 1, "M" a 2x2 max-pool.
-VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-
 # CIFAR-10 channel statistics, only a fallback for models built without split statistics.
 DEFAULT_MEAN = (0.4914, 0.4822, 0.4465)
 DEFAULT_STD = (0.2470, 0.2435, 0.2616)
@@ -37,52 +41,23 @@ DEFAULT_STD = (0.2470, 0.2435, 0.2616)
 # Architecture as plain data
 
 
-def feature_spec(width: float = 1.0, cfg: list = VGG16, in_channels: int = 3) -> list[dict]:
-    """Layer list for `cfg` with every channel count scaled by `width` (at least 1)."""
-    if width <= 0:
-        raise ValueError(f"model.width must be > 0, got {width}")
-    spec, block, idx, c_in = [], 1, 1, in_channels
-    for v in cfg:
-        if v == "M":
-            spec.append({"name": f"pool{block}", "kind": "pool"})
-            block, idx = block + 1, 1
-        else:
-            c_out = max(1, int(round(v * width)))
-            spec.append({"name": f"conv{block}_{idx}", "kind": "conv", "in": c_in, "out": c_out})
-            c_in, idx = c_out, idx + 1
-    return spec
-
-
 def output_shape(features: list[dict], input_shape=(3, 32, 32)) -> tuple[int, int, int]:
-    """(C, H, W) after the layer list (3x3 convs keep the size, pools halve it)."""
+    """(C, H, W) after the layer list (3x3 convs keep the size, pools halve it, a block
+    divides it by its stride, the global average pool makes it 1 x 1)."""
     c, h, w = input_shape
     for layer in features:
         if layer["kind"] == "conv":
             c = layer["out"]
-        else:
+        elif layer["kind"] == "pool":
             h, w = h // 2, w // 2
+        elif layer["kind"] == "block":
+            c, s = layer["out"], layer["stride"]
+            h, w = (h - 1) // s + 1, (w - 1) // s + 1
+        elif layer["kind"] == "avgpool":
+            h, w = 1, 1
+        else:
+            raise ValueError(f"unknown layer kind {layer['kind']!r} in {layer}")
     return c, h, w
-
-
-def vgg_arch(
-    width: float = 1.0,
-    hidden: list[int] | tuple[int, ...] = (512, 512),
-    dropout: float = 0.5,
-    num_classes: int = 10,
-    mean=DEFAULT_MEAN,
-    std=DEFAULT_STD,
-    cfg: list = VGG16,
-) -> dict:
-    """The arch dictionary of a VGG (VGG16 by default) with a fresh classifier."""
-    features = feature_spec(width, cfg)
-    c, h, w = output_shape(features)
-    return {
-        "features": features,
-        "input_shape": [3, 32, 32],
-        "classifier": classifier_spec(c * h * w, hidden, dropout, num_classes),
-        "mean": [float(m) for m in mean],
-        "std": [float(s) for s in std],
-    }
 
 
 def classifier_spec(in_features: int, hidden, dropout: float, num_classes: int,
@@ -114,23 +89,71 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+def conv_block(c_in: int, c_out: int, bias: bool = True) -> nn.Sequential:
     return nn.Sequential(OrderedDict(
-        conv=nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
+        conv=nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=bias),
         bn=nn.BatchNorm2d(c_out),
         relu=nn.ReLU(inplace=True),
     ))
+
+
+class BasicBlock(nn.Module):
+    """The residual block of He et al. (2016) for CIFAR: conv3x3 (stride s) + BatchNorm + ReLU,
+    conv3x3 + BatchNorm, plus the shortcut, then ReLU. The shortcut is the identity where the
+    shape is kept and a 1x1 conv (stride s) + BatchNorm where it changes (their option B).
+
+    mid: the channels between the two convs (the block's own, prunable alone); out: the
+    block's output channels, which every block of a stage shares through the identity
+    shortcuts (one coupled group)."""
+
+    def __init__(self, c_in: int, mid: int, c_out: int, stride: int, shortcut: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, mid, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(mid, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        if shortcut == "projection":
+            self.shortcut = nn.Sequential(OrderedDict(
+                conv=nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                bn=nn.BatchNorm2d(c_out)))
+        elif shortcut == "identity":
+            if stride != 1 or c_in != c_out:
+                raise ValueError(f"an identity shortcut needs stride 1 and as many channels in "
+                                 f"as out, got stride {stride}, {c_in} -> {c_out}")
+            self.shortcut = nn.Identity()
+        else:
+            raise ValueError(f"shortcut must be 'identity' or 'projection', got {shortcut!r}")
+        self.relu = nn.ReLU(inplace=True)
+
+    def inner(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(conv1's output after its ReLU, conv2's output after its BatchNorm) for input x."""
+        h = self.relu1(self.bn1(self.conv1(x)))
+        return h, self.bn2(self.conv2(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+                         + self.shortcut(x))
+
+
+LAYER_KINDS = ("conv", "pool", "block", "avgpool")
 
 
 def build_features(spec: list[dict]) -> nn.Sequential:
     layers = OrderedDict()
     for layer in spec:
         if layer["kind"] == "conv":
-            layers[layer["name"]] = conv_block(layer["in"], layer["out"])
+            layers[layer["name"]] = conv_block(layer["in"], layer["out"], layer.get("bias", True))
         elif layer["kind"] == "pool":
             layers[layer["name"]] = nn.MaxPool2d(kernel_size=2, stride=2)
+        elif layer["kind"] == "block":
+            layers[layer["name"]] = BasicBlock(layer["in"], layer["mid"], layer["out"],
+                                               layer["stride"], layer["shortcut"])
+        elif layer["kind"] == "avgpool":
+            layers[layer["name"]] = nn.AdaptiveAvgPool2d(1)
         else:
-            raise ValueError(f"unknown layer kind {layer['kind']!r} in {layer}")
+            raise ValueError(f"unknown layer kind {layer['kind']!r} in {layer}; the kinds are "
+                             f"{list(LAYER_KINDS)}")
     return nn.Sequential(layers)
 
 
@@ -192,7 +215,7 @@ class _FlatInput(nn.Module):
         return self._classifier[0].flat_input(x)
 
 
-class VGG(nn.Module):
+class Network(nn.Module):
     """normalize -> features -> classifier. Takes uint8 or [0, 1] float images (N, 3, 32, 32)."""
 
     def __init__(self, arch: dict):
@@ -215,8 +238,8 @@ class VGG(nn.Module):
         return self.classifier.stages()
 
 
-def build_model(arch: dict) -> VGG:
-    return VGG(arch)
+def build_model(arch: dict) -> Network:
+    return Network(arch)
 
 
 def cut_position(arch: dict, cut_layer: str) -> int:
@@ -248,8 +271,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return ckpt
 
 
-def load_model(path: str | Path, map_location="cpu") -> VGG:
-    """Rebuild any saved model (VGG, head or compressed) from its checkpoint, in eval mode."""
+def load_model(path: str | Path, map_location="cpu") -> Network:
+    """Rebuild any saved model (e2e, head or compressed) from its checkpoint, in eval mode."""
     ckpt = load_checkpoint(path, map_location)
     try:
         model = build_model(ckpt["arch"])
@@ -281,7 +304,7 @@ def _state_mismatch(expected: dict, found: dict) -> str:
     return "; ".join(parts)
 
 
-def checkpoint_payload(model: VGG, **extra: Any) -> dict:
+def checkpoint_payload(model: Network, **extra: Any) -> dict:
     """Plain data (tensors, lists, dicts, numbers) loadable with weights_only=True."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"arch": copy.deepcopy(model.arch), "state_dict": state, **extra}

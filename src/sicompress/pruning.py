@@ -1,18 +1,31 @@
-"""Slicing a VGG: the one slicer, and the compressed model of part (c) built with it.
+"""Removing channels from any network: the study's one pruning engine, over Torch-Pruning's
+dependency graph (`torch_pruning.DependencyGraph`, pinned in the package's dependencies).
 
-`sliced_features` / `sliced_state` / `build_sliced` cut the extractor after a layer and keep,
-in every conv named, only the chosen output channels (its conv weight and bias, its BatchNorm
-weight, bias and running statistics), and in the conv after it the matching input channels;
-a conv not named keeps every channel. Part (c) names one conv (the last before its cut); the
-layer-wise pruning (`layerwise`) names every conv of the prefix.
+A network's prunable channels come in groups (`channel_groups`, from the arch alone): the
+output channels of one conv, together with everything that reads them or must keep their
+count (its BatchNorm, the next conv's input channels, a shortcut's channels). Names:
+
+- VGG: one group per conv, named after it (`conv1_1`, ...): its output channels, its
+  BatchNorm, and the next conv's input channels;
+- ResNet: per block its own channels (`block1_1.conv1`: the first conv's outputs, its
+  BatchNorm, the second conv's inputs) and per stage the channels every block of it shares
+  through the identity shortcuts (`stage1`: the stem conv's outputs for stage 1, the
+  projection shortcut's for later stages, every block's second conv and BatchNorm, and the
+  next stage's inputs), removed together.
+
+`pruned_features` / `pruned_state` / `build_pruned` cut the extractor after a layer and keep,
+in every group named, only the chosen channels: the dependency graph is built on the kept
+prefix and each group pruned once (`torch_pruning.Group.prune`), so coupled channels go
+together. The pruned arch is read from the pruned modules, so `model.build_model` rebuilds
+it. A group not named keeps every channel. Part (c) names one group (the last conv before
+its cut); the layer-wise pruning (`layerwise`) names every group of the prefix.
 
 The compressed model of part (c): a prefix of the e2e extractor, the features chosen by SI,
 and a fresh classifier sized for what is left. Given the e2e model, the cut layer (the last layer kept) and the features selected there:
 
-- unit "channel": the layers up to and including the cut are kept; the last conv of that
-  prefix keeps only the selected output channels (its conv weight and bias, and its
-  BatchNorm weight, bias, running mean and running variance are sliced); a pool after that
-  conv stays, since a 2x2 max-pool works channel by channel (slicing commutes with it).
+- unit "channel": the layers up to and including the cut are kept; the cut's group (the
+  last conv of that prefix) keeps only the selected output channels; a pool after that
+  conv stays, since a 2x2 max-pool works channel by channel (pruning commutes with it).
   The classifier takes k x H x W inputs.
 - unit "element": the prefix is kept unchanged (no conv can shrink, since a kept value may
   sit in any channel) and the classifier reads only the selected values of the flattened
@@ -33,19 +46,19 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
-from .model import VGG, build_model, classifier_spec, cut_position, load_checkpoint, output_shape
+import torch_pruning as tp
+from torch import nn
+
+from .model import (Network, build_features, build_model, classifier_spec, cut_position,
+                    load_checkpoint, output_shape)
 from .selection import UNITS
 
-# State of one conv block (Conv3x3 + BatchNorm + ReLU) that runs along the output channels.
-CHANNEL_KEYS = ("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean",
-                "bn.running_var")
-SHARED_KEYS = ("bn.num_batches_tracked",)  # a counter, not per channel: copied as is
-
-Source = str | Path | dict | VGG
+Source = str | Path | dict | Network
 
 
 # ----------------------------------------------------------------------------------------
@@ -54,21 +67,14 @@ Source = str | Path | dict | VGG
 
 def arch_and_state(source: Source) -> tuple[dict, dict[str, torch.Tensor]]:
     """(arch, state_dict) of a checkpoint path, a checkpoint dict or a model."""
-    if isinstance(source, VGG):
+    if isinstance(source, Network):
         return copy.deepcopy(source.arch), {k: v.detach().cpu() for k, v in source.state_dict().items()}
     if isinstance(source, (str, Path)):
         source = load_checkpoint(source)
     if isinstance(source, dict) and "arch" in source and "state_dict" in source:
         return copy.deepcopy(source["arch"]), source["state_dict"]
     raise ValueError("source must be a checkpoint path, a checkpoint dict with 'arch' and "
-                     f"'state_dict', or a VGG model; got {type(source).__name__}")
-
-
-def _last_conv(prefix: list[dict], cut_layer: str) -> int:
-    convs = [i for i, layer in enumerate(prefix) if layer["kind"] == "conv"]
-    if not convs:
-        raise ValueError(f"no conv layer up to {cut_layer!r}: no channels to select from")
-    return convs[-1]
+                     f"'state_dict', or a Network; got {type(source).__name__}")
 
 
 def _check_selected(selected: Sequence[int], n_candidates: int, unit: str) -> list[int]:
@@ -92,25 +98,134 @@ def _check_selected(selected: Sequence[int], n_candidates: int, unit: str) -> li
 
 
 # ----------------------------------------------------------------------------------------
-# The slicer: chosen output channels per conv
+# Groups of coupled channels
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """One group of channels that are removed together.
+
+    name: how configs, files and tables name it ("conv3_2", "block2_1.conv1", "stage2").
+    root: the module path of the conv whose output channels root it in the dependency graph.
+    channels: how many it has in the arch it was read from.
+    layer: the layer (of `activations`' names) whose output holds these channels, where a
+      choice among them is measured: the conv's own output, a block's first conv, the last
+      block of a stage.
+    convs: every conv (module path) whose output channels are these.
+    """
+
+    name: str
+    root: str
+    channels: int
+    layer: str
+    convs: tuple[str, ...]
+
+
+def channel_groups(arch: dict, cut_layer: str | None = None) -> list[ChannelGroup]:
+    """The prunable groups of `arch`'s extractor (up to and including `cut_layer`; None: all
+    of it), in the order of the forward pass (module notes)."""
+    layers = arch["features"] if cut_layer is None else \
+        arch["features"][:cut_position(arch, cut_layer) + 1]
+    groups: list[ChannelGroup] = []
+    stage: dict | None = None  # the group the current identity shortcuts carry
+    n_stage = 0
+
+    def close_stage():
+        nonlocal stage
+        if stage is not None:
+            groups.append(ChannelGroup(stage["name"], stage["root"], stage["channels"],
+                                       stage["layer"], tuple(stage["convs"])))
+        stage = None
+
+    for layer in layers:
+        name, kind = layer["name"], layer["kind"]
+        if kind == "conv":
+            close_stage()
+            if any(l["kind"] == "block" for l in layers):
+                n_stage += 1  # a stem conv whose outputs the next blocks' shortcuts carry
+                stage = {"name": f"stage{n_stage}", "root": f"features.{name}.conv",
+                         "channels": layer["out"], "layer": name,
+                         "convs": [f"features.{name}.conv"]}
+            else:
+                groups.append(ChannelGroup(name, f"features.{name}.conv", layer["out"], name,
+                                           (f"features.{name}.conv",)))
+        elif kind == "block":
+            if layer["shortcut"] == "projection":
+                close_stage()
+                n_stage += 1
+                stage = {"name": f"stage{n_stage}", "root": f"features.{name}.shortcut.conv",
+                         "channels": layer["out"], "layer": name,
+                         "convs": [f"features.{name}.shortcut.conv"]}
+            elif stage is None:
+                raise ValueError(f"block {name!r} has an identity shortcut but nothing before "
+                                 "it sets its channels")
+            groups.append(ChannelGroup(f"{name}.conv1", f"features.{name}.conv1", layer["mid"],
+                                       f"{name}.conv1", (f"features.{name}.conv1",)))
+            stage["convs"].append(f"features.{name}.conv2")
+            stage["layer"] = name
+        elif kind in ("pool", "avgpool"):
+            pass
+        else:
+            raise ValueError(f"unknown layer kind {kind!r} in {layer}")
+    close_stage()
+    # stages close when the next one opens; list them where their last block sits
+    order = {g.name: i for i, g in enumerate(groups)}
+    position = {layer["name"]: i for i, layer in enumerate(layers)}
+
+    def where(g: ChannelGroup) -> tuple[int, int]:
+        return (position[g.layer.split(".")[0]], 1 if g.name.startswith("stage") else 0)
+
+    return sorted(groups, key=lambda g: (where(g), order[g.name]))
+
+
+def batchnorms(arch: dict, cut_layer: str | None = None) -> list[tuple[str, str, str | None]]:
+    """(name, module path, the group its conv reads: None for the image) of every BatchNorm
+    of `arch`'s extractor up to `cut_layer`, in the order of the forward pass. Names: a VGG
+    conv block's BatchNorm is the block's name (`conv2_1`), a ResNet block's its path in the
+    block (`block2_1.bn1`, `block2_1.bn2`, `block2_1.shortcut`)."""
+    layers = arch["features"] if cut_layer is None else \
+        arch["features"][:cut_position(arch, cut_layer) + 1]
+    resnet = any(l["kind"] == "block" for l in layers)
+    out, current, n_stage = [], None, 0  # current: the group the next layer reads
+    for layer in layers:
+        name = layer["name"]
+        if layer["kind"] == "conv":
+            out.append((name, f"features.{name}.bn", current))
+            if resnet:
+                n_stage += 1
+                current = f"stage{n_stage}"
+            else:
+                current = name
+        elif layer["kind"] == "block":
+            out.append((f"{name}.bn1", f"features.{name}.bn1", current))
+            out.append((f"{name}.bn2", f"features.{name}.bn2", f"{name}.conv1"))
+            if layer["shortcut"] == "projection":
+                out.append((f"{name}.shortcut", f"features.{name}.shortcut.bn", current))
+                n_stage += 1
+                current = f"stage{n_stage}"
+    return out
+
+
+def group_sizes(arch: dict, cut_layer: str | None = None) -> dict[str, int]:
+    """Channels of every prunable group of `arch`'s extractor, by name."""
+    return {g.name: g.channels for g in channel_groups(arch, cut_layer)}
 
 
 def conv_sizes(arch: dict) -> dict[str, int]:
-    """Output channels of every conv of `arch`'s extractor, by name."""
-    return {layer["name"]: layer["out"] for layer in arch["features"] if layer["kind"] == "conv"}
+    """Channels of every prunable group of `arch`'s extractor, by name (on a VGG: the output
+    channels of every conv)."""
+    return group_sizes(arch)
 
 
 def _check_channels(arch: dict, cut_layer: str, kept: dict) -> dict[str, list[int]]:
-    """kept as {conv name: sorted distinct channel ints}, every name a conv up to the cut."""
-    prefix = arch["features"][:cut_position(arch, cut_layer) + 1]
-    convs = [layer["name"] for layer in prefix if layer["kind"] == "conv"]
-    sizes = conv_sizes(arch)
-    unknown = sorted(set(kept) - set(convs))
+    """kept as {group name: sorted distinct channel ints}, every name a group up to the cut."""
+    sizes = group_sizes(arch, cut_layer)
+    unknown = sorted(set(kept) - set(sizes))
     if unknown:
-        raise ValueError(f"kept channels name {unknown}, which are not convs up to "
-                         f"{cut_layer} ({convs})")
+        raise ValueError(f"kept channels name {unknown}, which are not prunable groups up to "
+                         f"{cut_layer} ({list(sizes)})")
     out = {}
-    for name in convs:
+    for name in sizes:
         if name not in kept:
             continue
         chans = [int(c) for c in kept[name]]
@@ -122,70 +237,145 @@ def _check_channels(arch: dict, cut_layer: str, kept: dict) -> dict[str, list[in
     return out
 
 
-def sliced_features(arch: dict, cut_layer: str, kept: dict) -> list[dict]:
-    """arch["features"] up to `cut_layer`, each conv named in `kept` with only its kept output
-    channels and every conv's input the channels the one before it keeps (plain data)."""
-    kept = _check_channels(arch, cut_layer, kept)
-    features = copy.deepcopy(arch["features"][:cut_position(arch, cut_layer) + 1])
-    c_in = arch.get("input_shape", [3, 32, 32])[0]
-    for layer in features:
+class _Extractor(nn.Module):
+    """normalize -> features, with the state keys of a `Network` (normalize.*, features.*)."""
+
+    def __init__(self, arch: dict, features: list[dict]):
+        super().__init__()
+        from .model import Normalize
+        self.normalize = Normalize(arch["mean"], arch["std"])
+        self.features = build_features(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.normalize(x))
+
+
+def features_of(extractor: nn.Sequential, spec: list[dict]) -> list[dict]:
+    """`spec` (a layer list) with every channel count read from the built `extractor`."""
+    out = copy.deepcopy(spec)
+    for layer in out:
+        module = getattr(extractor, layer["name"])
         if layer["kind"] == "conv":
-            layer["in"] = c_in
-            layer["out"] = len(kept[layer["name"]]) if layer["name"] in kept else layer["out"]
-            c_in = layer["out"]
-    return features
-
-
-def sliced_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
-                 kept: dict) -> dict[str, torch.Tensor]:
-    """normalize.* and features.* weights of the sliced extractor (`sliced_features`), from
-    `state`: each conv named in `kept` has its per-channel tensors (CHANNEL_KEYS) sliced to its
-    kept output channels, and every conv's weight its input channels to the kept channels of
-    the conv before it. Tensors stay on their device (a checkpoint may be on a GPU)."""
-    kept = _check_channels(arch, cut_layer, kept)
-    out = {k: v.clone() for k, v in state.items() if k.startswith("normalize.")}
-    prev = None  # kept channels of the previous conv (the input of the next one); None: all
-    for layer in arch["features"][:cut_position(arch, cut_layer) + 1]:
-        if layer["kind"] != "conv":
-            continue
-        block = f"features.{layer['name']}."
-        keys = {k[len(block):] for k in state if k.startswith(block)}
-        if keys != set(CHANNEL_KEYS) | set(SHARED_KEYS):
-            raise ValueError(f"conv block {layer['name']!r} has state {sorted(keys)}, expected "
-                             f"{sorted(CHANNEL_KEYS + SHARED_KEYS)}")
-        chans = kept.get(layer["name"])
-        for key in CHANNEL_KEYS:
-            t = state[block + key]
-            if chans is not None:
-                t = t.index_select(0, torch.tensor(chans, dtype=torch.long, device=t.device))
-            if key == "conv.weight" and prev is not None:
-                t = t.index_select(1, torch.tensor(prev, dtype=torch.long, device=t.device))
-            out[block + key] = t.clone()
-        for key in SHARED_KEYS:
-            out[block + key] = state[block + key].clone()
-        prev = chans
+            layer["in"], layer["out"] = module.conv.in_channels, module.conv.out_channels
+        elif layer["kind"] == "block":
+            layer["in"], layer["mid"] = module.conv1.in_channels, module.conv1.out_channels
+            layer["out"] = module.conv2.out_channels
     return out
 
 
-def build_sliced(new_arch: dict, arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
-                 kept: dict, *, seed: int) -> VGG:
-    """The model of `new_arch` (a sliced arch: `sliced_features` and a classifier), in eval
-    mode, on the CPU: the normalisation and sliced extractor weights of (arch, state), a new
+def _prune_prefix(arch: dict, state: dict[str, torch.Tensor] | None, cut_layer: str,
+                  kept: dict) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """(layer list, normalize.* and features.* state) of the prefix up to `cut_layer` with
+    each group of `kept` pruned to its channels by the dependency graph. state None: the
+    arch alone (weights of a fresh build, thrown away by the caller)."""
+    kept = _check_channels(arch, cut_layer, kept)
+    prefix = arch["features"][:cut_position(arch, cut_layer) + 1]
+    device = torch.device("cpu")
+    if state is not None:
+        device = next((v.device for k, v in state.items() if k.startswith("features.")), device)
+    net = _Extractor(arch, prefix)
+    if state is not None:
+        wanted = net.state_dict()
+        missing = [k for k in wanted if k not in state]
+        if missing:
+            raise ValueError(f"source weights lack {missing[:3]} ({len(missing)} tensors)")
+        net.load_state_dict({k: state[k] for k in wanted}, strict=True)
+        net.to(device)
+    net.eval()
+    if kept:
+        c, h, w = arch.get("input_shape", [3, 32, 32])
+        graph = tp.DependencyGraph().build_dependency(
+            net, example_inputs=torch.zeros(1, c, h, w, device=device))
+        modules = dict(net.named_modules())
+        for group in channel_groups(arch, cut_layer):
+            if group.name not in kept:
+                continue
+            removed = sorted(set(range(group.channels)) - set(kept[group.name]))
+            if removed:
+                graph.get_pruning_group(modules[group.root], tp.prune_conv_out_channels,
+                                        idxs=removed).prune()
+    features = features_of(net.features, prefix)
+    return features, {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def prune_network(arch: dict, state: dict[str, torch.Tensor] | None, kept: dict,
+                  device=None) -> tuple[Network, tp.DependencyGraph]:
+    """The whole network of (arch, state), its classifier included, with every group of
+    `kept` pruned to its channels (a classifier reading a pruned group loses the matching
+    inputs), in eval mode on `device` (default: where `state` is), and the dependency graph
+    of the pruned network (to score or prune its remaining groups). Criteria score groups on
+    it (`criteria.choose`); the study's pruned models are built with `build_pruned`."""
+    last = arch["features"][-1]["name"]
+    kept = _check_channels(arch, last, kept)
+    if device is None:
+        device = next((v.device for v in (state or {}).values()), torch.device("cpu"))
+    model = build_model(arch)
+    if state is not None:
+        model.load_state_dict(state)
+    model.to(device).eval()
+    c, h, w = arch.get("input_shape", [3, 32, 32])
+    example = torch.zeros(1, c, h, w, device=device)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    if any(len(v) < n for g, n in group_sizes(arch).items() for v in [kept.get(g, range(n))]):
+        modules = dict(model.named_modules())
+        for group in channel_groups(arch):
+            if group.name in kept:
+                removed = sorted(set(range(group.channels)) - set(kept[group.name]))
+                if removed:
+                    graph.get_pruning_group(modules[group.root], tp.prune_conv_out_channels,
+                                            idxs=removed).prune()
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    return model, graph
+
+
+def pruned_features(arch: dict, cut_layer: str, kept: dict) -> list[dict]:
+    """arch["features"] up to `cut_layer` with every group named in `kept` pruned to its
+    kept channels, and every count that follows from them (plain data)."""
+    return _prune_prefix(arch, None, cut_layer, kept)[0]
+
+
+def pruned_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
+                 kept: dict) -> dict[str, torch.Tensor]:
+    """normalize.* and features.* weights of the pruned extractor (`pruned_features`), from
+    `state`, pruned by the dependency graph: every tensor of each group named in `kept` (a
+    conv's outputs and bias, its BatchNorm's weight, bias and running statistics, the convs
+    reading them) restricted to the kept channels, in ascending order. Tensors stay on the
+    device of `state` (a checkpoint may be on a GPU)."""
+    return _prune_prefix(arch, state, cut_layer, kept)[1]
+
+
+def build_pruned(new_arch: dict, arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
+                 kept: dict, *, seed: int) -> Network:
+    """The model of `new_arch` (a pruned arch: `pruned_features` and a classifier), in eval
+    mode, on the CPU: the normalisation and pruned extractor weights of (arch, state), a new
     classifier initialised by `seed`."""
-    sliced = sliced_state(arch, state, cut_layer, kept)
+    features, pruned = _prune_prefix(arch, state, cut_layer, kept)
+    if features != new_arch["features"]:
+        raise ValueError("the pruned extractor does not match the arch it is loaded into")
     torch.manual_seed(seed)
     model = build_model(new_arch)
     full = model.state_dict()
-    missing = [k for k in full if not k.startswith("classifier.") and k not in sliced]
+    missing = [k for k in full if not k.startswith("classifier.") and k not in pruned]
     if missing:
         raise ValueError(f"source weights lack {missing}")
-    full.update({k: v.cpu() for k, v in sliced.items()})
+    full.update({k: v.cpu() for k, v in pruned.items()})
     model.load_state_dict(full, strict=True)  # shapes are checked here
     return model.eval()
 
 
 # ----------------------------------------------------------------------------------------
-# Part (c): the last conv before the cut sliced
+# Part (c): the cut's group pruned
+
+
+def cut_group(arch: dict, cut_layer: str) -> ChannelGroup:
+    """The group whose channels are the cut layer's output channels: on a VGG the last conv
+    up to the cut, on a ResNet the stage the cut's block belongs to (its shortcuts carry the
+    same channels, so the whole stage up to the cut keeps the selected ones)."""
+    groups = [g for g in channel_groups(arch, cut_layer) if "." not in g.name]
+    if not groups:
+        raise ValueError(f"no conv layer up to {cut_layer!r}: no channels to select from")
+    return groups[-1]
+
 
 
 def compressed_arch(arch: dict, cut_layer: str, unit: str, selected: Sequence[int], hidden,
@@ -209,8 +399,7 @@ def compressed_arch(arch: dict, cut_layer: str, unit: str, selected: Sequence[in
     if unit == "channel":
         selected = _check_selected(selected, c, unit)
         kept = sorted(selected)
-        features = sliced_features(arch, cut_layer,
-                                   {features[_last_conv(features, cut_layer)]["name"]: kept})
+        features = pruned_features(arch, cut_layer, {cut_group(arch, cut_layer).name: kept})
         classifier = classifier_spec(len(kept) * h * w, hidden, dropout, num_classes)
     else:
         selected = _check_selected(selected, c * h * w, unit)
@@ -235,34 +424,33 @@ def compressed_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
                      selected: Sequence[int]) -> dict[str, torch.Tensor]:
     """normalize.* and features.* weights of the compressed model, from the source `state`.
 
-    Every layer before the cut's last conv is copied; with unit "channel" that conv's
-    per-channel tensors (CHANNEL_KEYS) are sliced to the kept channels, ascending. Each
-    tensor stays on the device it came from.
+    With unit "channel" the cut's group (`cut_group`) is pruned to the kept channels,
+    ascending; every other weight is copied. Each tensor stays on the device it came from.
     """
-    return sliced_state(arch, state, cut_layer, _compressed_kept(arch, cut_layer, unit, selected))
+    return pruned_state(arch, state, cut_layer, _compressed_kept(arch, cut_layer, unit, selected))
 
 
 def _compressed_kept(arch: dict, cut_layer: str, unit: str, selected) -> dict[str, list[int]]:
-    """Part (c)'s channels for the slicer: {the last conv before the cut: the selected
-    channels} (unit "channel"); nothing sliced (unit "element": the classifier selects)."""
+    """Part (c)'s channels for the engine: {the cut's group: the selected channels} (unit
+    "channel"); nothing pruned (unit "element": the classifier selects)."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
     if unit == "element":
         return {}
     prefix = arch["features"][:cut_position(arch, cut_layer) + 1]
     c, _, _ = output_shape(prefix, arch.get("input_shape", [3, 32, 32]))
-    return {prefix[_last_conv(prefix, cut_layer)]["name"]: _check_selected(selected, c, unit)}
+    return {cut_group(arch, cut_layer).name: _check_selected(selected, c, unit)}
 
 
 def build_compressed(source: Source, cut_layer: str, unit: str, selected: Sequence[int], *,
-                     hidden, dropout: float, seed: int, num_classes: int | None = None) -> VGG:
+                     hidden, dropout: float, seed: int, num_classes: int | None = None) -> Network:
     """The compressed model of part (c), in eval mode, with a classifier initialised by `seed`.
 
-    source: the e2e checkpoint path (or a checkpoint dict, or a VGG, on any device). The
+    source: the e2e checkpoint path (or a checkpoint dict, or a Network, on any device). The
     normalisation and the kept extractor weights come from it; the classifier is new. The
     model is built on the CPU; move it where it runs (`fit` does).
     """
     arch, state = arch_and_state(source)
     new_arch = compressed_arch(arch, cut_layer, unit, selected, hidden, dropout, num_classes)
-    return build_sliced(new_arch, arch, state, cut_layer,
+    return build_pruned(new_arch, arch, state, cut_layer,
                         _compressed_kept(arch, cut_layer, unit, selected), seed=seed)

@@ -20,12 +20,13 @@ import torch
 from . import artifacts, figures
 from .activations import subset_images
 from .compression import control_channels
+from .criteria import criterion, gradient_batch
 from .data import load_dataset
 from .feature_cache import CachedClassifier, check_against, load_features
 from .cost import macs_per_image, parameter_counts
 from .layerwise import hidden_separation, pruned_network
-from .model import (VGG, build_model, checkpoint_payload, classifier_spec, load_checkpoint,
-                    load_model, vgg_arch)
+from .model import Network, build_model, checkpoint_payload, classifier_spec, load_checkpoint, load_model
+from .networks import vgg_arch
 from .pruning import arch_and_state, build_compressed, compressed_arch
 from .si import PRECISION
 from .splits import load_split, load_summary
@@ -69,7 +70,7 @@ def load_study_data(data_npz: str | Path, split_npz: str | Path, summary_json: s
     )
 
 
-def run_training(model: VGG, data: StudyData, settings: TrainSettings, *, history: str | Path,
+def run_training(model: Network, data: StudyData, settings: TrainSettings, *, history: str | Path,
                  metrics: str | Path, curves: str | Path, title: str,
                  checkpoint: str | Path | None = None, predictions: str | Path | None = None,
                  config: dict | None = None, extra_metrics: dict | None = None, fail_on_divergence: bool = True,
@@ -234,7 +235,7 @@ def train_e2e(*, data_npz, split_npz, summary_json, model_out, history, metrics,
                         extra_metrics={"width": width, "classes": data.classes})
 
 
-def head_model(e2e_checkpoint: str | Path, hidden, dropout: float, seed: int) -> VGG:
+def head_model(e2e_checkpoint: str | Path, hidden, dropout: float, seed: int) -> Network:
     """The e2e feature extractor with a new, freshly initialised classifier, on the CPU."""
     ckpt = load_checkpoint(e2e_checkpoint)
     arch = dict(ckpt["arch"])
@@ -342,9 +343,12 @@ def train_control(*, e2e_model, cut_json, ranking_csv, selector: str,
     classifier whose weights and batch order come from `settings.seed` (the study's seed +
     repeat; the random selector draws its channels with that seed too)."""
     _classifier_only(settings, "train_control")
+    # a gradient criterion's batch is drawn with the study's seed: one choice for all repeats
+    batch = gradient_batch(data_npz, split_npz, seed=settings.seed - repeat) \
+        if criterion(selector).gradient else None
     chosen, sel = control_channels(e2e_model=e2e_model, cut_json=cut_json,
                                    ranking_csv=ranking_csv, selector=selector,
-                                   fraction=fraction, seed=settings.seed)
+                                   fraction=fraction, seed=settings.seed, batch=batch)
     model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], chosen, hidden=hidden,
                              dropout=dropout, seed=settings.seed)
     size = "the chosen k" if fraction is None else f"fraction {fraction:g}"

@@ -2,13 +2,13 @@
 
 The one place the report reads them from; the sections read them from here. The models and
 the selectors themselves are listed once for the whole package (`sicompress.study`,
-`selectors.SELECTORS`); what is here is how the report shows them.
+`criteria.CRITERIA`); what is here is how the report shows them.
 """
 
 from __future__ import annotations
 
 from .. import study
-from ..selectors import SELECTORS
+from ..criteria import CRITERIA, NAMES as SELECTORS
 
 # The heading of each trained model's section (`ReportInputs.models`), by its name
 MODEL_TITLES = {m.name: m.title for m in study.MODELS}
@@ -34,7 +34,7 @@ LATENCY_ORDER = tuple(m.name for m in study.MODELS if m.latency)
 
 # Channel selectors (the study's own first); others follow in alphabetical order
 SELECTOR_ORDER = SELECTORS
-SELECTOR_NAMES = {"si": "SI", "l1": "L1", "random": "random"}  # in the answers' sentences
+SELECTOR_NAMES = {c.name: c.title for c in CRITERIA}  # in the answers' sentences
 
 # The layer-wise pruned network's recipes, in the order of its table, with what each trains
 LAYERWISE_RECIPES = {"classifier only": "frozen pruned extractor, a new classifier",
