@@ -6,7 +6,7 @@ what a training script imports, and reading the study's data file onto the devic
 WORKDIR is a run with results/data/cifar10.npz and results/split/ (any config). Each round
 starts a fresh Python process (as Snakemake starts one per job) that times, in order: the
 imports of a training script (`sicompress.compression`, `sicompress.trainings`: torch,
-numpy, pandas, matplotlib), and `trainings.load_study_data` (the npz read, the split's
+numpy, pandas, matplotlib), and `splits.load_study_data` (the npz read, the split's
 train / val / test subsets taken and moved to the device). The process's whole wall time is
 measured from outside. Prints every round and the median of each part; a baseline for the
 import is `python -c pass` timed the same way.
@@ -27,7 +27,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import sicompress.compression, sicompress.trainings
 t1 = time.perf_counter()
-from sicompress.trainings import load_study_data
+from sicompress.splits import load_study_data
 import torch
 r = sys.argv[1]
 data = load_study_data(f"{r}/data/cifar10.npz", f"{r}/split/split.npz",

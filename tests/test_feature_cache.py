@@ -18,7 +18,8 @@ from sicompress.feature_cache import (CachedClassifier, check_against, load_feat
 from sicompress.activations import layer_activations
 from sicompress.model import build_model, checkpoint_payload, load_model
 from sicompress.networks import vgg_arch
-from sicompress.trainings import load_study_data, train_head
+from sicompress.splits import load_study_data
+from sicompress.trainings import train_head
 from sicompress.engine import TrainSettings, forward_format
 
 CUT = "conv3_1"      # 16 channels of 8x8 at width 0.0625

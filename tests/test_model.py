@@ -77,3 +77,45 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     torch.save(payload, wrong)
     with pytest.raises(CheckpointError, match="wrong.pt"):
         load_model(wrong)
+
+
+def test_the_registry_is_the_schemas_and_unknown_names_list_it():
+    import yaml
+    from pathlib import Path
+
+    from sicompress.networks import NETWORKS, network_arch
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")
+                            .read_text())
+    arch = schema["properties"]["model"]["properties"]["arch"]
+    assert arch["enum"] == list(NETWORKS) and arch["default"] == "vgg16"
+    with pytest.raises(ValueError, match=r"unknown network 'resnet18' \(model.arch\); the "
+                                         r"networks are \['vgg11', 'vgg13'"):
+        network_arch("resnet18")
+
+
+def test_resnet20_parameters_by_hand():
+    """He et al.'s ResNet-20 for CIFAR with projection shortcuts where the shape changes
+    (option B): 0.27 M parameters (their table 6, option A: without the two projections)."""
+    from sicompress.networks import network_arch
+
+    model = build_model(network_arch("resnet20", 1.0, hidden=[], dropout=0.0))
+    conv = lambda i, o, k=3: i * o * k * k  # noqa: E731
+    bn = lambda c: 2 * c  # noqa: E731
+    stem = conv(3, 16) + bn(16)
+    stage1 = 3 * (2 * conv(16, 16) + 2 * bn(16))
+    stage2 = (conv(16, 32) + conv(32, 32) + 2 * bn(32) + conv(16, 32, 1) + bn(32)
+              + 2 * (2 * conv(32, 32) + 2 * bn(32)))
+    stage3 = (conv(32, 64) + conv(64, 64) + 2 * bn(64) + conv(32, 64, 1) + bn(64)
+              + 2 * (2 * conv(64, 64) + 2 * bn(64)))
+    fc = 64 * 10 + 10
+    total = stem + stage1 + stage2 + stage3 + fc
+    assert total == 272_474
+    assert sum(p.numel() for p in model.parameters()) == total
+    projections = conv(16, 32, 1) + bn(32) + conv(32, 64, 1) + bn(64)
+    assert round((total - projections) / 1e6, 2) == 0.27
+    # depth 6n + 2: 19 3x3 convs and the classifier
+    n3 = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(n3) == 19
+    out = model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+    assert out.shape == (2, 10)

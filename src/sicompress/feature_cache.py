@@ -46,8 +46,11 @@ from torch import nn
 
 from . import artifacts
 from .activations import stages
+from .devices import pick_device
 from .engine import ForwardFormat, forward_format
+from .layerwise import pruned_network
 from .model import Network, load_model
+from .splits import load_study_data
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 # numpy storage of each: bfloat16 is kept as its raw 16 bits
@@ -204,9 +207,6 @@ def cache_features(*, source_model, data_npz, split_npz, summary_json, out_dir,
     e2e's whole extractor (no cut_json, no pruned_json), its prefix up to the cut layer
     (cut_json: cut.json), or the layer-wise pruned extractor with `selector`'s channels
     (pruned_json: pruned.json; random drawn with `seed`, as its training draws them)."""
-    from .devices import pick_device
-    from .layerwise import pruned_network
-    from .trainings import load_study_data
 
     dev = pick_device(device, log=log)
     if dev.type == "cpu":

@@ -21,24 +21,27 @@ import pandas as pd
 import torch
 
 from . import artifacts, figures
-from .trainings import load_study_data, run_training
+from .splits import load_study_data
+from .trainings import run_training
 from .model import build_model
-from .networks import vgg_arch
+from .networks import network_arch
 from .devices import pick_device
 from .engine import TrainSettings, scaled_step
 
 
 def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr: float,
               step_size: int, full_epochs: int, settings: TrainSettings, width: float, hidden,
-              dropout: float, checkpoint=None, config: dict | None = None,
-              device: str | None = None, log: Callable[[str], None] = print) -> dict:
+              dropout: float, network: str = "vgg16", checkpoint=None,
+              config: dict | None = None, device: str | None = None,
+              log: Callable[[str], None] = print) -> dict:
     """One grid point. A non-finite loss ends the trial and is recorded as diverged."""
     trial_step = scaled_step(step_size, settings.epochs, full_epochs)
     s = TrainSettings(**{**settings.__dict__, "lr": lr, "step_size": trial_step})
     dev = pick_device(device, log=log)
     data = load_study_data(data_npz, split_npz, summary_json, dev)
     torch.manual_seed(s.seed)
-    model = build_model(vgg_arch(width, hidden, dropout, len(data.classes), data.mean, data.std))
+    model = build_model(network_arch(network, width, hidden, dropout, len(data.classes),
+                                     data.mean, data.std))
     return run_training(model, data, s, history=history, metrics=metrics, curves=curves,
                         checkpoint=checkpoint, config=config, fail_on_divergence=False,
                         title=f"lr search: lr {lr:g}, step {step_size}", log=log,

@@ -9,12 +9,18 @@ into the official training arrays, except `si_test`, which indexes the test arra
 from __future__ import annotations
 
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+import torch
+
 from .artifacts import atomic_path, provenance, read_json, write_json
 from .data import load_dataset
+from .engine import to_device_images
+
+Pair = tuple[torch.Tensor, torch.Tensor]
 
 SUBSETS = ("train", "val", "si_train", "si_test")
 STATS_CHUNK = 2048                 # images per chunk for the mean / std (bounds memory)
@@ -166,3 +172,39 @@ def load_summary(path: str | Path) -> dict:
         raise FileNotFoundError(f"split summary {path} does not exist "
                                 "(it is written by the split rule)")
     return read_json(path)
+
+
+# ----------------------------------------------------------------------------------------
+# The study's subsets as tensors
+
+
+@dataclass
+class StudyData:
+    train: Pair
+    val: Pair
+    test: Pair
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+
+
+def load_study_data(data_npz: str | Path, split_npz: str | Path, summary_json: str | Path,
+                    device: torch.device) -> StudyData:
+    """Train / val / test subsets as uint8 (N, 3, 32, 32) tensors on `device`."""
+    ds = load_dataset(data_npz)
+    split = load_split(split_npz)
+    summary = load_summary(summary_json)
+
+    def pair(x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> Pair:
+        if idx is not None:
+            x, y = x[idx], y[idx]
+        return to_device_images(x, device), torch.as_tensor(y, dtype=torch.long, device=device)
+
+    return StudyData(
+        train=pair(ds.x_train, ds.y_train, split["train"]),
+        val=pair(ds.x_train, ds.y_train, split["val"]),
+        test=pair(ds.x_test, ds.y_test),
+        classes=list(ds.classes),
+        mean=list(summary["train_mean"]),
+        std=list(summary["train_std"]),
+    )

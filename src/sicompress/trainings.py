@@ -26,48 +26,15 @@ from .feature_cache import CachedClassifier, check_against, load_features
 from .cost import macs_per_image, parameter_counts
 from .layerwise import hidden_separation, pruned_network
 from .model import Network, build_model, checkpoint_payload, classifier_spec, load_checkpoint, load_model
-from .networks import vgg_arch
+from .networks import network_arch
 from .pruning import arch_and_state, build_compressed, compressed_arch
 from .si import PRECISION
-from .splits import load_split, load_summary
+from .splits import StudyData, load_split, load_study_data, load_summary
 from .devices import pick_device
 from .engine import (DivergedError, FitResult, TrainSettings, evaluate, fit, forward_format,
                        scaled_step, settings_from_config, to_device_images)
 
-Pair = tuple[torch.Tensor, torch.Tensor]
 RESUME_FILE = "resume.pt"  # the resumable state of a running training, beside its metrics.json
-
-
-@dataclass
-class StudyData:
-    train: Pair
-    val: Pair
-    test: Pair
-    classes: list[str]
-    mean: list[float]
-    std: list[float]
-
-
-def load_study_data(data_npz: str | Path, split_npz: str | Path, summary_json: str | Path,
-                    device: torch.device) -> StudyData:
-    """Train / val / test subsets as uint8 (N, 3, 32, 32) tensors on `device`."""
-    ds = load_dataset(data_npz)
-    split = load_split(split_npz)
-    summary = load_summary(summary_json)
-
-    def pair(x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> Pair:
-        if idx is not None:
-            x, y = x[idx], y[idx]
-        return to_device_images(x, device), torch.as_tensor(y, dtype=torch.long, device=device)
-
-    return StudyData(
-        train=pair(ds.x_train, ds.y_train, split["train"]),
-        val=pair(ds.x_train, ds.y_train, split["val"]),
-        test=pair(ds.x_test, ds.y_test),
-        classes=list(ds.classes),
-        mean=list(summary["train_mean"]),
-        std=list(summary["train_std"]),
-    )
 
 
 def run_training(model: Network, data: StudyData, settings: TrainSettings, *, history: str | Path,
@@ -222,17 +189,20 @@ def classifier_settings(section: dict, best: dict, train: dict, seed: int,
 
 def train_e2e(*, data_npz, split_npz, summary_json, model_out, history, metrics, curves,
               settings: TrainSettings, width: float, hidden, dropout: float,
-              predictions=None, config: dict | None = None, device: str | None = None,
-              log: Callable[[str], None] = print) -> dict:
-    """(a) VGG16 from random initial weights, every layer trained."""
+              network: str = "vgg16", predictions=None, config: dict | None = None,
+              device: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """(a) The network (`networks`: model.arch, VGG16 by default) from random initial
+    weights, every layer trained."""
     dev = pick_device(device, log=log)
     data = load_study_data(data_npz, split_npz, summary_json, dev)
     torch.manual_seed(settings.seed)
-    model = build_model(vgg_arch(width, hidden, dropout, len(data.classes), data.mean, data.std))
+    model = build_model(network_arch(network, width, hidden, dropout, len(data.classes),
+                                     data.mean, data.std))
     return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
                         checkpoint=model_out, predictions=predictions, config=config,
                         title="end-to-end (a)", log=log,
-                        extra_metrics={"width": width, "classes": data.classes})
+                        extra_metrics={"network": network, "width": width,
+                                       "classes": data.classes})
 
 
 def head_model(e2e_checkpoint: str | Path, hidden, dropout: float, seed: int) -> Network:

@@ -16,7 +16,7 @@ def main(smk):
                   full_epochs=p.full_epochs,
                   settings=settings_from_config(p.train, p.seed, compute=smk.config["compute"],
                                                 epochs=p.trial_epochs),
-                  width=p.model["width"], hidden=p.model["classifier_hidden"],
+                  network=p.model["arch"], width=p.model["width"], hidden=p.model["classifier_hidden"],
                   dropout=p.model["dropout"], config=smk.config, log=log)
 
 

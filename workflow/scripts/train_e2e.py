@@ -1,4 +1,4 @@
-"""Rule train_e2e: (a) VGG16 from random weights at the searched lr and step."""
+"""Rule train_e2e: (a) the network (model.arch) from random weights at the searched lr and step."""
 
 from sicompress.artifacts import read_json
 from sicompress.trainings import e2e_settings, train_e2e
@@ -13,7 +13,7 @@ def main(smk):
                   summary_json=smk.input.summary, model_out=smk.output.model,
                   history=smk.output.history, metrics=smk.output.metrics,
                   curves=smk.output.curves, predictions=smk.output.predictions,
-                  settings=settings, width=p.model["width"],
+                  settings=settings, network=p.model["arch"], width=p.model["width"],
                   hidden=p.model["classifier_hidden"], dropout=p.model["dropout"],
                   config=smk.config, log=log)
 
