@@ -86,18 +86,35 @@ def smoke_run(tmp_path_factory):
     return workdir
 
 
-def macs_by_hooks(model: torch.nn.Module) -> dict[str, int]:
-    """Multiply-accumulates per image of convs and Linear layers, counted on a forward pass
-    (the slow reference of the report's MACs, which come from the arch alone)."""
+def macs_by_hooks(model: torch.nn.Module, convs_and_linears_only: bool = False) -> dict[str, int]:
+    """Operations per image counted on a forward pass by hooks on every module (the slow
+    reference of the report's MACs, which come from Torch-Pruning's counter on the arch):
+    conv k*k*C_in/groups per output value (+1 with a bias), Linear in*out (+out with a bias),
+    BatchNorm 2 per value, ReLU 1 per value, pools 1 per input value. With
+    convs_and_linears_only: the multiply-accumulates of convs and Linears alone."""
     counts = {"features": 0, "classifier": 0}
 
     def hook(part):
         def count(mod, inputs, out):
+            n = 0
             if isinstance(mod, torch.nn.Conv2d):
                 k = mod.kernel_size[0] * mod.kernel_size[1]
-                counts[part] += out[0].numel() * k * mod.in_channels // mod.groups
+                n = out[0].numel() * k * mod.in_channels // mod.groups
+                if mod.bias is not None and not convs_and_linears_only:
+                    n += out[0].numel()
             elif isinstance(mod, torch.nn.Linear):
-                counts[part] += mod.in_features * mod.out_features
+                n = mod.in_features * mod.out_features
+                if mod.bias is not None and not convs_and_linears_only:
+                    n += mod.out_features
+            elif convs_and_linears_only:
+                n = 0
+            elif isinstance(mod, torch.nn.BatchNorm2d):
+                n = 2 * inputs[0][0].numel()
+            elif isinstance(mod, torch.nn.ReLU):
+                n = out[0].numel()
+            elif isinstance(mod, (torch.nn.MaxPool2d, torch.nn.AdaptiveAvgPool2d)):
+                n = inputs[0][0].numel()
+            counts[part] += n
         return count
 
     handles = [mod.register_forward_hook(hook(part))

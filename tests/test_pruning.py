@@ -182,18 +182,39 @@ def test_save_load_round_trip(e2e, images, tmp_path, unit, cut, selected):
 
 
 def test_vgg16_macs():
+    """The counter's MACs of VGG16 by hand: the convs' and Linears' multiply-accumulates, then
+    what the counter adds (biases, BatchNorm, ReLU, max-pools)."""
     macs = macs_per_image(vgg_arch(1.0))
-    by_hand = (3 * 3 * 3 * 64 * 32 * 32 + 3 * 3 * 64 * 64 * 32 * 32
-               + 3 * 3 * 64 * 128 * 16 * 16 + 3 * 3 * 128 * 128 * 16 * 16
-               + 3 * 3 * 128 * 256 * 8 * 8 + 2 * 3 * 3 * 256 * 256 * 8 * 8
-               + 3 * 3 * 256 * 512 * 4 * 4 + 2 * 3 * 3 * 512 * 512 * 4 * 4
-               + 3 * 3 * 3 * 512 * 512 * 2 * 2)
-    assert macs["features"] == by_hand == 313_196_544
-    assert macs["classifier"] == 512 * 512 + 512 * 512 + 512 * 10
-    assert macs["total"] == macs["features"] + macs["classifier"]
+    convs = (3 * 3 * 3 * 64 * 32 * 32 + 3 * 3 * 64 * 64 * 32 * 32
+             + 3 * 3 * 64 * 128 * 16 * 16 + 3 * 3 * 128 * 128 * 16 * 16
+             + 3 * 3 * 128 * 256 * 8 * 8 + 2 * 3 * 3 * 256 * 256 * 8 * 8
+             + 3 * 3 * 256 * 512 * 4 * 4 + 2 * 3 * 3 * 512 * 512 * 4 * 4
+             + 3 * 3 * 3 * 512 * 512 * 2 * 2)
+    assert convs == 313_196_544
+    linears = 512 * 512 + 512 * 512 + 512 * 10
+    # every conv's output values: 2 x 64 at 32x32, 2 x 128 at 16x16, 3 x 256 at 8x8, ...
+    values = 2 * 64 * 1024 + 2 * 128 * 256 + 3 * 256 * 64 + 3 * 512 * 16 + 3 * 512 * 4
+    assert values == 276_480
+    pools = 64 * 1024 + 128 * 256 + 256 * 64 + 512 * 16 + 512 * 4  # each pool's input values
+    features = convs + values + 2 * values + values + pools  # + bias, BatchNorm, ReLU, pools
+    classifier = linears + (512 + 512 + 10) + (512 + 512)   # + bias, ReLU
+    assert (macs["features"], macs["classifier"]) == (features, classifier)
+    assert macs["total"] == 314_958_858 == convs + linears + 1_232_906
     assert sum(v for k, v in macs["layers"].items() if not k.startswith("classifier.")) \
         == macs["features"]
     assert len(macs["layers"]) == len(VGG_CONFIGS["vgg16"]) + 3
+
+
+def test_macs_and_parameters_of_a_resnet_match_the_modules_run():
+    from sicompress.networks import network_arch
+    import torch_pruning as tp
+
+    arch = network_arch("resnet20", 0.25, hidden=[8], dropout=0.0)
+    model = build_model(arch).eval()
+    macs, ref = macs_per_image(arch), macs_by_hooks(model)
+    assert (macs["features"], macs["classifier"]) == (ref["features"], ref["classifier"])
+    _, params = tp.utils.count_ops_and_params(model, torch.zeros(1, 3, 32, 32))
+    assert parameter_counts(model)["total"] == params
 
 
 @pytest.mark.parametrize("unit, cut, selected", [(None, None, None),
@@ -205,5 +226,5 @@ def test_macs_match_the_modules_run(e2e, images, unit, cut, selected):
     macs = macs_per_image(model.arch)
     ref = macs_by_hooks(model)
     assert (macs["features"], macs["classifier"]) == (ref["features"], ref["classifier"])
-    if unit == "element":
-        assert macs["classifier"] == 3 * 16 + 16 * 10
+    if unit == "element":  # 3 selected inputs -> 16 (+16 bias, +16 ReLU) -> 10 (+10 bias)
+        assert macs["classifier"] == 3 * 16 + 16 + 16 + 16 * 10 + 10
