@@ -28,9 +28,18 @@ SUBSETS = {"si_train": "train", "si_test": "test"}  # SI subsets and the set eac
 
 
 def stages(model: Network, layer: str) -> list[torch.nn.Module]:
-    """The modules that take the normalised images to `layer`'s output, in order."""
+    """The modules that take the normalised images to `layer`'s output, in order. A layer
+    inside a residual block (`block1_2.conv1`, `Network.inner_layers`) is reached through the
+    layers before the block."""
     layers = model.feature_layers() + model.classifier_layers()
     names = [name for name, _, _ in layers]
+    if "." in layer and layer.split(".")[0] in names:
+        block = layer.split(".")[0]
+        kinds = dict((name, kind) for name, kind, _ in layers)
+        if kinds[block] == "block":
+            inner = {name: module for name, _, module in model.inner_layers(block)}
+            if layer in inner:
+                return [module for _, _, module in layers[:names.index(block)]] + [inner[layer]]
     if layer not in names:
         raise ValueError(f"{layer!r} is not a layer of the model; its layers are {names}")
     return [module for _, _, module in layers[:names.index(layer) + 1]]

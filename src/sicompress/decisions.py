@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 METRICS = ("si", "center_si", "si_high", "si_soft")  # columns of a layer SI table
-EXTRACTOR_KINDS = ("conv", "pool")  # the rows a cut can be after (not input, fc, logits)
+EXTRACTOR_KINDS = ("conv", "pool", "block", "avgpool")  # rows a cut can be after (not input,
+#                                                         a block's inner rows, fc, logits)
 SLACK = 1e-12  # float rounding allowed when comparing with best - tolerance
 
 
@@ -51,8 +52,9 @@ def choose_cut(table: pd.DataFrame, metric: str = "si", tolerance: float = 0.01)
 
     table: the rows of one split of a layer SI table (e.g. the train rows of layer_si.csv),
     with columns layer_index, layer, kind and `metric`. Only layers of the feature extractor
-    compete (`extractor_rows`: kind conv or pool, layer_index >= 1): neither the input row
-    nor the classifier's rows (fc*, logits), whose SI says nothing about where to cut.
+    compete (`extractor_rows`: EXTRACTOR_KINDS, layer_index >= 1): neither the input row,
+    nor the rows inside a residual block (a cut there would leave its shortcut open), nor the
+    classifier's rows (fc*, logits), whose SI says nothing about where to cut.
     -> {"layer", "layer_index", "value", "best_layer", "best_layer_index", "best_value",
         "metric", "tolerance"}; the best layer is the first with the highest value.
     """
@@ -66,8 +68,8 @@ def choose_cut(table: pd.DataFrame, metric: str = "si", tolerance: float = 0.01)
         raise ValueError(f"pass the rows of one split, got splits {sorted(table['split'].unique())}")
     rows = extractor_rows(table)
     if rows.empty:
-        raise ValueError("layer table has no layer of the feature extractor (kind conv or "
-                         "pool, layer_index >= 1)")
+        raise ValueError(f"layer table has no layer of the feature extractor (kinds "
+                         f"{list(EXTRACTOR_KINDS)}, layer_index >= 1)")
     if rows["layer_index"].duplicated().any():
         raise ValueError("layer table repeats a layer_index: pass the rows of one split")
     values = rows[metric].to_numpy(dtype=np.float64)
@@ -87,7 +89,7 @@ def choose_cut(table: pd.DataFrame, metric: str = "si", tolerance: float = 0.01)
 
 
 def extractor_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the feature extractor's layers (kind conv or pool, layer_index >= 1), in
+    """The rows of the feature extractor's layers (EXTRACTOR_KINDS, layer_index >= 1), in
     order: what a cut is chosen among and plotted on."""
     keep = table["kind"].isin(EXTRACTOR_KINDS) & (table["layer_index"] >= 1)
     return table[keep].sort_values("layer_index")

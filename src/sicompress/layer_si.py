@@ -108,7 +108,7 @@ def identical_rows(model: Network, source: Network) -> int:
                                                        source.feature_layers()):
         if kind != src_kind or not _same_module(mod, src_mod):
             break
-        n += 1
+        n += 3 if kind == "block" else 1  # a block's two inner rows, then its own
     return n
 
 
@@ -132,7 +132,9 @@ def layer_separation(
     model: a `sicompress.model.Network`; images: uint8 (N, 32, 32, 3) numpy (as on disk) or uint8
     tensor (N, 3, 32, 32), un-augmented; labels: (N,). One row for the normalised input
     (layer_index 0, kind "input"), one per layer of `model.features` (a conv block's output
-    after its ReLU, kind "conv"; a pool's output, kind "pool"), then one per output of the
+    after its ReLU, kind "conv"; a pool's output, kind "pool"; a residual block's output,
+    kind "block", after two rows of kind "inner" for the convs inside it,
+    `Network.inner_layers`; the global average pool, kind "avgpool"), then one per output of the
     classifier (`Network.classifier_layers`): each hidden layer after its ReLU (fc1, fc2, ...,
     kind "fc"; dropout is the identity in eval mode) and the logits (kind "logits"); for a
     classifier, channels is the width and height = width = 1. A fixed index selection at the
@@ -208,9 +210,16 @@ def layer_separation(
         with torch.no_grad(), exact_float32(run_device):
             acts = _apply_in_batches(model.normalize, x, batch_size, run_device, keep_device)
             measure(0, "input", "input", acts)
-            layers = model.feature_layers() + model.classifier_layers()
-            for index, (name, kind, module) in enumerate(layers, start=1):
+            index = 0
+            for name, kind, module in model.feature_layers() + model.classifier_layers():
+                if kind == "block":  # the convs inside a residual block: rows of their own
+                    for inner_name, inner_kind, inner in model.inner_layers(name):
+                        index += 1
+                        measure(index, inner_name, inner_kind,
+                                _apply_in_batches(inner, acts, batch_size, run_device,
+                                                  keep_device))
                 acts = _apply_in_batches(module, acts, batch_size, run_device, keep_device)
+                index += 1
                 measure(index, name, kind, acts)
     finally:
         model.train(was_training)

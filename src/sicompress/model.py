@@ -136,6 +136,18 @@ class BasicBlock(nn.Module):
                          + self.shortcut(x))
 
 
+class InnerOutput(nn.Module):
+    """One of `BasicBlock.inner`'s outputs as a module of the block's input."""
+
+    def __init__(self, block: BasicBlock, which: int):
+        super().__init__()
+        self._block = [block]  # a plain reference: not a submodule of this one
+        self.which = which
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._block[0].inner(x)[self.which]
+
+
 LAYER_KINDS = ("conv", "pool", "block", "avgpool")
 
 
@@ -231,6 +243,16 @@ class Network(nn.Module):
     def feature_layers(self) -> list[tuple[str, str, nn.Module]]:
         """(name, kind, module) of every layer of the feature extractor, in order."""
         return [(l["name"], l["kind"], m) for l, m in zip(self.arch["features"], self.features)]
+
+    def inner_layers(self, block: str) -> list[tuple[str, str, nn.Module]]:
+        """(name, "inner", module) of the outputs inside residual block `block`, each a module
+        taking the block's input: its first conv after the ReLU (`block.conv1`) and its second
+        conv after the BatchNorm, before the shortcut is added (`block.conv2`)."""
+        module = getattr(self.features, block)
+        if not isinstance(module, BasicBlock):
+            raise ValueError(f"{block!r} is not a residual block")
+        return [(f"{block}.conv1", "inner", InnerOutput(module, 0)),
+                (f"{block}.conv2", "inner", InnerOutput(module, 1))]
 
     def classifier_layers(self) -> list[tuple[str, str, nn.Module]]:
         """(name, kind, module) of every output of the classifier, in order

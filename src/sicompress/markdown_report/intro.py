@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import networks
 from ..data import image_format
 from .inputs import ReportInputs
 
@@ -34,5 +35,11 @@ def data_context(inputs: ReportInputs) -> dict:
             "image_format": fmt, "jpeg": "JPEG" in fmt.split(", ")}
 
 
+def network_context(config: dict) -> dict:
+    """The network's name as the report writes it, and what its width multiplies."""
+    name = config.get("model", {}).get("arch", "vgg16")
+    return {"name": name, "title": networks.title(name), "resnet": networks.is_resnet(name)}
+
+
 def context(inputs: ReportInputs, table: pd.DataFrame) -> dict:
-    return {"data": data_context(inputs)}
+    return {"data": data_context(inputs), "network": network_context(inputs.config)}
