@@ -344,3 +344,34 @@ def test_batchnorm_images_are_a_fixed_seeded_subset_of_train(study):
     assert all(bytes(img.permute(1, 2, 0).numpy().tobytes()) in train for img in x)
     with pytest.raises(ValueError, match="bn_images"):
         layerwise.batchnorm_images(study / "data.npz", study / "split.npz", 0, seed=4)
+
+
+def test_each_choice_is_written_once_and_read_by_the_network(study, tmp_path):
+    """kept.json: random~R drawn with seed + R, l1 at the layer-wise counts (the same
+    `control_kept` gives by hand), and the network built from the file keeps those channels;
+    a file of another pruning is refused."""
+    out = prune(study, tmp_path, batchnorm="reestimate", bn_images=60, seed=2)
+    counts = {n: len(v) for n, v in out["kept"].items()}
+    files = {}
+    for choice in ("si", "l1", "random~1"):
+        files[choice] = tmp_path / f"{choice}.json"
+        layerwise.write_kept(model_path=study / "model.pt", pruned_json=tmp_path / "pruned.json",
+                             choice=choice, seed=2, data_npz=study / "data.npz",
+                             split_npz=study / "split.npz", out_json=files[choice], **QUIET)
+    rec = {c: json.loads(f.read_text()) for c, f in files.items()}
+    assert rec["si"]["kept"] == out["kept"] and rec["si"]["seed"] is None
+    assert rec["random~1"]["seed"] == 3
+    assert rec["random~1"]["kept"] == layerwise.control_kept("random", study / "model.pt", "pool2",
+                                                             counts, seed=3)
+    assert rec["l1"]["kept"] == layerwise.control_kept("l1", study / "model.pt", "pool2", counts)
+    assert {n: len(v) for n, v in rec["l1"]["kept"].items()} == counts
+    pruned = json.loads((tmp_path / "pruned.json").read_text())
+    model = layerwise.pruned_network(study / "model.pt", pruned, rec["random~1"], seed=0,
+                                     hidden=[], dropout=0.0, data_npz=study / "data.npz",
+                                     split_npz=study / "split.npz")
+    assert model.arch["compression"]["kept"] == rec["random~1"]["kept"]
+    other = dict(rec["l1"], kept={**rec["l1"]["kept"], "conv1_1": [0]})
+    with pytest.raises(ValueError, match="does not hold pruned.json's counts"):
+        layerwise.pruned_network(study / "model.pt", pruned, other, seed=0, hidden=[],
+                                 dropout=0.0, data_npz=study / "data.npz",
+                                 split_npz=study / "split.npz")

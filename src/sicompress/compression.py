@@ -31,7 +31,8 @@ from .decisions import choose_cut, choose_k, extractor_rows
 from .devices import pick_device
 from .pruning import arch_and_state
 from .selection import UNITS, forward_select
-from .criteria import choose, criterion, k_of_fraction, si_channels
+from .criteria import criterion, k_of_fraction
+from .scoring import choose, si_channels
 from .si import PRECISION, center_separation_index, center_si_curve, si_all_features, si_curve
 
 # si, center_si: on si_train (the ranking is chosen on it); *_test: on si_test, reported only

@@ -200,25 +200,29 @@ def _from_numpy(a: np.ndarray, dtype: str) -> torch.Tensor:
 
 def cache_features(*, source_model, data_npz, split_npz, summary_json, out_dir,
                    layer: str | None = None, cut_json=None, pruned_json=None,
-                   selector: str | None = None, seed: int = 0, dtype: str = "float16",
+                   kept_json=None, dtype: str = "float16",
                    batch_size: int = 500, config: dict | None = None,
                    device: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Write the features of one of the study's frozen extractors (module notes):
     e2e's whole extractor (no cut_json, no pruned_json), its prefix up to the cut layer
-    (cut_json: cut.json), or the layer-wise pruned extractor with `selector`'s channels
-    (pruned_json: pruned.json; random drawn with `seed`, as its training draws them)."""
+    (cut_json: cut.json), or the layer-wise pruned extractor with one criterion's channels
+    (pruned_json: pruned.json; kept_json: that choice's kept.json, which its trainings read
+    too)."""
 
     dev = pick_device(device, log=log)
     if dev.type == "cpu":
         batch_size = min(batch_size, CPU_BATCH)
     describe = {"source_model": str(source_model)}
     if pruned_json is not None:
-        model, kept = pruned_network(source_model, artifacts.read_json(pruned_json), selector,
-                                     seed=seed, hidden=[], dropout=0.0, data_npz=data_npz,
-                                     split_npz=split_npz, batch_size=batch_size, device=dev,
-                                     log=log)
+        if kept_json is None:
+            raise ValueError("a layer-wise pruned extractor needs its kept.json")
+        choice = artifacts.read_json(kept_json)
+        model = pruned_network(source_model, artifacts.read_json(pruned_json), choice, seed=0,
+                               hidden=[], dropout=0.0, data_npz=data_npz, split_npz=split_npz,
+                               batch_size=batch_size, device=dev, log=log)
         layer = None
-        describe.update(extractor="layerwise", selector=selector, seed=seed, kept=kept)
+        describe.update(extractor="layerwise", selector=choice["criterion"],
+                        seed=choice["seed"], kept=choice["kept"])
     else:
         model = load_model(source_model)
         if cut_json is not None:

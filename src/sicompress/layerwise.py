@@ -48,7 +48,8 @@ from .pruning import (arch_and_state, batchnorms, build_pruned, channel_groups, 
                       pruned_features, pruned_state)
 from .selection import forward_select
 from .activations import layer_activations, subset_images
-from .criteria import choose, criterion, gradient_batch
+from .criteria import criterion
+from .scoring import choose, gradient_batch
 from .si import PRECISION, center_separation_index, exact_float32, separation_index
 
 LAYER_RANKING_COLUMNS = ["layer", "step", "channel", "si"]
@@ -376,25 +377,57 @@ def control_kept(selector: str, source, cut_layer: str, counts: dict[str, int], 
     return {name: sorted(chosen[name]) for name in groups}
 
 
-def pruned_network(source, pruned: dict, selector: str, *, seed: int, hidden, dropout: float,
-                   data_npz, split_npz, batch_size: int = 500, device=None,
-                   log: Callable[[str], None] | None = None) -> tuple[Network, dict]:
-    """The layer-wise pruned network of `pruned` (prune_layers' pruned.json) with
-    `selector`'s channels at its counts (`control_kept`; random drawn with `seed`) and a new
-    classifier initialised by `seed`, its BatchNorm statistics as pruned.json says (copied, or
-    re-estimated on the same images the ranking used). The one way every part of the study
-    builds it (its feature cache, its trainings). -> (model in eval mode on `device` or the
-    CPU, the kept channels)."""
-    cut = pruned["cut_layer"]
+def write_kept(*, model_path, pruned_json, choice: str, seed: int, data_npz, split_npz,
+               out_json, log: Callable[[str], None] = print) -> dict:
+    """The channels one criterion keeps at the layer-wise counts of `pruned_json`, written
+    once to `out_json` (kept.json) for every cache and training of that choice to read.
+
+    choice: a criterion (`criteria`), and for a seeded one its repeat ("random~2": drawn with
+    seed + 2). A gradient criterion takes its loss on `scoring.gradient_batch` drawn with the
+    BatchNorm images' seed (pruned.json's bn_seed: the study's seed)."""
+    name, _, repeat = choice.partition("~")
+    crit = criterion(name)
+    draw = int(seed) + int(repeat or 0) if crit.seeded else None
+    pruned = artifacts.read_json(pruned_json)
     counts = {n: len(v) for n, v in pruned["kept"].items()}
     batch = gradient_batch(data_npz, split_npz, seed=pruned.get("bn_seed", 0)) \
-        if criterion(selector).gradient else None
-    kept = control_kept(selector, source, cut, counts, si_kept=pruned["kept"], seed=seed,
-                        batch=batch)
-    model = build_layerwise(source, cut, kept, hidden=hidden, dropout=dropout, seed=seed)
+        if crit.gradient else None
+    t0 = time.perf_counter()
+    kept = control_kept(name, model_path, pruned["cut_layer"], counts, si_kept=pruned["kept"],
+                        seed=draw if draw is not None else 0, batch=batch)
+    seconds = time.perf_counter() - t0
+    out = {"criterion": name, "choice": choice, "seed": draw, "cut_layer": pruned["cut_layer"],
+           "counts": counts, "kept": kept, "seconds": seconds,
+           "provenance": artifacts.provenance(settings={
+               "model": str(model_path), "pruned": str(pruned_json), "choice": choice,
+               "seed": draw, "gradient_images": None if batch is None else len(batch[1])})}
+    artifacts.write_json(out_json, out)
+    log(f"{choice}: {sum(len(v) for v in kept.values())} channels kept in {len(kept)} groups "
+        f"at the layer-wise counts, chosen in {seconds:.2f} s"
+        + ("" if draw is None else f" (drawn with seed {draw})"))
+    return out
+
+
+def pruned_network(source, pruned: dict, kept: dict, *, seed: int, hidden, dropout: float,
+                   data_npz, split_npz, batch_size: int = 500, device=None,
+                   log: Callable[[str], None] | None = None) -> Network:
+    """The layer-wise pruned network of `pruned` (prune_layers' pruned.json) with the
+    channels of `kept` (a kept.json record, `write_kept`) and a new classifier initialised
+    by `seed`, its BatchNorm statistics as pruned.json says (copied, or re-estimated on the
+    same images the ranking used). The one way every part of the study builds it (its
+    feature cache, its trainings). -> the model in eval mode on `device` or the CPU."""
+    cut = pruned["cut_layer"]
+    counts = {n: len(v) for n, v in pruned["kept"].items()}
+    got = {n: len(v) for n, v in kept["kept"].items()}
+    if kept.get("cut_layer") != cut or got != counts:
+        raise ValueError(f"kept.json of {kept.get('choice')!r} does not hold pruned.json's "
+                         f"counts (cut {kept.get('cut_layer')} vs {cut}; {got} vs {counts}): "
+                         "it was written for another layer-wise pruning")
+    model = build_layerwise(source, cut, kept["kept"], hidden=hidden, dropout=dropout, seed=seed)
     if pruned.get("batchnorm", "copy") == "reestimate":
         images = batchnorm_images(data_npz, split_npz, pruned["bn_images"], pruned["bn_seed"])
-        done = reestimate_batchnorm(model, images, start=first_sliced_input(model.arch, kept),
+        done = reestimate_batchnorm(model, images,
+                                    start=first_sliced_input(model.arch, kept["kept"]),
                                     batch_size=batch_size,
                                     device=device if device is not None else "cpu")
         if log is not None:
@@ -403,7 +436,7 @@ def pruned_network(source, pruned: dict, selector: str, *, seed: int, hidden, dr
     elif pruned.get("batchnorm", "copy") != "copy":
         raise ValueError(f"pruned.json: batchnorm must be one of {BATCHNORM}, got "
                          f"{pruned['batchnorm']!r}")
-    return model.eval(), kept
+    return model.eval()
 
 
 # ----------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import torch
 from . import artifacts, figures
 from .activations import subset_images
 from .compression import control_channels
-from .criteria import criterion, gradient_batch
+from .criteria import criterion
+from .scoring import gradient_batch
 from .data import load_dataset
 from .feature_cache import CachedClassifier, check_against, load_features
 from .cost import macs_per_image, parameter_counts
@@ -388,24 +389,26 @@ def finetune(*, compressed_model, e2e_model, data_npz, split_npz, summary_json, 
                          device=device, log=log)
 
 
-def train_layerwise(*, e2e_model, pruned_json, selector: str, repeat: int, width: int,
+def train_layerwise(*, e2e_model, pruned_json, kept_json, repeat: int, width: int,
                     data_npz, split_npz, summary_json, model_out, history, metrics, curves,
                     predictions, settings: TrainSettings, dropout: float,
                     hidden_si_json=None, si_batch_size: int = 500, features=None,
                     config: dict | None = None, device: str | None = None,
                     log: Callable[[str], None] = print) -> dict:
     """A new classifier (one hidden layer of `width` units) on the frozen layer-wise pruned
-    extractor, classifier only, like (c). The channels of each conv are the layer-wise SI
-    choice (selector "si") or, with the same count per layer, the L1 or random control
-    (`layerwise.control_kept`, random drawn with settings.seed). hidden_si_json: also write
-    the SI and Center SI of the trained hidden layer on si_train (the width's design)."""
+    extractor, classifier only, like (c). The channels of each group are those of
+    `kept_json` (the layer-wise SI choice, or another criterion's at the same counts:
+    `layerwise.write_kept`); the classifier's weights and batch order come from
+    settings.seed. hidden_si_json: also write the SI and Center SI of the trained hidden
+    layer on si_train (the width's design)."""
     _classifier_only(settings, "train_layerwise")
     pruned = artifacts.read_json(pruned_json)
     cut = pruned["cut_layer"]
-    model, kept = pruned_network(e2e_model, pruned, selector, seed=settings.seed,
-                                 hidden=[width], dropout=dropout, data_npz=data_npz,
-                                 split_npz=split_npz, batch_size=si_batch_size,
-                                 device=pick_device(device), log=log)
+    choice = artifacts.read_json(kept_json)
+    selector, kept = choice["criterion"], choice["kept"]
+    model = pruned_network(e2e_model, pruned, choice, seed=settings.seed, hidden=[width],
+                           dropout=dropout, data_npz=data_npz, split_npz=split_npz,
+                           batch_size=si_batch_size, device=pick_device(device), log=log)
     sel = {"cut_layer": cut, "unit": "channel", "n_candidates": pruned["channels_before"]}
     extra = {"method": "layerwise", "selector": selector, "fraction": None, "repeat": repeat,
              "seed": settings.seed, "width": width}

@@ -4,7 +4,7 @@
 
 import os
 
-from sicompress import study
+from sicompress import criteria, study
 
 ENV = "../../envs/sicompress.yaml"
 BENCHMARKS = "results/benchmarks"  # wall time and memory of every job (Snakemake benchmark files)
@@ -121,9 +121,9 @@ def get_cut_features(wildcards=None):
 
 
 def layerwise_feature_choice(selector, repeat):
-    """Which layer-wise pruned extractor a training reads: si and l1 have one each, random
-    one per repeat (its channels are drawn with seed + repeat)."""
-    return f"random~{repeat}" if selector == "random" else selector
+    """Which layer-wise pruned extractor a training reads: one per criterion, a seeded one
+    (random) one per repeat (its channels are drawn with seed + repeat)."""
+    return criteria.choice_name(selector, repeat)
 
 
 def get_layerwise_features(wildcards):
@@ -134,6 +134,14 @@ def get_layerwise_features(wildcards):
     choice = layerwise_feature_choice(wildcards.get("selector", "si"),
                                       wildcards.get("repeat", 0))
     return {"features": rules.cache_layerwise_features.output.meta.format(choice=choice)}
+
+
+def get_layerwise_kept(wildcards):
+    """The kept.json a training on a layer-wise pruned extractor reads: SI's for the widths,
+    the control's criterion (and repeat, for a seeded one) otherwise."""
+    choice = layerwise_feature_choice(wildcards.get("selector", "si"),
+                                      wildcards.get("repeat", 0))
+    return rules.choose_layerwise_channels.output.kept.format(choice=choice)
 
 
 def get_layerwise_feature_choices():
@@ -371,6 +379,8 @@ def get_benchmarks():
 
 def get_layerwise_benchmarks():
     return ([rules.prune_layers.benchmark]
+            + [rules.choose_layerwise_channels.benchmark.format(choice=c)
+               for c in get_layerwise_feature_choices()]
             + ([rules.cache_layerwise_features.benchmark.format(choice=c)
                 for c in get_layerwise_feature_choices()] if CACHED else [])
             + expand(rules.train_layerwise_width.benchmark, width=config["layerwise"]["widths"])

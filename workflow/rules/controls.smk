@@ -8,7 +8,7 @@
 
 
 wildcard_constraints:
-    selector="si|l1|random",
+    selector="|".join(criteria.NAMES),
     point=r"chosen|frac~[0-9.e+-]+",
     repeat=r"\d+",
 

@@ -4,7 +4,7 @@
 
 wildcard_constraints:
     width=r"\d+",
-    choice=r"si|l1|random~\d+",
+    choice=criteria.choice_pattern(),
 
 
 rule prune_layers:
@@ -40,10 +40,32 @@ rule prune_layers:
         "../scripts/prune_layers.py"
 
 
+rule choose_layerwise_channels:
+    input:
+        model=rules.train_e2e.output.model,
+        pruned=rules.prune_layers.output.pruned,
+        data=rules.prepare_data.output.data,
+        split=rules.split.output.split,
+    output:
+        kept="results/layerwise/kept/{choice}.json",
+    log:
+        "logs/layerwise/kept/{choice}.log",
+    benchmark:
+        f"{BENCHMARKS}/choose_layerwise_channels/{{choice}}.tsv"
+    params:
+        seed=config["seed"],
+    threads: 2
+    conda:
+        ENV
+    script:
+        "../scripts/choose_layerwise_channels.py"
+
+
 rule cache_layerwise_features:
     input:
         model=rules.train_e2e.output.model,
         pruned=rules.prune_layers.output.pruned,
+        kept=rules.choose_layerwise_channels.output.kept,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,
         summary=rules.split.output.summary,
@@ -55,7 +77,6 @@ rule cache_layerwise_features:
         f"{BENCHMARKS}/cache_features/layerwise/{{choice}}.tsv"
     params:
         dtype=config["classifier_features"]["dtype"],
-        seed=config["seed"],
     threads: 4
     resources:
         gpu=1,
@@ -70,6 +91,7 @@ rule train_layerwise_width:
         unpack(get_layerwise_features),
         e2e=rules.train_e2e.output.model,
         pruned=rules.prune_layers.output.pruned,
+        kept=get_layerwise_kept,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,
         summary=rules.split.output.summary,
@@ -134,6 +156,7 @@ rule train_layerwise_control:
         unpack(get_layerwise_features),
         e2e=rules.train_e2e.output.model,
         pruned=rules.prune_layers.output.pruned,
+        kept=get_layerwise_kept,
         width=rules.choose_layerwise_width.output.choice,
         data=rules.prepare_data.output.data,
         split=rules.split.output.split,

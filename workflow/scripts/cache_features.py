@@ -10,15 +10,10 @@ from sicompress.logs import step_log
 
 def main(smk):
     with step_log(smk.log[0], smk.threads) as log:
-        selector, seed = None, smk.params.get("seed", 0)
-        choice = smk.wildcards.get("choice")  # layer-wise: si, l1 or random~R (seed + R)
-        if choice is not None:
-            selector, _, repeat = choice.partition("~")
-            seed += int(repeat or 0)
         cache_features(source_model=smk.input.model, data_npz=smk.input.data,
                        split_npz=smk.input.split, summary_json=smk.input.summary,
                        out_dir=Path(smk.output.meta).parent, cut_json=smk.input.get("cut"),
-                       pruned_json=smk.input.get("pruned"), selector=selector, seed=seed,
+                       pruned_json=smk.input.get("pruned"), kept_json=smk.input.get("kept"),
                        dtype=smk.params.dtype, batch_size=smk.config["compute"]["si_batch_size"],
                        config=smk.config, log=log)
 
