@@ -64,7 +64,8 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
                  "train_compressed", "train_control", "train_scratch", "measure_latency",
                  "prune_layers", "train_layerwise_width", "train_layerwise_control",
                  "finetune_layerwise", "train_layerwise_scratch",
-                 "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
+                 "cache_e2e_features", "cache_cut_features", "cache_layerwise_features",
+             "choose_layerwise_channels"}
     seen = set()
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         m = re.match(r"(?:local)?rule (\w+):", block)
@@ -110,7 +111,8 @@ def test_dry_run_of_the_gpu_quick_study_lists_every_rule(tmp_path):
              "prune_layers", "train_layerwise_width", "choose_layerwise_width",
              "train_layerwise_control", "summarize_layerwise", "report", "all",
              "finetune_layerwise", "finetune",
-             "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
+             "cache_e2e_features", "cache_cut_features", "cache_layerwise_features",
+             "choose_layerwise_channels"}
     assert set(counts) == rules
     # search, e2e, head, compressed, (c) fine-tuned, layer-wise, layer-wise fine-tuned
     assert counts["lr_trial"] == 2 and counts["layer_si"] == 7

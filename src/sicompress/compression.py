@@ -44,9 +44,12 @@ FEATURE_RANKING_COLUMNS = ["step", "feature", "si", "center_si", "si_test", "cen
 
 
 def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
-               tolerance: float = 0.01, log: Callable[[str], None] = print) -> dict:
+               tolerance: float = 0.01, layer: str | None = None,
+               log: Callable[[str], None] = print) -> dict:
     """The cut decision from a layer SI table, on its train rows of the feature extractor only
-    (never the classifier's); writes cut.json (+ plot)."""
+    (never the classifier's); writes cut.json (+ plot). layer: cut after this layer instead
+    of the rule's choice (`compress.cut_layer`; cut.json then says so: "forced", and the
+    rule's own choice in "rule_layer")."""
     table = pd.read_csv(layer_si_csv)
     if "split" not in table.columns:
         raise ValueError(f"{layer_si_csv}: no 'split' column; expected a table of layer_si")
@@ -54,6 +57,15 @@ def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
     if train.empty:
         raise ValueError(f"{layer_si_csv}: no train rows (split == 'train')")
     cut = choose_cut(train, metric=metric, tolerance=tolerance)
+    cut["forced"] = layer is not None
+    if layer is not None:
+        rows = extractor_rows(train)
+        if layer not in set(rows["layer"]):
+            raise ValueError(f"compress.cut_layer: {layer!r} is not a layer a cut can follow; "
+                             f"those are {rows['layer'].tolist()}")
+        forced = rows[rows["layer"] == layer].iloc[0]
+        cut.update(rule_layer=cut["layer"], layer=layer, layer_index=int(forced["layer_index"]),
+                   value=float(forced[metric]))
     # the cut layer's SI and Center SI, once: the table's numbers, which the decision read;
     # the ranking reports these as its "all features" values instead of computing them again
     row = train[train["layer"] == cut["layer"]].iloc[0]
@@ -61,7 +73,8 @@ def cut_layers(*, layer_si_csv, out_json, out_plot=None, metric: str = "si",
     cut.update(split="train", source=str(layer_si_csv),
                n_layers=len(extractor_rows(train)),
                provenance=artifacts.provenance(settings={
-                   "layer_si_csv": str(layer_si_csv), "metric": metric, "tolerance": tolerance}))
+                   "layer_si_csv": str(layer_si_csv), "metric": metric, "tolerance": tolerance,
+                   "cut_layer": layer}))
     artifacts.write_json(out_json, cut)
     if out_plot is not None:
         figures.plot_cut(extractor_rows(train), out_plot, cut=cut)

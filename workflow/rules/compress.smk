@@ -18,6 +18,7 @@ rule cut_layers:
     params:
         metric=config["compress"]["layer_metric"],
         tolerance=config["compress"]["layer_tolerance"],
+        layer=config["compress"]["cut_layer"],
     conda:
         ENV
     script:
