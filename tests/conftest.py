@@ -21,6 +21,7 @@ from sicompress.splits import write_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "tests" / "smoke.yaml"
+SMOKE_RESNET = ROOT / "tests" / "smoke-resnet.yaml"
 TEST_DEVICE_ENV = "SICOMPRESS_TEST_DEVICE"
 TEST_DEVICE = torch.device(os.environ.get(TEST_DEVICE_ENV, "").strip() or "cpu")
 
@@ -83,6 +84,17 @@ def smoke_run(tmp_path_factory):
     workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("smoke")
     snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=workdir)
     snakemake("--configfile", str(SMOKE), "--report", "results/report/report.html", workdir=workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def resnet_smoke_run(tmp_path_factory):
+    """The study on tests/smoke-resnet.yaml (ResNet-20) through the real snakemake command;
+    run once per session. SICOMPRESS_RESNET_SMOKE_RUN=<folder> runs it there, or reuses the
+    finished run there."""
+    reuse = os.environ.get("SICOMPRESS_RESNET_SMOKE_RUN")
+    workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("smoke-resnet")
+    snakemake("--cores", "2", "--configfile", str(SMOKE_RESNET), workdir=workdir)
     return workdir
 
 

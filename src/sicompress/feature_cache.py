@@ -213,6 +213,7 @@ def cache_features(*, source_model, data_npz, split_npz, summary_json, out_dir,
     if dev.type == "cpu":
         batch_size = min(batch_size, CPU_BATCH)
     describe = {"source_model": str(source_model)}
+    seed = None  # the seed that drew the channels, for a seeded criterion's choice
     if pruned_json is not None:
         if kept_json is None:
             raise ValueError("a layer-wise pruned extractor needs its kept.json")
@@ -220,7 +221,7 @@ def cache_features(*, source_model, data_npz, split_npz, summary_json, out_dir,
         model = pruned_network(source_model, artifacts.read_json(pruned_json), choice, seed=0,
                                hidden=[], dropout=0.0, data_npz=data_npz, split_npz=split_npz,
                                batch_size=batch_size, device=dev, log=log)
-        layer = None
+        layer, seed = None, choice["seed"]
         describe.update(extractor="layerwise", selector=choice["criterion"],
                         seed=choice["seed"], kept=choice["kept"])
     else:
@@ -240,7 +241,8 @@ def cache_features(*, source_model, data_npz, split_npz, summary_json, out_dir,
     meta["provenance"] = artifacts.provenance(config, seed, settings={
         "source_model": str(source_model), "data": str(data_npz), "split": str(split_npz),
         "cut": None if cut_json is None else str(cut_json),
-        "pruned": None if pruned_json is None else str(pruned_json), "dtype": dtype})
+        "pruned": None if pruned_json is None else str(pruned_json),
+        "kept": None if kept_json is None else str(kept_json), "dtype": dtype})
     artifacts.write_json(Path(out_dir) / META, meta)
     return meta
 
