@@ -236,19 +236,14 @@ def test_a_test_accuracy_the_predictions_contradict_is_logged(study):
     assert len(warned) == 1 and "compressed: test_acc 0.910000" in warned[0] and "0.725000" in warned[0]
 
 
-def test_the_rule_script_passes_its_inputs(study):
-    """workflow/scripts/summarize_controls.py with the snakemake object's containers."""
-    import importlib.util
+def test_the_rule_step_passes_its_inputs(study):
+    """The step of rule summarize_controls (`jobs.run`) with the snakemake object's containers."""
     from types import SimpleNamespace
 
-    from conftest import ROOT
+    from sicompress import jobs
 
     iocontainers = pytest.importorskip("snakemake.iocontainers")
     tmp_path, runs, refs = study
-    spec = importlib.util.spec_from_file_location(
-        "summarize_controls", ROOT / "workflow/scripts/summarize_controls.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     named = {"metrics": [str(r["metrics"]) for r in runs],
              "predictions": [str(r["predictions"]) for r in runs],
              "models": [str(r["model"]) for r in runs]}
@@ -257,12 +252,13 @@ def test_the_rule_script_passes_its_inputs(study):
             named[f"{name}_{key}"] = str(refs[name][key])
     out = {k: str(tmp_path / "rule" / f"{k}.{'png' if k == 'plot' else 'csv'}")
            for k in ("selectors", "frontier", "mcnemar", "comparisons", "plot")}
-    smk = SimpleNamespace(
+    job = SimpleNamespace(
+        rule="summarize_controls", threads=1,
         input=iocontainers.Namedlist(fromdict=named), output=iocontainers.Namedlist(fromdict=out),
         log=[str(tmp_path / "rule.log")],
         params=SimpleNamespace(runs=[{k: r[k] for k in ("group", "selector", "fraction", "repeat")}
                                      for r in runs]))
-    script.main(smk)
+    jobs.run(job)
     mcnemar = pd.read_csv(out["mcnemar"])
     assert list(mcnemar["model"])[-2:] == ["scratch", "head"]
     assert len(pd.read_csv(out["selectors"])) == 9 and len(pd.read_csv(out["frontier"])) == 12

@@ -162,24 +162,22 @@ def test_resnet_block_channels_match_the_masked_forward(resnet, images):
 
 
 def test_resnet_part_c_cut_inside_a_stage(resnet, images):
-    """Part (c) at a block keeps the chosen channels of the whole stage up to the cut: the
-    compressed extractor's output is the unpruned one's at those channels."""
+    """Part (c) at a block inside a stage: the blocks keep every channel (their shortcuts carry
+    them; removing one would change the others), the classifier reads the chosen channels'
+    values, so the compressed network's classifier input is e2e's output at those channels."""
     model = build_compressed(resnet, "block2_2", "channel", [6, 1, 4], hidden=[], dropout=0.0,
                              seed=0)
-    with torch.no_grad():
-        full = resnet.features[:6](resnet.normalize(images))  # conv1 .. block2_2
-        got = model.features(model.normalize(images))
-    # the removed channels leak into nothing kept: block outputs are read only by the next block
-    handles = masked(resnet, {"features.block2_1": [0, 2, 3, 5, 7]})
-    try:
-        with torch.no_grad():
-            want = resnet.features[:6](resnet.normalize(images))[:, [1, 4, 6]]
-    finally:
-        for h in handles:
-            h.remove()
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    assert got.shape[1] == 3 and full.shape[1] == 8
+    assert model.arch["features"] == resnet.arch["features"][:6]  # conv1 .. block2_2, whole
     assert model.arch["compression"]["kept"] == [1, 4, 6]
+    with torch.no_grad():
+        full = resnet.features[:6](resnet.normalize(images))  # (N, 8, 16, 16)
+        got = model.classifier.flat_input(model.features(model.normalize(images)))
+    torch.testing.assert_close(got, full[:, [1, 4, 6]].flatten(1), rtol=0, atol=0)
+    assert model.classifier.layers.out.in_features == 3 * 16 * 16
+    # cut at the stem (no block before it): its conv is pruned, as on a VGG
+    stem = build_compressed(resnet, "conv1", "channel", [3, 0], hidden=[], dropout=0.0, seed=0)
+    assert stem.features.conv1.conv.out_channels == 2
+    assert stem.arch["classifier"]["input_index"] is None
 
 
 @pytest.mark.parametrize("name", NETWORKS)

@@ -15,9 +15,8 @@ from sicompress.model import build_model, checkpoint_payload, load_checkpoint, l
 from sicompress.networks import vgg_arch
 from sicompress.pruning import compressed_arch
 from sicompress.selection import forward_select_naive
-from sicompress.criteria import CRITERIA, NAMES, k_of_fraction
+from sicompress.criteria import NAMES, k_of_fraction
 from sicompress.scoring import choose, random_channels, si_channels, top_k
-from sicompress.compression import control_channels
 from sicompress.si import si_curve
 from sicompress.engine import TrainSettings
 

@@ -43,7 +43,7 @@ import torch
 from . import artifacts, figures
 from .decisions import choose_k, choose_width
 from .devices import pick_device
-from .model import Network, classifier_spec, cut_position, output_shape
+from .model import Network, classifier_spec, output_shape
 from .pruning import (arch_and_state, batchnorms, build_pruned, channel_groups, group_sizes,
                       pruned_features, pruned_state)
 from .selection import forward_select

@@ -26,7 +26,12 @@ and a fresh classifier sized for what is left. Given the e2e model, the cut laye
 - unit "channel": the layers up to and including the cut are kept; the cut's group (the
   last conv of that prefix) keeps only the selected output channels; a pool after that
   conv stays, since a 2x2 max-pool works channel by channel (pruning commutes with it).
-  The classifier takes k x H x W inputs.
+  The classifier takes k x H x W inputs. On a ResNet cut after a block, the cut's channels
+  are a stage's, which every block of it up to the cut writes and its shortcuts carry:
+  removing one there would change the values of the others (SI's ranking was measured on
+  the unpruned ones), so the blocks keep every channel and the classifier reads the k
+  chosen ones, all their H x W values (`Classifier.input_index`); pruning a stage's channels
+  is the layer-wise pruning's, which ranks each group on the network pruned so far.
 - unit "element": the prefix is kept unchanged (no conv can shrink, since a kept value may
   sit in any channel) and the classifier reads only the selected values of the flattened
   C x H x W output (`Classifier.input_index`).
@@ -367,6 +372,12 @@ def build_pruned(new_arch: dict, arch: dict, state: dict[str, torch.Tensor], cut
 # Part (c): the cut's group pruned
 
 
+def _carried(arch: dict, cut_layer: str) -> bool:
+    """Whether the cut's channels are written by more than one conv up to the cut (a ResNet
+    stage whose blocks carry them through their shortcuts)."""
+    return len(cut_group(arch, cut_layer).convs) > 1
+
+
 def cut_group(arch: dict, cut_layer: str) -> ChannelGroup:
     """The group whose channels are the cut layer's output channels: on a VGG the last conv
     up to the cut, on a ResNet the stage the cut's block belongs to (its shortcuts carry the
@@ -396,7 +407,15 @@ def compressed_arch(arch: dict, cut_layer: str, unit: str, selected: Sequence[in
     if num_classes is None:
         num_classes = arch["classifier"]["num_classes"]
 
-    if unit == "channel":
+    if unit == "channel" and _carried(arch, cut_layer):
+        # the cut's channels are a stage's, carried by the shortcuts of every block of it up to
+        # the cut: the blocks keep them all (removing one would change the others' values, which
+        # SI was measured on) and the classifier reads the chosen ones, channel by channel
+        selected = _check_selected(selected, c, unit)
+        kept = sorted(selected)
+        index = [ch * h * w + i for ch in kept for i in range(h * w)]
+        classifier = classifier_spec(c * h * w, hidden, dropout, num_classes, input_index=index)
+    elif unit == "channel":
         selected = _check_selected(selected, c, unit)
         kept = sorted(selected)
         features = pruned_features(arch, cut_layer, {cut_group(arch, cut_layer).name: kept})
@@ -435,7 +454,7 @@ def _compressed_kept(arch: dict, cut_layer: str, unit: str, selected) -> dict[st
     "channel"); nothing pruned (unit "element": the classifier selects)."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
-    if unit == "element":
+    if unit == "element" or _carried(arch, cut_layer):
         return {}
     prefix = arch["features"][:cut_position(arch, cut_layer) + 1]
     c, _, _ = output_shape(prefix, arch.get("input_shape", [3, 32, 32]))

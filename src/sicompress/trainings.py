@@ -10,7 +10,7 @@ training, after it ends, to test the best model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +22,6 @@ from .activations import subset_images
 from .compression import control_channels
 from .criteria import criterion
 from .scoring import gradient_batch
-from .data import load_dataset
 from .feature_cache import CachedClassifier, check_against, load_features
 from .cost import macs_per_image, parameter_counts
 from .layerwise import hidden_separation, pruned_network
@@ -30,10 +29,10 @@ from .model import Network, build_model, checkpoint_payload, classifier_spec, lo
 from .networks import network_arch
 from .pruning import arch_and_state, build_compressed, compressed_arch
 from .si import PRECISION
-from .splits import StudyData, load_split, load_study_data, load_summary
+from .splits import StudyData, load_study_data
 from .devices import pick_device
 from .engine import (DivergedError, FitResult, TrainSettings, evaluate, fit, forward_format,
-                       scaled_step, settings_from_config, to_device_images)
+                       scaled_step, settings_from_config)
 
 RESUME_FILE = "resume.pt"  # the resumable state of a running training, beside its metrics.json
 
@@ -262,8 +261,9 @@ def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int] | dict, data_n
         k, kept = sum(len(v) for v in kept.values()), {n: sorted(v) for n, v in kept.items()}
     else:
         k, kept = len(kept), sorted(kept)
-        if sel["unit"] == "channel":
+        if sel["unit"] == "channel" and model.arch["classifier"].get("input_index") is None:
             channels = kept  # ascending: the order the compressed extractor holds them in
+        # else (a ResNet stage's channels: the classifier selects them) every cached value
     log(f"{title}: cut after {sel['cut_layer']}, {k} of {sel['n_candidates']} "
         f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
     dev = pick_device(device, log=log)

@@ -22,7 +22,7 @@ rule cut_layers:
     conda:
         ENV
     script:
-        "../scripts/cut_layers.py"
+        "../scripts/job.py"
 
 
 rule rank_features:
@@ -52,7 +52,7 @@ rule rank_features:
     conda:
         ENV
     script:
-        "../scripts/rank_features.py"
+        "../scripts/job.py"
 
 
 rule choose_features:
@@ -75,7 +75,7 @@ rule choose_features:
     conda:
         ENV
     script:
-        "../scripts/choose_features.py"
+        "../scripts/job.py"
 
 
 rule cache_cut_features:
@@ -99,7 +99,7 @@ rule cache_cut_features:
     conda:
         ENV
     script:
-        "../scripts/cache_features.py"
+        "../scripts/job.py"
 
 
 rule train_compressed:
@@ -136,4 +136,4 @@ rule train_compressed:
     conda:
         ENV
     script:
-        "../scripts/train_compressed.py"
+        "../scripts/job.py"

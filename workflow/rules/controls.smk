@@ -44,7 +44,7 @@ rule train_control:
     conda:
         ENV
     script:
-        "../scripts/train_control.py"
+        "../scripts/job.py"
 
 
 rule train_scratch:
@@ -80,7 +80,7 @@ rule train_scratch:
     conda:
         ENV
     script:
-        "../scripts/train_scratch.py"
+        "../scripts/job.py"
 
 
 rule finetune:
@@ -118,7 +118,7 @@ rule finetune:
     conda:
         ENV
     script:
-        "../scripts/finetune.py"
+        "../scripts/job.py"
 
 
 rule measure_latency:
@@ -141,7 +141,7 @@ rule measure_latency:
     conda:
         ENV
     script:
-        "../scripts/measure_latency.py"
+        "../scripts/job.py"
 
 
 rule summarize_controls:
@@ -169,4 +169,4 @@ rule summarize_controls:
     conda:
         ENV
     script:
-        "../scripts/summarize_controls.py"
+        "../scripts/job.py"

@@ -12,7 +12,7 @@ rule prepare_data:
     conda:
         ENV
     script:
-        "../scripts/prepare_data.py"
+        "../scripts/job.py"
 
 
 rule split:
@@ -33,4 +33,4 @@ rule split:
     conda:
         ENV
     script:
-        "../scripts/split.py"
+        "../scripts/job.py"

@@ -37,7 +37,7 @@ rule prune_layers:
     conda:
         ENV
     script:
-        "../scripts/prune_layers.py"
+        "../scripts/job.py"
 
 
 rule choose_layerwise_channels:
@@ -58,7 +58,7 @@ rule choose_layerwise_channels:
     conda:
         ENV
     script:
-        "../scripts/choose_layerwise_channels.py"
+        "../scripts/job.py"
 
 
 rule cache_layerwise_features:
@@ -83,7 +83,7 @@ rule cache_layerwise_features:
     conda:
         ENV
     script:
-        "../scripts/cache_features.py"
+        "../scripts/job.py"
 
 
 rule train_layerwise_width:
@@ -117,7 +117,7 @@ rule train_layerwise_width:
     conda:
         ENV
     script:
-        "../scripts/train_layerwise.py"
+        "../scripts/job.py"
 
 
 rule choose_layerwise_width:
@@ -148,7 +148,7 @@ rule choose_layerwise_width:
     conda:
         ENV
     script:
-        "../scripts/choose_layerwise_width.py"
+        "../scripts/job.py"
 
 
 rule train_layerwise_control:
@@ -182,7 +182,7 @@ rule train_layerwise_control:
     conda:
         ENV
     script:
-        "../scripts/train_layerwise.py"
+        "../scripts/job.py"
 
 
 rule finetune_layerwise:
@@ -218,7 +218,7 @@ rule finetune_layerwise:
     conda:
         ENV
     script:
-        "../scripts/finetune.py"
+        "../scripts/job.py"
 
 
 rule train_layerwise_scratch:
@@ -248,7 +248,7 @@ rule train_layerwise_scratch:
     conda:
         ENV
     script:
-        "../scripts/train_layerwise_scratch.py"
+        "../scripts/job.py"
 
 
 rule summarize_layerwise:
@@ -270,4 +270,4 @@ rule summarize_layerwise:
     conda:
         ENV
     script:
-        "../scripts/summarize_layerwise.py"
+        "../scripts/job.py"

@@ -35,7 +35,7 @@ rule lr_trial:
     conda:
         ENV
     script:
-        "../scripts/lr_trial.py"
+        "../scripts/job.py"
 
 
 rule select_lr:
@@ -69,4 +69,4 @@ rule select_lr:
     conda:
         ENV
     script:
-        "../scripts/select_lr.py"
+        "../scripts/job.py"

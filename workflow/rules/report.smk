@@ -42,4 +42,4 @@ rule report:
     conda:
         ENV
     script:
-        "../scripts/report.py"
+        "../scripts/job.py"

@@ -23,7 +23,7 @@ rule layer_si:
     conda:
         ENV
     script:
-        "../scripts/layer_si.py"
+        "../scripts/job.py"
 
 
 rule plot_layer_si:
@@ -43,4 +43,4 @@ rule plot_layer_si:
     conda:
         ENV
     script:
-        "../scripts/plot_layer_si.py"
+        "../scripts/job.py"

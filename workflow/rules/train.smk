@@ -29,7 +29,7 @@ rule train_e2e:
     conda:
         ENV
     script:
-        "../scripts/train_e2e.py"
+        "../scripts/job.py"
 
 
 rule cache_e2e_features:
@@ -52,7 +52,7 @@ rule cache_e2e_features:
     conda:
         ENV
     script:
-        "../scripts/cache_features.py"
+        "../scripts/job.py"
 
 
 rule train_head:
@@ -88,4 +88,4 @@ rule train_head:
     conda:
         ENV
     script:
-        "../scripts/train_head.py"
+        "../scripts/job.py"

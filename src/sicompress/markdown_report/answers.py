@@ -22,9 +22,8 @@ import pandas as pd
 
 from .. import artifacts
 from . import compression, controls, layerwise
-from .cells import acc_sd, reduction
+from .cells import reduction
 from .inputs import ReportInputs
-from .names import SELECTOR_NAMES
 from . import reading
 from .reading import SIGNIFICANCE
 

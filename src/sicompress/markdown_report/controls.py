@@ -12,7 +12,7 @@ import pandas as pd
 from .. import artifacts
 from ..comparisons import point_label
 from ..stats import mean_sd
-from .cells import acc_sd, count, frame, missing, p_value, pct, plural, pp, seconds
+from .cells import acc_sd, count, frame, p_value, pct, pp, seconds
 from .inputs import ReportInputs
 from .names import (CONTROL_NAMES, CONTROL_TRAINED, LATENCY_ORDER, OTHER_MODEL_METRICS,
                     SELECTOR_NAMES, selector_order)
