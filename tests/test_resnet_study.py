@@ -35,19 +35,27 @@ def test_the_resnet_study_runs_end_to_end(resnet_smoke_run):
     assert len(train) == 1 + 1 + 9 * 3 + 1 + 1  # input, conv1, 9 blocks x 3, avgpool, logits
 
 
-def test_the_resnet_cut_keeps_a_stage_together(resnet_smoke_run):
+def test_the_resnet_cut_reads_the_chosen_channels_of_its_stage(resnet_smoke_run):
+    """Cut inside stage 2: the blocks keep every channel (the shortcuts carry them), the new
+    classifier reads the k chosen channels' values, e2e's at the cut (`pruning` notes)."""
     r = resnet_smoke_run / "results"
     cut = read(r / "compress" / "cut.json")
     assert cut["layer"] == "block2_2" and cut["forced"] and cut["rule_layer"] != "block2_2"
     sel = read(r / "compress" / "selected.json")
     model = load_model(r / "compressed" / "model.pt")
-    k = len(sel["selected"])
-    f = dict(model.features.named_children())
-    # stage 2 keeps k channels everywhere they are written or read, up to the cut
-    assert f["block2_1"].conv2.out_channels == f["block2_1"].shortcut.conv.out_channels == k
-    assert f["block2_2"].conv1.in_channels == f["block2_2"].conv2.out_channels == k
-    assert f["block2_1"].conv1.out_channels == 8  # the block's own channels are whole
-    assert list(f)[-1] == "block2_2"
+    e2e = load_model(r / "e2e" / "model.pt")
+    assert list(dict(model.features.named_children())) == [
+        "conv1", "block1_1", "block1_2", "block1_3", "block2_1", "block2_2"]
+    for name, module in model.features.named_children():  # e2e's weights, every channel
+        want = dict(e2e.features.named_children())[name].state_dict()
+        assert all(torch.equal(v, want[k]) for k, v in module.state_dict().items()), name
+    kept = sorted(sel["selected"])
+    assert model.arch["compression"]["kept"] == kept
+    x = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        at_cut = e2e.features[:6](e2e.normalize(x))  # (3, 8, 16, 16)
+        got = model.classifier.flat_input(model.features(model.normalize(x)))
+    torch.testing.assert_close(got, at_cut[:, kept].flatten(1), rtol=0, atol=0)
     macs = read(r / "compressed" / "metrics.json")["macs"]
     assert macs["total"] == macs_by_hooks(model)["total"]
 

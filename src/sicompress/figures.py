@@ -140,7 +140,11 @@ def plot_layer_si(table: pd.DataFrame, path: str | Path, *, title: str) -> None:
     ax.set_ylabel("separation index")
     ax.set_xlabel("layer (output after ReLU for convs and hidden fc layers; logits last)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, frameon=False)
+    # below the rotated layer names and the axis label: lower for longer names (a ResNet's
+    # "block1_1.conv1" against a VGG's "conv1_1")
+    longest = max((len(str(n)) for n in layers["layer"]), default=0)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3 - 0.03 * max(0, longest - 7)),
+              ncol=3, frameon=False)
     ax.set_title(title)
     _save(fig, path)
 
