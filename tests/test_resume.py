@@ -162,7 +162,8 @@ def test_state_is_due_every_so_many_seconds_never_after_the_last_epoch():
 def test_resume_every_bounds_the_states_written_and_is_no_part_of_the_identity(tmp_path):
     """resume_every 0 writes after every epoch but the last; a long interval writes none; a
     state is resumed under other compute settings (they change how fast, not what)."""
-    from sicompress.model import build_model, vgg_arch
+    from sicompress.model import build_model
+    from sicompress.networks import vgg_arch
     from sicompress.engine import TrainSettings, fit, settings_from_config
 
     g = torch.Generator().manual_seed(0)

@@ -64,8 +64,7 @@ def test_dry_run_of_the_study_lists_every_stage(tmp_path):
                  "train_compressed", "train_control", "train_scratch", "measure_latency",
                  "prune_layers", "train_layerwise_width", "train_layerwise_control",
                  "finetune_layerwise", "train_layerwise_scratch",
-                 "cache_e2e_features", "cache_cut_features", "cache_layerwise_features",
-             "choose_layerwise_channels"}
+                 "cache_e2e_features", "cache_cut_features", "cache_layerwise_features"}
     seen = set()
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         m = re.match(r"(?:local)?rule (\w+):", block)
@@ -514,7 +513,8 @@ def test_smoke_compression(smoke_run):
     train = e2e_si[e2e_si["split"] == "train"]
     row = train[train["layer"] == cut["layer"]].iloc[0]
     assert cut == {**choose_cut(train, "si", 0.01), "si": row["si"], "center_si": row["center_si"],
-                   "split": "train", "source": "results/e2e/layer_si.csv", "n_layers": 18}
+                   "split": "train", "source": "results/e2e/layer_si.csv", "n_layers": 18,
+                   "forced": False}
     ranking = pd.read_csv(r / "compress/feature_ranking.csv")
     sel = json.loads((r / "compress/selected.json").read_text())
     assert sel["cut_layer"] == cut["layer"] and sel["unit"] == "channel"
@@ -586,7 +586,7 @@ def test_bad_config_stops_before_any_job(tmp_path):
     ("controls:\n  selectors: [l1, random]\n", "controls.selectors must include si"),
     ("compress:\n  feature_unit: element\n", "l1 (filter norms) needs compress.feature_unit"),
     ("controls:\n  frontier: [0.5, 1.5]\n", "controls.frontier[1]: 1.5 must be <= 1"),
-    ("controls:\n  selectors: [si, taylor]\n", "controls.selectors[1]: 'taylor' is not one of"),
+    ("controls:\n  selectors: [si, hrank]\n", "controls.selectors[1]: 'hrank' is not one of"),
     ("layerwise:\n  retrain_repeats: 3\n", "layerwise.retrain_repeats (3) must be at most "
                                            "controls.repeats (2)"),
 ])
