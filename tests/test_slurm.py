@@ -45,7 +45,8 @@ EXPECTED_JOBS = {"prepare_data": 1, "split": 1, "lr_trial": 2, "select_lr": 1, "
                  "summarize_layerwise": 1, "finetune_layerwise": 2,
                  "train_layerwise_scratch": 1, "report": 1,
                  "cache_e2e_features": 1, "cache_cut_features": 1,
-                 "cache_layerwise_features": 2}  # SI's and l1's pruned extractors
+                 "cache_layerwise_features": 2,  # SI's and l1's pruned extractors
+                 "choose_layerwise_channels": 2}  # and their kept.json
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 
