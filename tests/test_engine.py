@@ -102,8 +102,9 @@ def test_resnet_groups_by_hand(resnet):
     assert cut_group(resnet.arch, "block2_2").name == "stage2"
 
 
-def masked(model, zero: dict[str, list[int]]):
-    """Hooks that set channels `zero[module path]` of each named module's output to 0."""
+def masked_features(model, zero: dict[str, list[int]], images, upto: int | None = None):
+    """The extractor's output (its first `upto` layers; None: all) with channels
+    `zero[module path]` of each named module's output set to 0 by forward hooks."""
     modules = dict(model.named_modules())
     handles = []
     for path, chans in zero.items():
@@ -112,7 +113,12 @@ def masked(model, zero: dict[str, list[int]]):
             out[:, chans] = 0
             return out
         handles.append(modules[path].register_forward_hook(hook))
-    return handles
+    try:
+        with torch.no_grad():
+            return model.features[:upto](model.normalize(images))
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def test_resnet_stage_channels_go_together(resnet, images):
@@ -129,13 +135,8 @@ def test_resnet_stage_channels_go_together(resnet, images):
     assert f["block2_1"].conv1.out_channels == 8  # the block's own channels are another group
     assert [l["out"] for l in model.arch["features"] if l["kind"] == "block"] == [4] * 3 + [5] * 3 + [16] * 3
     # the hand-masked forward: the stage's removed channels zeroed at every block's output
-    handles = masked(resnet, {f"features.{b}": removed for b in ("block2_1", "block2_2", "block2_3")})
-    try:
-        with torch.no_grad():
-            want = resnet.features(resnet.normalize(images))
-    finally:
-        for h in handles:
-            h.remove()
+    want = masked_features(resnet, {f"features.{b}": removed
+                                    for b in ("block2_1", "block2_2", "block2_3")}, images)
     with torch.no_grad():
         got = model.features(model.normalize(images))
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
@@ -146,13 +147,7 @@ def test_resnet_block_channels_match_the_masked_forward(resnet, images):
     model = build_layerwise(resnet, "block3_2", kept, hidden=[], dropout=0.0, seed=0)
     zero = {"features.block1_2.relu1": [0, 2],
             "features.block3_1.relu1": sorted(set(range(16)) - set(kept["block3_1.conv1"]))}
-    handles = masked(resnet, zero)
-    try:
-        with torch.no_grad():
-            want = resnet.features[:9](resnet.normalize(images))  # conv1 .. block3_2
-    finally:
-        for h in handles:
-            h.remove()
+    want = masked_features(resnet, zero, images, upto=9)  # conv1 .. block3_2
     with torch.no_grad():
         got = model.features(model.normalize(images))
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

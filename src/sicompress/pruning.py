@@ -59,8 +59,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from .model import (Network, build_features, build_model, classifier_spec, cut_position,
-                    load_checkpoint, output_shape)
+from .model import (Network, Normalize, build_features, build_model, classifier_spec,
+                    cut_position, load_checkpoint, output_shape)
 from .selection import UNITS
 
 Source = str | Path | dict | Network
@@ -216,12 +216,6 @@ def group_sizes(arch: dict, cut_layer: str | None = None) -> dict[str, int]:
     return {g.name: g.channels for g in channel_groups(arch, cut_layer)}
 
 
-def conv_sizes(arch: dict) -> dict[str, int]:
-    """Channels of every prunable group of `arch`'s extractor, by name (on a VGG: the output
-    channels of every conv)."""
-    return group_sizes(arch)
-
-
 def _check_channels(arch: dict, cut_layer: str, kept: dict) -> dict[str, list[int]]:
     """kept as {group name: sorted distinct channel ints}, every name a group up to the cut."""
     sizes = group_sizes(arch, cut_layer)
@@ -247,7 +241,6 @@ class _Extractor(nn.Module):
 
     def __init__(self, arch: dict, features: list[dict]):
         super().__init__()
-        from .model import Normalize
         self.normalize = Normalize(arch["mean"], arch["std"])
         self.features = build_features(features)
 
