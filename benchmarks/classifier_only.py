@@ -36,7 +36,7 @@ import torch
 import yaml
 
 from sicompress import artifacts
-from sicompress.trainings import train_compressed
+from sicompress.trainings import Training, train_compressed
 from sicompress.data import prepare_data
 from sicompress.feature_cache import cache_features
 from sicompress.model import build_model, checkpoint_payload
@@ -104,12 +104,9 @@ def main(argv=None) -> None:
                               batch_size=128, seed=0, augment=augment,
                               train_only="classifier", resume_every=1e9)
             t = time.perf_counter()
-            m = train_compressed(e2e_model=e2e, selected_json=tmp / "selected.json",
-                                 model_out=out / "model.pt", history=out / "history.csv",
-                                 metrics=out / "metrics.json", curves=out / "curves.png",
-                                 predictions=out / "predictions.npz", settings=s,
-                                 hidden=[a.hidden], dropout=0.3, features=features,
-                                 log=quiet, **files)
+            m = train_compressed(Training.in_folders(tmp, out, s, log=quiet), e2e_model=e2e,
+                                 selected_json=tmp / "selected.json", hidden=[a.hidden],
+                                 dropout=0.3, features=features)
             return time.perf_counter() - t, m
 
         aug_s, aug = train("augmented", True)

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import synthetic_study
+from conftest import random_batchnorm, synthetic_study
 from sicompress import artifacts
-from sicompress.trainings import train_compressed
+from sicompress.trainings import Training, train_compressed
 from sicompress.feature_cache import (CachedClassifier, check_against, load_features,
                                       write_features)
 from sicompress.activations import layer_activations
@@ -32,19 +32,12 @@ def study(tmp_path_factory):
     (so that eval-mode BatchNorm is not the identity)."""
     d = synthetic_study(tmp_path_factory.mktemp("cache"), train_per_class=30, si_fraction=0.2)
     torch.manual_seed(3)
-    model = build_model(vgg_arch(0.0625, hidden=[16], dropout=0.0))
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.3)
-            m.running_var.uniform_(0.5, 2.0)
+    model = random_batchnorm(build_model(vgg_arch(0.0625, hidden=[16], dropout=0.0)),
+                             spread=0.3, affine=False)
     artifacts.save_torch(d / "e2e.pt", checkpoint_payload(model))
     selected = {"cut_layer": CUT, "unit": "channel", "selected": KEPT, "n_candidates": 16}
     (d / "selected.json").write_text(json.dumps(selected))
     return d
-
-
-def files(d):
-    return dict(data_npz=d / "data.npz", split_npz=d / "split.npz", summary_json=d / "summary.json")
 
 
 def data(d, device):
@@ -150,10 +143,8 @@ def test_features_inputs_are_classifier_only_without_augmentation():
 def _train(fn, study, out, device, features=None, **kw):
     s = TrainSettings(epochs=3, lr=0.05, step_size=2, batch_size=32, seed=5, augment=False,
                       train_only="classifier")
-    metrics = fn(**files(study), model_out=out / "model.pt", history=out / "history.csv",
-                 metrics=out / "metrics.json", curves=out / "curves.png",
-                 predictions=out / "predictions.npz", settings=s, dropout=0.3,
-                 features=features, device=str(device), log=lambda m: None, **kw)
+    t = Training.in_folders(study, out, s, device=str(device), log=lambda m: None)
+    metrics = fn(t, dropout=0.3, features=features, **kw)
     return metrics, load_model(out / "model.pt"), pd.read_csv(out / "history.csv"), \
         np.load(out / "predictions.npz")["predicted"]
 

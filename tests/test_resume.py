@@ -19,15 +19,13 @@ EPOCHS = 30
 TRAIN = textwrap.dedent(f"""
     import sys, torch
     torch.set_num_threads(1)
-    from sicompress.trainings import train_e2e
+    from sicompress.trainings import Training, train_e2e
     from sicompress.engine import TrainSettings
     data, out = sys.argv[1], sys.argv[2]
-    train_e2e(data_npz=f"{{data}}/data.npz", split_npz=f"{{data}}/split.npz",
-              summary_json=f"{{data}}/summary.json", model_out=f"{{out}}/model.pt",
-              history=f"{{out}}/history.csv", metrics=f"{{out}}/metrics.json",
-              curves=f"{{out}}/curves.png", width=0.0625, hidden=[16], dropout=0.3,
-              settings=TrainSettings(epochs={EPOCHS}, lr=0.02, step_size=10, batch_size=64, seed=3),
-              log=lambda m: print(m, flush=True))
+    settings = TrainSettings(epochs={EPOCHS}, lr=0.02, step_size=10, batch_size=64, seed=3)
+    train_e2e(Training.in_folders(data, out, settings, predictions=None,
+                                  log=lambda m: print(m, flush=True)),
+              width=0.0625, hidden=[16], dropout=0.3)
 """)
 
 
@@ -100,16 +98,14 @@ def test_foreign_or_truncated_state_is_not_resumed(tmp_path):
 
 
 def test_diverging_e2e_fails_naming_lr_and_epoch(data, tmp_path):
-    from sicompress.trainings import train_e2e
+    from sicompress.trainings import Training, train_e2e
     from sicompress.engine import DivergedError, TrainSettings
 
+    settings = TrainSettings(epochs=3, lr=1e6, step_size=2, batch_size=64)
     with pytest.raises(DivergedError, match=r"non-finite at epoch 1 with lr 1e\+06"):
-        train_e2e(data_npz=data / "data.npz", split_npz=data / "split.npz",
-                  summary_json=data / "summary.json", model_out=tmp_path / "model.pt",
-                  history=tmp_path / "history.csv", metrics=tmp_path / "metrics.json",
-                  curves=tmp_path / "curves.png", width=0.0625, hidden=[16], dropout=0.0,
-                  settings=TrainSettings(epochs=3, lr=1e6, step_size=2, batch_size=64),
-                  log=lambda m: None)
+        train_e2e(Training.in_folders(data, tmp_path, settings, predictions=None,
+                                      log=lambda m: None),
+                  width=0.0625, hidden=[16], dropout=0.0)
     assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.json").exists()
 
 

@@ -241,15 +241,9 @@ def study(tmp_path_factory):
     return d
 
 
-def train_files(out):
-    return {"model_out": out / "model.pt", "history": out / "history.csv",
-            "metrics": out / "metrics.json", "curves": out / "curves.png",
-            "predictions": out / "predictions.npz"}
-
-
-def data_files(d):
-    return {"data_npz": d / "data.npz", "split_npz": d / "split.npz",
-            "summary_json": d / "summary.json"}
+def job(d, out, settings):
+    """A training on the study files of `d`, writing into `out`."""
+    return trainings.Training.in_folders(d, out, settings, **QUIET)
 
 
 @pytest.mark.parametrize("selector,fraction", [("l1", None), ("random", 0.5), ("si", 0.25)])
@@ -257,11 +251,10 @@ def test_a_control_keeps_its_selectors_channels(study, tmp_path, selector, fract
     settings = TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64, seed=7,
                              train_only="classifier")
     out = trainings.train_control(
-        e2e_model=study / "model.pt",
+        job(study, tmp_path, settings), e2e_model=study / "model.pt",
         cut_json=study / ("selected.json" if fraction is None else "ranking.json"),
         ranking_csv=study / "ranking.csv", selector=selector, fraction=fraction, repeat=7,
-        **data_files(study), **train_files(tmp_path), settings=settings, hidden=[8],
-        dropout=0.0, **QUIET)
+        hidden=[8], dropout=0.0)
     sel = json.loads((study / "selected.json").read_text())
     assert sel["n_candidates"] == 8  # pool2 of width 1/16: 128 / 16 channels
     k = {None: sel["k"], 0.5: 4, 0.25: 2}[fraction]  # half and a quarter of 8
@@ -291,9 +284,8 @@ def test_a_control_keeps_its_selectors_channels(study, tmp_path, selector, fract
 def test_scratch_starts_from_random_weights_of_the_compressed_architecture(study, tmp_path):
     settings = TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64, seed=0)
     out = trainings.train_scratch(
-        e2e_model=study / "model.pt", selected_json=study / "selected.json",
-        **data_files(study), **train_files(tmp_path), settings=settings, hidden=[8],
-        dropout=0.0, **QUIET)
+        job(study, tmp_path, settings), e2e_model=study / "model.pt",
+        selected_json=study / "selected.json", hidden=[8], dropout=0.0)
     sel = json.loads((study / "selected.json").read_text())
     e2e = load_checkpoint(study / "model.pt")
     arch = compressed_arch(e2e["arch"], "pool2", "channel", sel["selected"], [8], 0.0)
@@ -311,16 +303,15 @@ def test_finetune_trains_every_layer_of_the_compressed_model(study, tmp_path):
     comp = tmp_path / "compressed"
     comp.mkdir()
     trainings.train_compressed(
-        e2e_model=study / "model.pt", selected_json=study / "selected.json",
-        **data_files(study), **train_files(comp),
-        settings=TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64,
-                               train_only="classifier"), hidden=[8], dropout=0.0, **QUIET)
+        job(study, comp, TrainSettings(epochs=1, lr=0.01, step_size=1, batch_size=64,
+                                       train_only="classifier")),
+        e2e_model=study / "model.pt", selected_json=study / "selected.json", hidden=[8],
+        dropout=0.0)
     tuned = tmp_path / "tuned"
     tuned.mkdir()
-    trainings.finetune(compressed_model=comp / "model.pt", e2e_model=study / "model.pt",
-                         **data_files(study), **train_files(tuned),
-                         settings=TrainSettings(epochs=1, lr=0.001, step_size=1, batch_size=64),
-                         **QUIET)
+    trainings.finetune(job(study, tuned, TrainSettings(epochs=1, lr=0.001, step_size=1,
+                                                      batch_size=64)),
+                       compressed_model=comp / "model.pt", e2e_model=study / "model.pt")
     before = load_checkpoint(comp / "model.pt")["state_dict"]
     after = load_checkpoint(tuned / "model.pt")["state_dict"]
     assert set(before) == set(after)

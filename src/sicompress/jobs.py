@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import artifacts
+from . import artifacts, study
 from .artifacts import read_json
 from .compression import choose_features, cut_layers, rank_features
 from .controls import (REFERENCES, mcnemar_table, recipe_comparisons, recipe_table,
@@ -29,13 +29,23 @@ from .logs import step_log
 from .lr_search import run_trial, select_lr
 from .markdown_report import ModelArtefacts, ReportInputs, write_report
 from .splits import write_split
-from .trainings import (classifier_settings, e2e_settings, finetune, train_compressed,
-                        train_control, train_e2e, train_head, train_layerwise,
-                        train_layerwise_scratch, train_scratch)
+from .trainings import (Training, classifier_settings, e2e_settings, finetune,
+                        train_compressed, train_control, train_e2e, train_head,
+                        train_layerwise, train_layerwise_scratch, train_scratch)
 
 
 LR_FACTOR = 0.1  # of the search's lr, when the schedule's lr is null
 LATENCY_THREADS = 4  # torch threads of the timing, at most (the job may hold more cores)
+
+
+def training(job, settings, log) -> Training:
+    """The record of a training rule's job: its inputs data, split and summary, its outputs
+    model, history, metrics, curves (and predictions where the rule writes them)."""
+    i, o = job.input, job.output
+    return Training(data=i.data, split=i.split, summary=i.summary, model=o.get("model"),
+                    history=o.history, metrics=o.metrics, curves=o.curves,
+                    predictions=o.get("predictions"), settings=settings, config=job.config,
+                    log=log)
 
 
 def cache_features_step(job, log) -> None:
@@ -92,12 +102,8 @@ def finetune_step(job, log) -> None:
         p.train, p.seed + int(job.wildcards.get("repeat", 0)), compute=job.config["compute"],
         epochs=epochs, lr=p.schedule["lr"] or best["lr"] * LR_FACTOR,
         step_size=p.schedule["step_size"] or epochs)
-    finetune(compressed_model=job.input.compressed, e2e_model=job.input.e2e,
-             data_npz=job.input.data, split_npz=job.input.split,
-             summary_json=job.input.summary, model_out=job.output.model,
-             history=job.output.history, metrics=job.output.metrics,
-             curves=job.output.curves, predictions=job.output.predictions,
-             settings=settings, config=job.config, log=log)
+    finetune(training(job, settings, log), compressed_model=job.input.compressed,
+             e2e_model=job.input.e2e)
 
 
 def layer_si_step(job, log) -> None:
@@ -114,16 +120,12 @@ def layer_si_step(job, log) -> None:
 def lr_trial_step(job, log) -> None:
     """Rule lr_trial: one short run of the learning-rate grid."""
     p = job.params
-    run_trial(data_npz=job.input.data, split_npz=job.input.split,
-              summary_json=job.input.summary, history=job.output.history,
-              metrics=job.output.metrics, curves=job.output.curves,
-              checkpoint=job.output.model,
-              lr=float(job.wildcards.lr), step_size=int(job.wildcards.step),
-              full_epochs=p.full_epochs,
-              settings=settings_from_config(p.train, p.seed, compute=job.config["compute"],
-                                            epochs=p.trial_epochs),
-              network=p.model["arch"], width=p.model["width"], hidden=p.model["classifier_hidden"],
-              dropout=p.model["dropout"], config=job.config, log=log)
+    settings = settings_from_config(p.train, p.seed, compute=job.config["compute"],
+                                    epochs=p.trial_epochs)
+    run_trial(training(job, settings, log), lr=float(job.wildcards.lr),
+              step_size=int(job.wildcards.step), full_epochs=p.full_epochs,
+              network=p.model["arch"], width=p.model["width"],
+              hidden=p.model["classifier_hidden"], dropout=p.model["dropout"])
 
 
 def measure_latency_step(job, log) -> None:
@@ -188,14 +190,14 @@ def report_step(job, log) -> None:
                           selectors_csv=i.get("selectors"), frontier_csv=i.get("frontier"),
                           frontier_plot=i.get("frontier_plot"), mcnemar_csv=i.get("mcnemar"),
                           comparisons_csv=i.get("comparisons"),
-                          latency_csv=i.get("latency"), scratch=i.get("scratch_metrics"),
-                          finetuned=i.get("finetuned_metrics"),
-                          finetuned_layer_si_plot=i.get("finetuned_layer_si_plot"),
-                          # layer-wise pruning: inputs only when it is on
+                          latency_csv=i.get("latency"),
+                          # the optional models (`study.report_inputs`) and the layer-wise
+                          # pruning's files: inputs only when the study makes them
+                          **{f"{name}_{key}": i.get(f"{name}_{key}")
+                             for name, key in study.report_inputs()},
                           **{f"layerwise_{key}": i.get(f"layerwise_{key}") for key in (
-                              "pruned", "kept_plot", "width", "width_plot", "metrics",
-                              "layer_si_plot", "recipes", "mcnemar", "comparisons",
-                              "finetuned_metrics")})
+                              "pruned", "kept_plot", "width", "width_plot", "recipes",
+                              "mcnemar", "comparisons")})
     write_report(inputs, out_md=job.output.md, out_csv=job.output.summary)
     log(f"report written to {job.output.md} and {job.output.summary}")
 
@@ -260,14 +262,9 @@ def train_compressed_step(job, log) -> None:
     p, section = job.params, job.params.compress
     settings = classifier_settings(section, read_json(job.input.best), p.train, p.seed,
                                    job.config["compute"])
-    train_compressed(e2e_model=job.input.e2e, selected_json=job.input.selected,
-                     data_npz=job.input.data, split_npz=job.input.split,
-                     summary_json=job.input.summary, model_out=job.output.model,
-                     history=job.output.history, metrics=job.output.metrics,
-                     curves=job.output.curves, predictions=job.output.predictions,
-                     settings=settings,
-                     hidden=section["classifier_hidden"], dropout=section["dropout"],
-                     features=job.input.get("features"), config=job.config, log=log)
+    train_compressed(training(job, settings, log), e2e_model=job.input.e2e,
+                     selected_json=job.input.selected, hidden=section["classifier_hidden"],
+                     dropout=section["dropout"], features=job.input.get("features"))
 
 
 def train_control_step(job, log) -> None:
@@ -277,28 +274,19 @@ def train_control_step(job, log) -> None:
     repeat = int(job.wildcards.repeat)
     settings = classifier_settings(section, read_json(job.input.best), p.train,
                                    p.seed + repeat, job.config["compute"])
-    train_control(e2e_model=job.input.e2e, cut_json=job.input.cut,
-                  ranking_csv=job.input.ranking, selector=job.wildcards.selector,
-                  fraction=p.fraction, repeat=repeat, data_npz=job.input.data,
-                  split_npz=job.input.split, summary_json=job.input.summary,
-                  model_out=job.output.model, history=job.output.history,
-                  metrics=job.output.metrics, curves=job.output.curves,
-                  predictions=job.output.predictions, settings=settings,
+    train_control(training(job, settings, log), e2e_model=job.input.e2e,
+                  cut_json=job.input.cut, ranking_csv=job.input.ranking,
+                  selector=job.wildcards.selector, fraction=p.fraction, repeat=repeat,
                   hidden=section["classifier_hidden"], dropout=section["dropout"],
-                  features=job.input.get("features"), config=job.config, log=log)
+                  features=job.input.get("features"))
 
 
 def train_e2e_step(job, log) -> None:
     """Rule train_e2e: (a) the network (model.arch) from random weights at the searched lr and step."""
     p, best = job.params, read_json(job.input.best)
     settings = e2e_settings(p.train, best, p.seed, job.config["compute"])
-    train_e2e(data_npz=job.input.data, split_npz=job.input.split,
-              summary_json=job.input.summary, model_out=job.output.model,
-              history=job.output.history, metrics=job.output.metrics,
-              curves=job.output.curves, predictions=job.output.predictions,
-              settings=settings, network=p.model["arch"], width=p.model["width"],
-              hidden=p.model["classifier_hidden"], dropout=p.model["dropout"],
-              config=job.config, log=log)
+    train_e2e(training(job, settings, log), network=p.model["arch"], width=p.model["width"],
+              hidden=p.model["classifier_hidden"], dropout=p.model["dropout"])
 
 
 def train_head_step(job, log) -> None:
@@ -306,12 +294,9 @@ def train_head_step(job, log) -> None:
     p, head = job.params, job.params.head
     settings = classifier_settings(head, read_json(job.input.best), p.train, p.seed,
                                    job.config["compute"])
-    train_head(e2e_model=job.input.e2e, data_npz=job.input.data, split_npz=job.input.split,
-               summary_json=job.input.summary, model_out=job.output.model,
-               history=job.output.history, metrics=job.output.metrics,
-               curves=job.output.curves, predictions=job.output.predictions,
-               settings=settings, hidden=head["classifier_hidden"], dropout=head["dropout"],
-               features=job.input.get("features"), config=job.config, log=log)
+    train_head(training(job, settings, log), e2e_model=job.input.e2e,
+               hidden=head["classifier_hidden"], dropout=head["dropout"],
+               features=job.input.get("features"))
 
 
 def train_layerwise_step(job, log) -> None:
@@ -329,16 +314,12 @@ def train_layerwise_step(job, log) -> None:
         width = int(read_json(job.input.width)["width"])
     settings = classifier_settings(section, read_json(job.input.best), p.train,
                                    p.seed + repeat, job.config["compute"])
-    train_layerwise(e2e_model=job.input.e2e, pruned_json=job.input.pruned,
-                    kept_json=job.input.kept, repeat=repeat, width=width,
-                    data_npz=job.input.data, split_npz=job.input.split,
-                    summary_json=job.input.summary, model_out=job.output.model,
-                    history=job.output.history, metrics=job.output.metrics,
-                    curves=job.output.curves, predictions=job.output.predictions,
-                    settings=settings, dropout=section["dropout"],
+    train_layerwise(training(job, settings, log), e2e_model=job.input.e2e,
+                    pruned_json=job.input.pruned, kept_json=job.input.kept, repeat=repeat,
+                    width=width, dropout=section["dropout"],
                     hidden_si_json=job.output.get("hidden_si"),
                     si_batch_size=job.config["compute"]["si_batch_size"],
-                    features=job.input.get("features"), config=job.config, log=log)
+                    features=job.input.get("features"))
 
 
 def train_layerwise_scratch_step(job, log) -> None:
@@ -347,13 +328,8 @@ def train_layerwise_scratch_step(job, log) -> None:
     p, repeat = job.params, int(job.wildcards.repeat)
     settings = e2e_settings(p.train, read_json(job.input.best), p.seed + repeat,
                             job.config["compute"])
-    train_layerwise_scratch(layerwise_model=job.input.layerwise, e2e_model=job.input.e2e,
-                            repeat=repeat, data_npz=job.input.data,
-                            split_npz=job.input.split, summary_json=job.input.summary,
-                            model_out=job.output.model, history=job.output.history,
-                            metrics=job.output.metrics, curves=job.output.curves,
-                            predictions=job.output.predictions, settings=settings,
-                            config=job.config, log=log)
+    train_layerwise_scratch(training(job, settings, log), layerwise_model=job.input.layerwise,
+                            e2e_model=job.input.e2e, repeat=repeat)
 
 
 def train_scratch_step(job, log) -> None:
@@ -361,13 +337,9 @@ def train_scratch_step(job, log) -> None:
     with the e2e schedule (train.epochs at the searched lr and step)."""
     p, best = job.params, read_json(job.input.best)
     settings = e2e_settings(p.train, best, p.seed, job.config["compute"])
-    train_scratch(e2e_model=job.input.e2e, selected_json=job.input.selected,
-                  data_npz=job.input.data, split_npz=job.input.split,
-                  summary_json=job.input.summary, model_out=job.output.model,
-                  history=job.output.history, metrics=job.output.metrics,
-                  curves=job.output.curves, predictions=job.output.predictions,
-                  settings=settings, hidden=p.classifier["classifier_hidden"],
-                  dropout=p.classifier["dropout"], config=job.config, log=log)
+    train_scratch(training(job, settings, log), e2e_model=job.input.e2e,
+                  selected_json=job.input.selected, hidden=p.classifier["classifier_hidden"],
+                  dropout=p.classifier["dropout"])
 
 
 # the rule each step runs for, and the torch threads its log sets ("job": the job's own)

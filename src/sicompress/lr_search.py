@@ -13,6 +13,7 @@ measured layer by layer and reported like every other training.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import shutil
 from pathlib import Path
 from typing import Callable, Iterable
@@ -21,30 +22,25 @@ import pandas as pd
 import torch
 
 from . import artifacts, figures
-from .splits import load_study_data
-from .trainings import run_training
+from .trainings import Training, run_training
 from .model import build_model
 from .networks import network_arch
-from .devices import pick_device
-from .engine import TrainSettings, scaled_step
+from .engine import scaled_step
 
 
-def run_trial(*, data_npz, split_npz, summary_json, history, metrics, curves, lr: float,
-              step_size: int, full_epochs: int, settings: TrainSettings, width: float, hidden,
-              dropout: float, network: str = "vgg16", checkpoint=None,
-              config: dict | None = None, device: str | None = None,
-              log: Callable[[str], None] = print) -> dict:
-    """One grid point. A non-finite loss ends the trial and is recorded as diverged."""
-    trial_step = scaled_step(step_size, settings.epochs, full_epochs)
-    s = TrainSettings(**{**settings.__dict__, "lr": lr, "step_size": trial_step})
-    dev = pick_device(device, log=log)
-    data = load_study_data(data_npz, split_npz, summary_json, dev)
-    torch.manual_seed(s.seed)
+def run_trial(t: Training, *, lr: float, step_size: int, full_epochs: int, width: float,
+              hidden, dropout: float, network: str = "vgg16") -> dict:
+    """One grid point (t.settings: the trial's schedule; lr and step_size, given in epochs of
+    the full schedule of `full_epochs`, replace its own). A non-finite loss ends the trial and
+    is recorded as diverged."""
+    trial_step = scaled_step(step_size, t.settings.epochs, full_epochs)
+    t = replace(t, settings=replace(t.settings, lr=lr, step_size=trial_step))
+    data = t.study_data()
+    torch.manual_seed(t.settings.seed)
     model = build_model(network_arch(network, width, hidden, dropout, len(data.classes),
                                      data.mean, data.std))
-    return run_training(model, data, s, history=history, metrics=metrics, curves=curves,
-                        checkpoint=checkpoint, config=config, fail_on_divergence=False,
-                        title=f"lr search: lr {lr:g}, step {step_size}", log=log,
+    return run_training(model, data, t, fail_on_divergence=False,
+                        title=f"lr search: lr {lr:g}, step {step_size}",
                         extra_metrics={"grid_lr": lr, "grid_step": step_size,
                                        "trial_step": trial_step, "full_epochs": full_epochs})
 

@@ -10,7 +10,7 @@ training, after it ends, to test the best model.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,24 +37,70 @@ from .engine import (DivergedError, FitResult, TrainSettings, evaluate, fit, for
 RESUME_FILE = "resume.pt"  # the resumable state of a running training, beside its metrics.json
 
 
-def run_training(model: Network, data: StudyData, settings: TrainSettings, *, history: str | Path,
-                 metrics: str | Path, curves: str | Path, title: str,
-                 checkpoint: str | Path | None = None, predictions: str | Path | None = None,
-                 config: dict | None = None, extra_metrics: dict | None = None, fail_on_divergence: bool = True,
+@dataclass(frozen=True)
+class Training:
+    """One training's record: where it reads the study's data, where it writes its
+    artefacts, and how it trains. Every training function takes one, beside the few
+    arguments of its own (the source model, the channels, the classifier).
+
+    data, split, summary: the study's data.npz, split.npz and summary.json.
+    model, history, metrics, curves, predictions: its artefacts (model.pt, history.csv,
+      metrics.json, curves.png, predictions.npz; None: no checkpoint / no predictions).
+    settings: the schedule and seed (`engine.TrainSettings`).
+    config: the study's config, kept in metrics.json's provenance.
+    device: where to train (None: the best one there is, `devices.pick_device`).
+    """
+
+    data: str | Path
+    split: str | Path
+    summary: str | Path
+    model: str | Path | None
+    history: str | Path
+    metrics: str | Path
+    curves: str | Path
+    settings: TrainSettings
+    predictions: str | Path | None = None
+    config: dict | None = None
+    device: str | None = None
+    log: Callable[[str], None] = print
+
+    @classmethod
+    def in_folders(cls, data_dir: str | Path, out_dir: str | Path, settings: TrainSettings,
+                   **fields) -> "Training":
+        """The record of a training on the study files of `data_dir` (data.npz, split.npz,
+        summary.json) writing the usual file names into `out_dir`; `fields` replace any of
+        them (predictions=None: none written) and set the others (device, config, log)."""
+        d, o = Path(data_dir), Path(out_dir)
+        files = dict(data=d / "data.npz", split=d / "split.npz", summary=d / "summary.json",
+                     model=o / "model.pt", history=o / "history.csv",
+                     metrics=o / "metrics.json", curves=o / "curves.png",
+                     predictions=o / "predictions.npz")
+        return cls(settings=settings, **{**files, **fields})
+
+    def study_data(self) -> StudyData:
+        """The study's images on the training's device, split and normalised."""
+        return load_study_data(self.data, self.split, self.summary,
+                               pick_device(self.device, log=self.log))
+
+
+def run_training(model: Network, data: StudyData, job: Training, *, title: str,
+                 extra_metrics: dict | None = None, fail_on_divergence: bool = True,
                  resume: bool = True, features: str | Path | None = None,
-                 channels: list[int] | None = None,
-                 log: Callable[[str], None] = print) -> dict:
-    """Fit, restore the best epoch, test it once, write the artefacts; return the metrics.
+                 channels: list[int] | None = None) -> dict:
+    """Fit, restore the best epoch, test it once, write the artefacts of `job`; return the
+    metrics.
 
     features: a folder of cached outputs of the model's frozen extractor (`feature_cache`;
     a classifier-only training): the classifier is trained on them, `channels` of them (None:
     all), without augmentation, and the saved model (extractor and classifier) is tested on
     the test images as in the other path. None: the images go through the whole model.
-    predictions: where to write the best model's test predictions (`write_predictions`).
-    resume: keep a resumable state, `resume.pt` beside `metrics` (written at epoch ends, at
+    resume: keep a resumable state, `resume.pt` beside job.metrics (written at epoch ends, at
     most every `settings.resume_every` seconds: see `fit`), continue from it when it is
     there, and remove it once every artefact is written.
     """
+    settings, log = job.settings, job.log
+    history, metrics, curves = job.history, job.metrics, job.curves
+    checkpoint, predictions, config = job.model, job.predictions, job.config
     state_file = Path(metrics).with_name(RESUME_FILE) if resume else None
     net, train, val, inputs = model, data.train, data.val, "images"
     if features is not None:
@@ -187,20 +233,15 @@ def classifier_settings(section: dict, best: dict, train: dict, seed: int,
 # (a) end-to-end and (b) frozen features
 
 
-def train_e2e(*, data_npz, split_npz, summary_json, model_out, history, metrics, curves,
-              settings: TrainSettings, width: float, hidden, dropout: float,
-              network: str = "vgg16", predictions=None, config: dict | None = None,
-              device: str | None = None, log: Callable[[str], None] = print) -> dict:
+def train_e2e(t: Training, *, width: float, hidden, dropout: float,
+              network: str = "vgg16") -> dict:
     """(a) The network (`networks`: model.arch, VGG16 by default) from random initial
     weights, every layer trained."""
-    dev = pick_device(device, log=log)
-    data = load_study_data(data_npz, split_npz, summary_json, dev)
-    torch.manual_seed(settings.seed)
+    data = t.study_data()
+    torch.manual_seed(t.settings.seed)
     model = build_model(network_arch(network, width, hidden, dropout, len(data.classes),
                                      data.mean, data.std))
-    return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
-                        checkpoint=model_out, predictions=predictions, config=config,
-                        title="end-to-end (a)", log=log,
+    return run_training(model, data, t, title="end-to-end (a)",
                         extra_metrics={"network": network, "width": width,
                                        "classes": data.classes})
 
@@ -222,20 +263,13 @@ def head_model(e2e_checkpoint: str | Path, hidden, dropout: float, seed: int) ->
     return model
 
 
-def train_head(*, e2e_model, data_npz, split_npz, summary_json, model_out, history, metrics,
-               curves, settings: TrainSettings, hidden, dropout: float, predictions=None,
-               features=None, config: dict | None = None, device: str | None = None,
-               log: Callable[[str], None] = print) -> dict:
+def train_head(t: Training, *, e2e_model, hidden, dropout: float, features=None) -> dict:
     """(b) The e2e feature extractor frozen (BatchNorm in eval mode), a new classifier trained
     (on e2e's cached features when `features` names their folder)."""
-    if settings.train_only != "classifier":
-        raise ValueError("train_head trains the classifier only: settings.train_only must be 'classifier'")
-    dev = pick_device(device, log=log)
-    data = load_study_data(data_npz, split_npz, summary_json, dev)
-    model = head_model(e2e_model, hidden, dropout, settings.seed)
-    return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
-                        checkpoint=model_out, predictions=predictions, config=config,
-                        title="frozen features (b)", log=log, features=features,
+    _trains(t, "classifier", "train_head")
+    data = t.study_data()
+    model = head_model(e2e_model, hidden, dropout, t.settings.seed)
+    return run_training(model, data, t, title="frozen features (b)", features=features,
                         extra_metrics={"source_model": str(e2e_model), "classes": data.classes})
 
 
@@ -244,10 +278,8 @@ def train_head(*, e2e_model, data_npz, split_npz, summary_json, model_out, histo
 # scratch, fine-tuning) and the layer-wise pruned models: trained like (c)
 
 
-def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int] | dict, data_npz, split_npz,
-                  summary_json, model_out, history, metrics, curves, predictions,
-                  settings: TrainSettings, title: str, extra: dict, config: dict | None,
-                  device: str | None, log: Callable[[str], None], features=None) -> dict:
+def _train_pruned(model, t: Training, *, e2e_model, sel: dict, kept: list[int] | dict,
+                  title: str, extra: dict, features=None) -> dict:
     """Train a model of the compressed architecture and write the usual artefacts, with the
     compression's description and MACs in metrics.json. kept: the cut layer's channels, or
     (layer-wise pruning) {conv: channels}, whose k and n_candidates are totals over layers.
@@ -264,15 +296,12 @@ def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int] | dict, data_n
         if sel["unit"] == "channel" and model.arch["classifier"].get("input_index") is None:
             channels = kept  # ascending: the order the compressed extractor holds them in
         # else (a ResNet stage's channels: the classifier selects them) every cached value
-    log(f"{title}: cut after {sel['cut_layer']}, {k} of {sel['n_candidates']} "
-        f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
-    dev = pick_device(device, log=log)
-    data = load_study_data(data_npz, split_npz, summary_json, dev)
+    t.log(f"{title}: cut after {sel['cut_layer']}, {k} of {sel['n_candidates']} "
+          f"{sel['unit']}s; MACs per image {before['total']:,} -> {after['total']:,}")
+    data = t.study_data()
     compression = {"cut_layer": sel["cut_layer"], "unit": sel["unit"], "k": k,
                    "n_candidates": sel["n_candidates"], "kept": kept, **extra}
-    return run_training(model, data, settings, history=history, metrics=metrics, curves=curves,
-                        checkpoint=model_out, predictions=predictions, config=config,
-                        title=title, log=log, features=features,
+    return run_training(model, data, t, title=title, features=features,
                         channels=channels if features is not None else None,
                         extra_metrics={"compression": compression,
                                        "macs": {k: after[k] for k in ("features", "classifier",
@@ -280,91 +309,71 @@ def _train_pruned(model, *, e2e_model, sel: dict, kept: list[int] | dict, data_n
                                        "source_model": str(e2e_model), "classes": data.classes})
 
 
-def _classifier_only(settings: TrainSettings, what: str) -> None:
-    if settings.train_only != "classifier":
-        raise ValueError(f"{what} trains the classifier only: settings.train_only must be "
-                         "'classifier'")
+def _trains(t: Training, layers: str, what: str) -> None:
+    """Refuse settings that train other layers than `what` does ("classifier" or "all")."""
+    if t.settings.train_only != layers:
+        raise ValueError(f"{what} trains {'the classifier only' if layers == 'classifier' else 'every layer'}: "
+                         f"settings.train_only must be {layers!r}")
 
 
-def train_compressed(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
-                     history, metrics, curves, settings: TrainSettings, hidden, dropout: float,
-                     predictions=None, features=None, config: dict | None = None,
-                     device: str | None = None, log: Callable[[str], None] = print) -> dict:
+def train_compressed(t: Training, *, e2e_model, selected_json, hidden, dropout: float,
+                     features=None) -> dict:
     """(c) The cut, pruned e2e extractor frozen, a new classifier for k x H x W inputs trained
     (on the cut layer's cached features when `features` names their folder)."""
-    _classifier_only(settings, "train_compressed")
+    _trains(t, "classifier", "train_compressed")
     sel = artifacts.read_json(selected_json)
     model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], sel["selected"],
-                             hidden=hidden, dropout=dropout, seed=settings.seed)
-    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": settings.seed}
-    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=sel["selected"],
-                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
-                         model_out=model_out, history=history, metrics=metrics, curves=curves,
-                         predictions=predictions, settings=settings, title="compressed (c)",
-                         extra=extra, config=config, device=device, log=log, features=features)
+                             hidden=hidden, dropout=dropout, seed=t.settings.seed)
+    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": t.settings.seed}
+    return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=sel["selected"],
+                         title="compressed (c)", extra=extra, features=features)
 
 
-def train_control(*, e2e_model, cut_json, ranking_csv, selector: str,
-                  fraction: float | None, repeat: int, data_npz, split_npz, summary_json,
-                  model_out, history, metrics, curves, predictions, settings: TrainSettings,
-                  hidden, dropout: float, features=None, config: dict | None = None,
-                  device: str | None = None, log: Callable[[str], None] = print) -> dict:
+def train_control(t: Training, *, e2e_model, cut_json, ranking_csv, selector: str,
+                  fraction: float | None, repeat: int, hidden, dropout: float,
+                  features=None) -> dict:
     """One classifier-only training of the controls, trained like (c): the features `selector`
     keeps (at the study's k, or at a frontier fraction; see `control_channels`), a new
     classifier whose weights and batch order come from `settings.seed` (the study's seed +
     repeat; the random selector draws its channels with that seed too)."""
-    _classifier_only(settings, "train_control")
+    _trains(t, "classifier", "train_control")
+    seed = t.settings.seed
     # a gradient criterion's batch is drawn with the study's seed: one choice for all repeats
-    batch = gradient_batch(data_npz, split_npz, seed=settings.seed - repeat) \
+    batch = gradient_batch(t.data, t.split, seed=seed - repeat) \
         if criterion(selector).gradient else None
     chosen, sel = control_channels(e2e_model=e2e_model, cut_json=cut_json,
                                    ranking_csv=ranking_csv, selector=selector,
-                                   fraction=fraction, seed=settings.seed, batch=batch)
+                                   fraction=fraction, seed=seed, batch=batch)
     model = build_compressed(e2e_model, sel["cut_layer"], sel["unit"], chosen, hidden=hidden,
-                             dropout=dropout, seed=settings.seed)
+                             dropout=dropout, seed=seed)
     size = "the chosen k" if fraction is None else f"fraction {fraction:g}"
-    extra = {"selector": selector, "fraction": fraction, "repeat": repeat,
-             "seed": settings.seed, "selected": chosen}
-    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=chosen, data_npz=data_npz,
-                         split_npz=split_npz, summary_json=summary_json, model_out=model_out,
-                         history=history, metrics=metrics, curves=curves,
-                         predictions=predictions, settings=settings,
+    extra = {"selector": selector, "fraction": fraction, "repeat": repeat, "seed": seed,
+             "selected": chosen}
+    return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=chosen,
                          title=f"{selector} at {size}, repeat {repeat}", extra=extra,
-                         config=config, device=device, log=log, features=features)
+                         features=features)
 
 
-def train_scratch(*, e2e_model, selected_json, data_npz, split_npz, summary_json, model_out,
-                  history, metrics, curves, predictions, settings: TrainSettings, hidden,
-                  dropout: float, config: dict | None = None, device: str | None = None,
-                  log: Callable[[str], None] = print) -> dict:
+def train_scratch(t: Training, *, e2e_model, selected_json, hidden, dropout: float) -> dict:
     """The compressed architecture (the cut prefix, the kept channels, a new classifier)
     trained end to end from random weights: is the pruned e2e extractor worth anything?"""
-    if settings.train_only != "all":
-        raise ValueError("train_scratch trains every layer: settings.train_only must be 'all'")
+    _trains(t, "all", "train_scratch")
     sel = artifacts.read_json(selected_json)
     arch, _ = arch_and_state(e2e_model)
     new_arch = compressed_arch(arch, sel["cut_layer"], sel["unit"], sel["selected"], hidden,
                                dropout)
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(t.settings.seed)
     model = build_model(new_arch)  # random weights; normalisation from the arch
-    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": settings.seed,
+    extra = {"selector": "si", "fraction": None, "repeat": 0, "seed": t.settings.seed,
              "from_scratch": True}
-    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=sel["selected"],
-                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
-                         model_out=model_out, history=history, metrics=metrics, curves=curves,
-                         predictions=predictions, settings=settings,
-                         title="compressed architecture from scratch", extra=extra,
-                         config=config, device=device, log=log)
+    return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=sel["selected"],
+                         title="compressed architecture from scratch", extra=extra)
 
 
-def finetune(*, compressed_model, e2e_model, data_npz, split_npz, summary_json, model_out,
-             history, metrics, curves, predictions, settings: TrainSettings,
-             config: dict | None = None, device: str | None = None,
-             log: Callable[[str], None] = print) -> dict:
+def finetune(t: Training, *, compressed_model, e2e_model) -> dict:
     """The trained compressed model, then every layer trained (fine-tuning; the caller sets
     the lr, the search's x 0.1 in the study)."""
-    if settings.train_only != "all":
-        raise ValueError("finetune trains every layer: settings.train_only must be 'all'")
+    _trains(t, "all", "finetune")
     ckpt = load_checkpoint(compressed_model)
     model = load_model(compressed_model)
     comp = ckpt["arch"]["compression"]
@@ -374,93 +383,73 @@ def finetune(*, compressed_model, e2e_model, data_npz, split_npz, summary_json, 
            else candidates}
     start = ckpt.get("metrics", {}).get("compression", {})  # the classifier-only run's record
     extra = {"selector": start.get("selector", "si"), "fraction": None,
-             "repeat": start.get("repeat", 0), "seed": settings.seed,
+             "repeat": start.get("repeat", 0), "seed": t.settings.seed,
              "finetuned_from": str(compressed_model)}
     if comp.get("method"):
         extra["method"] = comp["method"]
-    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
-                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
-                         model_out=model_out, history=history, metrics=metrics, curves=curves,
-                         predictions=predictions, settings=settings,
-                         title=f"{'layer-wise pruned' if comp.get('method') else 'compressed (c)'}"
-                               f", fine-tuned"
-                               + (f" ({extra['selector']}, repeat {extra['repeat']})"
-                                  if comp.get("method") else ""), extra=extra, config=config,
-                         device=device, log=log)
+    title = (f"layer-wise pruned, fine-tuned ({extra['selector']}, repeat {extra['repeat']})"
+             if comp.get("method") else "compressed (c), fine-tuned")
+    return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
+                         title=title, extra=extra)
 
 
-def train_layerwise(*, e2e_model, pruned_json, kept_json, repeat: int, width: int,
-                    data_npz, split_npz, summary_json, model_out, history, metrics, curves,
-                    predictions, settings: TrainSettings, dropout: float,
-                    hidden_si_json=None, si_batch_size: int = 500, features=None,
-                    config: dict | None = None, device: str | None = None,
-                    log: Callable[[str], None] = print) -> dict:
+def train_layerwise(t: Training, *, e2e_model, pruned_json, kept_json, repeat: int, width: int,
+                    dropout: float, hidden_si_json=None, si_batch_size: int = 500,
+                    features=None) -> dict:
     """A new classifier (one hidden layer of `width` units) on the frozen layer-wise pruned
     extractor, classifier only, like (c). The channels of each group are those of
     `kept_json` (the layer-wise SI choice, or another criterion's at the same counts:
     `layerwise.write_kept`); the classifier's weights and batch order come from
     settings.seed. hidden_si_json: also write the SI and Center SI of the trained hidden
     layer on si_train (the width's design)."""
-    _classifier_only(settings, "train_layerwise")
+    _trains(t, "classifier", "train_layerwise")
     pruned = artifacts.read_json(pruned_json)
     cut = pruned["cut_layer"]
     choice = artifacts.read_json(kept_json)
     selector, kept = choice["criterion"], choice["kept"]
-    model = pruned_network(e2e_model, pruned, choice, seed=settings.seed, hidden=[width],
-                           dropout=dropout, data_npz=data_npz, split_npz=split_npz,
-                           batch_size=si_batch_size, device=pick_device(device), log=log)
+    dev = pick_device(t.device)
+    model = pruned_network(e2e_model, pruned, choice, seed=t.settings.seed, hidden=[width],
+                           dropout=dropout, data_npz=t.data, split_npz=t.split,
+                           batch_size=si_batch_size, device=dev, log=t.log)
     sel = {"cut_layer": cut, "unit": "channel", "n_candidates": pruned["channels_before"]}
     extra = {"method": "layerwise", "selector": selector, "fraction": None, "repeat": repeat,
-             "seed": settings.seed, "width": width}
-    out = _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=kept, data_npz=data_npz,
-                        split_npz=split_npz, summary_json=summary_json, model_out=model_out,
-                        history=history, metrics=metrics, curves=curves,
-                        predictions=predictions, settings=settings,
+             "seed": t.settings.seed, "width": width}
+    out = _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=kept,
                         title=f"layer-wise pruned, {selector}, width {width}, repeat {repeat}",
-                        extra=extra, config=config, device=device, log=log, features=features)
+                        extra=extra, features=features)
     if hidden_si_json is not None:
-        dev = pick_device(device)
-        images, labels = subset_images(data_npz, split_npz, "si_train")
-        trained = load_model(model_out, map_location=dev)
+        images, labels = subset_images(t.data, t.split, "si_train")
+        trained = load_model(t.model, map_location=dev)
         h = hidden_separation(trained, images, labels, batch_size=si_batch_size, device=dev)
         h.update(test_acc=out["test_acc"], val_acc=out["val_acc"],
                  parameters=out["parameters"]["total"], macs=out["macs"]["total"],
-                 provenance=artifacts.provenance(settings={"model": str(model_out),
+                 provenance=artifacts.provenance(settings={"model": str(t.model),
                                                            "subset": "si_train",
                                                            "precision": PRECISION}))
         artifacts.write_json(hidden_si_json, h)
-        log(f"width {width}: hidden layer on si_train: SI {h['si']:.4f}, Center SI "
-            f"{h['center_si']:.4f}")
+        t.log(f"width {width}: hidden layer on si_train: SI {h['si']:.4f}, Center SI "
+              f"{h['center_si']:.4f}")
     return out
 
 
-def train_layerwise_scratch(*, layerwise_model, e2e_model, repeat: int, data_npz, split_npz,
-                            summary_json, model_out, history, metrics, curves, predictions,
-                            settings: TrainSettings, config: dict | None = None,
-                            device: str | None = None,
-                            log: Callable[[str], None] = print) -> dict:
+def train_layerwise_scratch(t: Training, *, layerwise_model, e2e_model, repeat: int) -> dict:
     """The layer-wise pruned architecture (its channels per conv and its classifier, as in
     `layerwise_model`) trained end to end from random weights initialised by settings.seed
     (the study's seed + repeat): what the pruning is worth against the architecture alone
     (Liu et al. 2019). One architecture serves every selector: their counts are the same."""
-    if settings.train_only != "all":
-        raise ValueError("train_layerwise_scratch trains every layer: settings.train_only must "
-                         "be 'all'")
+    _trains(t, "all", "train_layerwise_scratch")
     arch = load_checkpoint(layerwise_model)["arch"]
     comp = arch.get("compression") or {}
     if comp.get("method") != "layerwise":
         raise ValueError(f"{layerwise_model} is not a layer-wise pruned model (its compression "
                          f"record is {comp or 'missing'})")
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(t.settings.seed)
     model = build_model(arch)  # random weights; the source's normalisation from the arch
     sel = {"cut_layer": comp["cut_layer"], "unit": "channel",
            "n_candidates": sum(comp["candidates"].values())}
     extra = {"method": "layerwise", "selector": "architecture", "fraction": None,
-             "repeat": repeat, "seed": settings.seed, "from_scratch": True,
+             "repeat": repeat, "seed": t.settings.seed, "from_scratch": True,
              "architecture_of": str(layerwise_model)}
-    return _train_pruned(model, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
-                         data_npz=data_npz, split_npz=split_npz, summary_json=summary_json,
-                         model_out=model_out, history=history, metrics=metrics, curves=curves,
-                         predictions=predictions, settings=settings,
+    return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
                          title=f"layer-wise pruned architecture from scratch, repeat {repeat}",
-                         extra=extra, config=config, device=device, log=log)
+                         extra=extra)
