@@ -58,13 +58,14 @@ def run_inputs(workdir: Path, **changes) -> ReportInputs:
         selectors_csv=r / "controls/selectors.csv", frontier_csv=r / "controls/frontier.csv",
         frontier_plot=r / "controls/frontier.png", mcnemar_csv=r / "controls/mcnemar.csv",
         comparisons_csv=r / "controls/comparisons.csv",
-        latency_csv=r / "latency/latency.csv", scratch=r / "scratch/metrics.json",
+        latency_csv=r / "latency/latency.csv", scratch_metrics=r / "scratch/metrics.json",
         layerwise_pruned=r / "layerwise/pruned.json", layerwise_kept_plot=r / "layerwise/kept.png",
         layerwise_width=r / "layerwise/width.json", layerwise_width_plot=r / "layerwise/width.png",
         layerwise_metrics=r / "layerwise/metrics.json",
         layerwise_layer_si_plot=r / "layerwise/layer_si.png",
         layerwise_recipes=r / "layerwise/recipes.csv",
         layerwise_finetuned_metrics=r / "layerwise/finetuned/si/repeat~0/metrics.json",
+        layerwise_finetuned_layer_si_plot=r / "layerwise_finetuned/layer_si.png",
         layerwise_mcnemar=r / "layerwise/mcnemar.csv",
         layerwise_comparisons=r / "layerwise/comparisons.csv")
     fields.update(changes)

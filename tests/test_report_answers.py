@@ -218,8 +218,8 @@ def test_pruned_or_from_scratch_at_c(tmp_path):
     test on the test images (9 images only scratch gets right, 1 only the compressed one:
     p = 2 (1 + 10) / 2^10 = 0.0215)."""
     inputs = base_inputs(tmp_path)
-    inputs.scratch = write_training(tmp_path / "results/scratch", test_acc=0.85,
-                                    parameters=250)["metrics"]
+    inputs.scratch_metrics = write_training(tmp_path / "results/scratch", test_acc=0.85,
+                                             parameters=250)["metrics"]
     row = dict(compare([{"seed": 0, "test_acc": 0.85}], [{"seed": 0, "test_acc": 0.88}],
                        a="scratch", b="compressed", what="one run each"),
                only_a=9, only_b=1, p_value=0.021484375, p_holm=0.021484375)

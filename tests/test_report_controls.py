@@ -129,7 +129,7 @@ def control_files(root: Path) -> dict:
          "measurements": 20, "device": "cpu", "threads": 2}
         for m, times in (("e2e", (2e-3, 4e-4)), ("compressed", (5e-4, 5e-5)))
         for b, sec in zip((1, 256), times)])
-    out["scratch"] = refs["scratch"]["metrics"]
+    out["scratch_metrics"] = refs["scratch"]["metrics"]
     return out
 
 

@@ -199,6 +199,38 @@ def test_the_study_list_says_where_each_model_is(smoke_run):
     assert not (smoke_run / study.model("finetuned").folder).exists()
 
 
+def test_every_optional_model_is_a_report_input():
+    """The report's optional inputs come from the study's list: each optional model's
+    metrics (and layer SI figure, where it has one) is a field of ReportInputs that the
+    report reads, the report rule gets exactly those `config` makes, and no field of an
+    optional model is left that the list does not feed."""
+    import dataclasses
+
+    import yaml
+
+    from sicompress import study
+    from sicompress.markdown_report import ReportInputs
+
+    fields = {f.name for f in dataclasses.fields(ReportInputs)}
+    pairs = study.report_inputs()
+    assert pairs == [("scratch", "metrics"), ("finetuned", "metrics"),
+                     ("finetuned", "layer_si_plot"), ("layerwise", "metrics"),
+                     ("layerwise", "layer_si_plot"), ("layerwise_finetuned", "metrics"),
+                     ("layerwise_finetuned", "layer_si_plot")]
+    assert {f"{m}_{k}" for m, k in pairs} <= fields
+    optional = {m.name for m in study.MODELS if m.switch}
+    per_model = {f for f in fields for k in ("_metrics", "_layer_si_plot")
+                 if f.endswith(k) and f.removesuffix(k) in optional}
+    assert per_model == {f"{m}_{k}" for m, k in pairs}
+    config = yaml.safe_load(SMOKE.read_text())  # (c) not fine-tuned: no finetuned_*
+    config.setdefault("compress", {})["finetune_epochs"] = 0
+    config["controls"] = {"scratch": True}
+    config["layerwise"] = {"enabled": True, "scratch": True, "finetune": {"epochs": 2}}
+    assert [m for m, k in study.report_inputs(config) if k == "metrics"] == \
+        ["scratch", "layerwise", "layerwise_finetuned"]
+    assert study.always() == ["search", "e2e", "head", "compressed"]
+
+
 def test_smoke_split_and_search(smoke_run):
     r = smoke_run / "results"
     summary = json.loads((r / "split/summary.json").read_text())

@@ -122,6 +122,20 @@ def made(config: Mapping, **only: bool) -> list[str]:
             and all(getattr(m, field) == value for field, value in only.items())]
 
 
+def always() -> list[str]:
+    """The models every study makes (no switch), in the study's order: the report's sections
+    of trained models, each with its layer SI table."""
+    return [m.name for m in MODELS if not m.switch]
+
+
+def report_inputs(config: Mapping | None = None) -> list[tuple[str, str]]:
+    """The report's inputs of the optional models `config` makes (None: of every optional
+    model), as (model, file) pairs: every one's "metrics", and its "layer_si_plot" where it
+    has a layer SI table. The report names each `{model}_{file}` (`ReportInputs`' fields)."""
+    return [(m.name, key) for m in MODELS if m.switch and (config is None or m.made(config))
+            for key in ("metrics", "layer_si_plot") if key == "metrics" or m.layer_si]
+
+
 def references(config: Mapping) -> list[str]:
     """The models the controls compare the compressed ones with, in the study's order."""
     return made(config, reference=True)

@@ -9,7 +9,7 @@ from sicompress import criteria, study
 ENV = "../../envs/sicompress.yaml"
 BENCHMARKS = "results/benchmarks"  # wall time and memory of every job (Snakemake benchmark files)
 # The study's models and the switches that make them: sicompress/study.py lists them once
-MODELS = ["search", "e2e", "head", "compressed"]  # always made; search: the chosen trial's model
+MODELS = study.always()  # search (the chosen trial's model), e2e, head, compressed
 FINETUNE = study.model("finetuned").made(config)  # (c) fine-tuned end to end as well
 SCRATCH = study.model("scratch").made(config)  # (c)'s architecture trained from scratch
 LAYERWISE = study.model("layerwise").made(config)  # every conv of the prefix pruned by SI as well
@@ -245,29 +245,21 @@ def architecture_section(section):
     return {key: section[key] for key in ARCHITECTURE_KEYS}
 
 
-def get_report_controls():
-    """The report's named inputs of the optional controls: scratch_metrics, and
-    finetuned_metrics with finetuned_layer_si_plot."""
-    out = {}
-    if SCRATCH:
-        out["scratch_metrics"] = get_trained("scratch", "metrics")
-    if FINETUNE:
-        out["finetuned_metrics"] = get_trained("finetuned", "metrics")
-        out["finetuned_layer_si_plot"] = expand(rules.plot_layer_si.output.plot,
-                                                model="finetuned")[0]
+def get_report_optional():
+    """The report's named inputs that only some studies have: each optional model's
+    `{model}_metrics` and `{model}_layer_si_plot` (`study.report_inputs`), and the layer-wise
+    pruning's own files when it is on."""
+    out = {f"{name}_{key}": (get_trained(name, key) if key == "metrics" else
+                             expand(rules.plot_layer_si.output.plot, model=name)[0])
+           for name, key in study.report_inputs(config)}
     if LAYERWISE:
         out.update(layerwise_pruned=rules.prune_layers.output.pruned,
                    layerwise_kept_plot=rules.prune_layers.output.plot,
                    layerwise_width=rules.choose_layerwise_width.output.choice,
                    layerwise_width_plot=rules.choose_layerwise_width.output.plot,
-                   layerwise_metrics=rules.choose_layerwise_width.output.metrics,
-                   layerwise_layer_si_plot=expand(rules.plot_layer_si.output.plot,
-                                                  model="layerwise")[0],
                    layerwise_recipes=rules.summarize_layerwise.output.recipes,
                    layerwise_mcnemar=rules.summarize_layerwise.output.mcnemar,
                    layerwise_comparisons=rules.summarize_layerwise.output.comparisons)
-        if LAYERWISE_FINETUNE:
-            out["layerwise_finetuned_metrics"] = get_trained("layerwise_finetuned", "metrics")
     return out
 
 

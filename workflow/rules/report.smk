@@ -27,7 +27,7 @@ rule report:
         mcnemar=rules.summarize_controls.output.mcnemar,
         comparisons=rules.summarize_controls.output.comparisons,
         latency=rules.measure_latency.output.table,
-        **get_report_controls(),
+        **get_report_optional(),
     output:
         md="results/report/report.md",
         summary=report(

@@ -90,7 +90,7 @@ def layerwise_runs(inputs: ReportInputs) -> dict | None:
 def scratch(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
     """(c)'s architecture trained from scratch, and the model fine-tuned, against the pruned
     network with a new classifier: one run each, the exact test on the test images."""
-    if inputs.scratch is None:
+    if inputs.scratch_metrics is None:
         return None
     compared = reading.table_of(inputs.comparisons_csv) if inputs.comparisons_csv else {}
     out = [reading.verdict(compared[(name, "compressed", "one run each")],

@@ -24,7 +24,7 @@ TITLE = "Controls of the compression"
 SELECTORS_TITLE = "Selectors at the chosen k"  # its ### headings, linked from the answers
 MCNEMAR_TITLE = "McNemar's test against e2e"
 FILES = ("selectors_csv", "frontier_csv", "frontier_plot", "mcnemar_csv", "comparisons_csv",
-         "latency_csv", "scratch", "finetuned")  # the fields of ReportInputs this section shows
+         "latency_csv", "scratch_metrics", "finetuned_metrics")  # the fields it shows
 
 
 def has_controls(inputs: ReportInputs) -> bool:
@@ -122,7 +122,7 @@ def versus(inputs: ReportInputs, costs: dict) -> dict | None:
     """The pruned model (classifier only) against the same architecture trained from scratch,
     and against the fine-tuned model: one run each, compared by the exact test on the test
     images (comparisons.csv)."""
-    if inputs.scratch is None and inputs.finetuned is None:
+    if inputs.scratch_metrics is None and inputs.finetuned_metrics is None:
         return None
     rows = []
     e2e_acc = costs["e2e"]["test_acc"] if "e2e" in costs else math.nan
@@ -147,8 +147,8 @@ def versus(inputs: ReportInputs, costs: dict) -> dict | None:
 
 def versus_title(inputs: ReportInputs) -> str:
     """The ### heading of the pruned model against the same architecture trained otherwise."""
-    return ", ".join(["Pruned"] + ["from scratch"] * (inputs.scratch is not None)
-                     + ["fine-tuned"] * (inputs.finetuned is not None))
+    return ", ".join(["Pruned"] + ["from scratch"] * (inputs.scratch_metrics is not None)
+                     + ["fine-tuned"] * (inputs.finetuned_metrics is not None))
 
 
 def mcnemar(path: Path) -> dict:

@@ -44,8 +44,9 @@ class ReportInputs:
     mcnemar_csv: Path | None = None    # mcnemar.csv: McNemar's exact test of each model vs e2e
     comparisons_csv: Path | None = None  # comparisons.csv: SI vs each control, paired by seed
     latency_csv: Path | None = None    # latency.csv: model, batch_size, seconds_per_image, ...
-    scratch: Path | None = None        # metrics.json of the compressed arch trained from scratch
-    finetuned: Path | None = None      # metrics.json of the fine-tuned model
+    # The optional models (`study.report_inputs`): {model}_metrics, {model}_layer_si_plot
+    scratch_metrics: Path | None = None  # metrics.json of the compressed arch from scratch
+    finetuned_metrics: Path | None = None  # metrics.json of the fine-tuned model
     finetuned_layer_si_plot: Path | None = None  # layer_si.png of the fine-tuned model
     # Layer-wise SI pruning (sicompress.layerwise); all None when it is off
     layerwise_pruned: Path | None = None      # pruned.json: kept channels per conv layer
@@ -58,3 +59,4 @@ class ReportInputs:
     layerwise_mcnemar: Path | None = None     # mcnemar.csv: each run against e2e, Holm-adjusted
     layerwise_comparisons: Path | None = None  # comparisons.csv: the recipes compared, paired
     layerwise_finetuned_metrics: Path | None = None  # metrics.json of it fine-tuned
+    layerwise_finetuned_layer_si_plot: Path | None = None  # its layer_si.png

@@ -133,7 +133,8 @@ def context(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
            "layers": frame(layers, ["layer", "channels before", "after", "removed", "map",
                                     "SI at kept", "best SI", "at", "ranking s"]),
            "width_plot": inputs.layerwise_width_plot,
-           "layer_si_plot": inputs.layerwise_layer_si_plot}
+           "layer_si_plot": inputs.layerwise_layer_si_plot,
+           "finetuned_layer_si_plot": inputs.layerwise_finetuned_layer_si_plot}
     if inputs.layerwise_width is not None:
         w = artifacts.read_json(inputs.layerwise_width)
         rows = [[count(r["width"]), num(r["si"]), num(r["center_si"]), pct(r["val_acc"]),

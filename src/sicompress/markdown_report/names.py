@@ -15,12 +15,8 @@ MODEL_TITLES = {m.name: m.title for m in study.MODELS}
 
 # Models beyond the summary's, by their name in latency.csv and mcnemar.csv: the field of
 # ReportInputs that holds each one's metrics.json (test accuracy, parameters, MACs)
-OTHER_MODEL_METRICS = {
-    "scratch": "scratch",
-    "finetuned": "finetuned",
-    "layerwise": "layerwise_metrics",
-    "layerwise_finetuned": "layerwise_finetuned_metrics",
-}
+OTHER_MODEL_METRICS = {name: f"{name}_{key}" for name, key in study.report_inputs()
+                       if key == "metrics"}
 
 # How each model was trained, in the controls' table (the compressed architecture's ones)
 CONTROL_TRAINED = {m.name: m.trained for m in study.MODELS}
