@@ -8,16 +8,14 @@ from sicompress.activations import layer_activations, subset_activations
 from sicompress.model import build_model, checkpoint_payload
 from sicompress.networks import vgg_arch
 
+from conftest import random_batchnorm
+
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    m = build_model(vgg_arch(0.0625, hidden=[8, 6])).eval()
-    for mod in m.modules():  # BatchNorm statistics that are not the identity
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.2, 0.2)
-            mod.running_var.uniform_(0.5, 2.0)
-    return m
+    return random_batchnorm(build_model(vgg_arch(0.0625, hidden=[8, 6])), spread=0.1,
+                            affine=False).eval()
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from sicompress.cost import parameter_counts
 from sicompress.layerwise import build_layerwise
 from sicompress.model import build_model
 from sicompress.networks import NETWORKS, network_arch
 from sicompress.pruning import build_compressed, channel_groups, cut_group, pruned_features
+
+from conftest import random_batchnorm
 
 FIXTURE = Path(__file__).parent / "data" / "slicer_vgg16.pt"
 
@@ -69,14 +70,7 @@ def resnet():
     """ResNet-20 at width 1/4 (4, 8, 16 channels) with random BatchNorm statistics."""
     torch.manual_seed(0)
     model = build_model(network_arch("resnet20", 0.25, hidden=[], dropout=0.0))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0.0, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.3)
-    return model.eval()
+    return random_batchnorm(model, spread=0.3).eval()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from sicompress.model import build_model, checkpoint_payload, load_model
 from sicompress.networks import VGG_CONFIGS, vgg_arch
 from sicompress.pruning import build_compressed
 
-from conftest import macs_by_hooks
+from conftest import macs_by_hooks, random_batchnorm
 
 # Tiny VGG at width 1/16: conv channels 4, 4 | 8, 8 | 16, 16, 16 | 32 ... ; 32 -> 16 -> 8 px.
 
@@ -21,14 +21,7 @@ def e2e():
     running mean / variance or affine parameter changes the output."""
     torch.manual_seed(0)
     model = build_model(vgg_arch(0.0625, hidden=[16]))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0.0, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.5)
-    return model.eval()
+    return random_batchnorm(model, spread=0.5).eval()
 
 
 @pytest.fixture(scope="module")
