@@ -13,10 +13,10 @@
 #             installed: src/ is put on PYTHONPATH (torch, numpy, pandas, matplotlib, pillow,
 #             pyyaml, jinja2, scikit-learn and pytest must be there already; pytest-xdist is
 #             used when it is there).
-# OUT_DIR     receives 7 files: setup.txt, tests.txt, study.txt, selection.txt,
-#             throughput.txt (each step's whole output), study.tar.gz (the study's tables,
-#             JSON, figures, report and logs; no models, data or feature caches) and
-#             summary.txt (each step's status and seconds, then its main figures).
+# OUT_DIR     receives 9 files: setup.txt, tests.txt, study.txt, selection.txt, resnet.txt,
+#             throughput.txt (each step's whole output), study.tar.gz and resnet.tar.gz (each
+#             study's tables, JSON, figures, report and logs; no models, data or feature
+#             caches) and summary.txt (each step's status and seconds, then its main figures).
 #
 # Steps, in this order, most important first (expected seconds on one H200, estimated):
 #   setup       (15)  the wheels; nvidia-smi and what torch sees
@@ -28,6 +28,10 @@
 #                     through the report (SICOMPRESS_DEVICE=cuda; 44 jobs, up to STUDY_GPU_JOBS
 #                     of them sharing the GPU), then benchmarks/study_summary.py
 #   selection   (45)  forward selection, N = 5,000, 512 synthetic channels of 2x2, fast path
+#   resnet      (120) config/gpu-quick-resnet.yaml: the whole study on ResNet-20 at width 1
+#                     (46 jobs, 8 e2e epochs: every rule on CUDA for a residual network);
+#                     with it the steps are expected to take about 8 minutes, so throughput,
+#                     the last, may find too little time left and be skipped
 #   throughput  (45)  one epoch at width 1: the engine against the common DataLoader way
 # Each step runs under `timeout`, within its own limit (LIMIT_* below) and never past
 # BUDGET_S seconds after the start; a step that fails or runs out of time is recorded in
@@ -53,11 +57,13 @@ cd "$repo"
 : "${LIMIT_TESTS:=120}"
 : "${LIMIT_STUDY:=330}"
 : "${LIMIT_SELECTION:=60}"
+: "${LIMIT_RESNET:=150}"
 : "${LIMIT_THROUGHPUT:=60}"
 : "${TEST_WORKERS:=8}"
 : "${CHECK_DEVICE:=cuda}"       # cpu: try this script's steps on a machine without a GPU
 : "${STUDY_CONFIG:=config/gpu-quick.yaml}"  # config files, relative to the repository or
                                 # absolute, e.g. tests/smoke.yaml for a quick try
+: "${RESNET_CONFIG:=config/gpu-quick-resnet.yaml}"  # the resnet step's, likewise
 : "${STUDY_GPU_JOBS:=4}"        # GPU jobs at once (--resources gpu=N): they share the one GPU
 : "${TEST_PATHS:=tests}"        # the tests to run (pytest arguments)
 : "${TEST_MARKERS:=not workflow}"  # pytest -m: which tests (empty: all)
@@ -133,8 +139,12 @@ run_step tests "$LIMIT_TESTS" env SICOMPRESS_TEST_DEVICE="$CHECK_DEVICE" \
   python3 -m pytest -q -p no:cacheprovider -rs "${xdist[@]}" "${markers[@]}" --durations=15 \
   $TEST_PATHS
 
-study=$work/study
-run_step study "$LIMIT_STUDY" bash -c '
+# study_step NAME LIMIT CONFIGS...: the workflow on CONFIGS in its own folder, summed up,
+# its small files into OUT_DIR/NAME.tar.gz
+study_step() {
+  local name=$1 limit=$2
+  shift 2
+  run_step "$name" "$limit" bash -c '
   set -uo pipefail
   repo=$1 study=$2 out=$3 device=$4 gpu_jobs=$5
   shift 5
@@ -152,12 +162,17 @@ run_step study "$LIMIT_STUDY" bash -c '
   python3 "$repo/benchmarks/study_summary.py" "$study" || true
   # everything but the models, the data and the feature caches, for reading at home
   (cd "$study" && find results logs -type f ! -name "*.pt" ! -name "*.npz" ! -name "*.npy" \
-    -print0 2>/dev/null | tar --null -czf "$out/study.tar.gz" -T -) || true
+    -print0 2>/dev/null | tar --null -czf "$out/$(basename "$study").tar.gz" -T -) || true
   exit $rc
-' _ "$repo" "$study" "$out" "$CHECK_DEVICE" "$STUDY_GPU_JOBS" $STUDY_CONFIG
+' _ "$repo" "$work/$name" "$out" "$CHECK_DEVICE" "$STUDY_GPU_JOBS" "$@"
+}
+
+study_step study "$LIMIT_STUDY" $STUDY_CONFIG
 
 run_step selection "$LIMIT_SELECTION" python3 benchmarks/selection.py \
   --n 5000 --channels 512 --hw 2 --no-naive --device "$CHECK_DEVICE"
+
+study_step resnet "$LIMIT_RESNET" $RESNET_CONFIG
 
 run_step throughput "$LIMIT_THROUGHPUT" python3 benchmarks/train_throughput.py \
   --data "$archive" --width 1 --rounds 1 --workers 8 --device "$CHECK_DEVICE"
@@ -179,6 +194,7 @@ show() {
   show tests '(passed|failed|error|SKIPPED)'
   show study '^(study:|  (search|e2e|head|compressed) |search:|cut:|selection|  total)'
   show selection '^(N=|fast)'
+  show resnet '^(study:|  (search|e2e|head|compressed) |search:|cut:|selection|  total)'
   show throughput '^(one epoch|engine  |baseline|ratio|\(engine)'
 } >"$out/summary.txt"
 echo
