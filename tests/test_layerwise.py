@@ -15,6 +15,7 @@ from sicompress import decisions
 from sicompress.decisions import choose_k
 from sicompress.model import build_model, checkpoint_payload
 from sicompress.networks import vgg_arch
+from sicompress.scoring import training_batch
 from sicompress.selection import forward_select_naive
 
 from conftest import synthetic_study
@@ -353,7 +354,7 @@ def test_each_choice_is_written_once_and_read_by_the_network(study, tmp_path):
     out = prune(study, tmp_path, batchnorm="reestimate", bn_images=60, seed=2)
     counts = {n: len(v) for n, v in out["kept"].items()}
     files = {}
-    for choice in ("si", "l1", "random~1"):
+    for choice in ("si", "l1", "random~1", "hrank"):
         files[choice] = tmp_path / f"{choice}.json"
         layerwise.write_kept(model_path=study / "model.pt", pruned_json=tmp_path / "pruned.json",
                              choice=choice, seed=2, data_npz=study / "data.npz",
@@ -365,6 +366,12 @@ def test_each_choice_is_written_once_and_read_by_the_network(study, tmp_path):
                                                              counts, seed=3)
     assert rec["l1"]["kept"] == layerwise.control_kept("l1", study / "model.pt", "pool2", counts)
     assert {n: len(v) for n, v in rec["l1"]["kept"].items()} == counts
+    # hrank's maps: the split's training images drawn with the BatchNorm images' seed
+    batch = training_batch(study / "data.npz", study / "split.npz", seed=2)
+    assert rec["hrank"]["kept"] == layerwise.control_kept("hrank", study / "model.pt", "pool2",
+                                                          counts, batch=batch)
+    assert rec["hrank"]["seed"] is None
+    assert {n: len(v) for n, v in rec["hrank"]["kept"].items()} == counts
     pruned = json.loads((tmp_path / "pruned.json").read_text())
     model = layerwise.pruned_network(study / "model.pt", pruned, rec["random~1"], seed=0,
                                      hidden=[], dropout=0.0, data_npz=study / "data.npz",

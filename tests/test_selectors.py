@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from sicompress import compression, latency, trainings
+from sicompress import compression, latency, scoring, trainings
 from sicompress.model import build_model, checkpoint_payload, load_checkpoint, load_model
 from sicompress.networks import vgg_arch
 from sicompress.pruning import compressed_arch
@@ -20,7 +20,7 @@ from sicompress.scoring import choose, random_channels, si_channels, top_k
 from sicompress.si import si_curve
 from sicompress.engine import TrainSettings
 
-from conftest import macs_by_hooks, synthetic_study
+from conftest import macs_by_hooks, random_batchnorm, synthetic_study
 
 QUIET = {"log": lambda m: None}
 
@@ -100,6 +100,75 @@ def test_taylor_by_hand():
     assert got == {"conv2_1": expected}
     with pytest.raises(ValueError, match="needs a batch"):
         choose("taylor", model, "conv2_1", {"conv2_1": 3})
+
+
+def test_feature_map_rank_by_hand():
+    """Maps of known rank: zeros 0, ones 1, a sum of two outer products 2, the identity 4;
+    the score is the mean over images."""
+    u, v = torch.tensor([1.0, 2.0, 0.0, 1.0]), torch.tensor([0.0, 1.0, 3.0, 1.0])
+    a, b = torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.tensor([2.0, 1.0, 0.0, 0.0])
+    rank2 = torch.outer(u, v) + torch.outer(a, b)
+    maps = torch.stack([torch.stack([torch.zeros(4, 4), torch.ones(4, 4), rank2, torch.eye(4)]),
+                        torch.stack([torch.eye(4), torch.ones(4, 4), torch.ones(4, 4),
+                                     torch.eye(4)])])  # (2 images, 4 channels, 4, 4)
+    assert scoring.feature_map_rank(maps).tolist() == [2.0, 1.0, 1.5, 4.0]
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        scoring.feature_map_rank(torch.ones(3, 4, 4))
+
+
+def hooked_maps(model, module_path: str, images) -> np.ndarray:
+    """The output of one module in a forward pass of the whole model, by a hook (eval mode)."""
+    seen = {}
+    module = dict(model.named_modules())[module_path]
+    handle = module.register_forward_hook(lambda m, i, o: seen.update(out=o.detach().clone()))
+    try:
+        with torch.no_grad():
+            model.eval()(images)
+    finally:
+        handle.remove()
+    return seen["out"].numpy()
+
+
+def numpy_hrank(maps: np.ndarray) -> np.ndarray:
+    """HRank's score by numpy: matrix_rank of every (H, W) float32 map, mean over images."""
+    n, c = maps.shape[:2]
+    return np.array([[np.linalg.matrix_rank(maps[i, j]) for j in range(c)]
+                     for i in range(n)], dtype=np.float64).mean(axis=0)
+
+
+def test_hrank_against_numpy_matrix_rank():
+    """HRank on a tiny VGG with random BatchNorm statistics: each group's channels ranked by
+    numpy's matrix_rank of the maps a hook reads after the block's ReLU, the second group on
+    the network with the first already pruned to HRank's choice; and a ResNet stage read at
+    its last block's output up to the cut."""
+    from sicompress.networks import network_arch
+    from sicompress.pruning import prune_network
+
+    torch.manual_seed(0)
+    model = random_batchnorm(build_model(vgg_arch(0.0625, [8], 0.0, 10)), spread=0.5).eval()
+    # images of a flat grey with a random patch of 2 to 9 pixels a side: maps of low and
+    # differing ranks (random full images give every live channel full rank)
+    g = torch.Generator().manual_seed(2)
+    x = torch.full((10, 3, 32, 32), 128, dtype=torch.uint8)
+    for i in range(10):
+        side, top, left = (int(v) for v in torch.randint(2, 10, (3,), generator=g))
+        x[i, :, top:top + side, left:left + side] = torch.randint(0, 256, (3, side, side),
+                                                                  dtype=torch.uint8, generator=g)
+    batch = (x, torch.zeros(10, dtype=torch.long))
+    got = choose("hrank", model, "conv2_1", {"conv1_1": 2, "conv2_1": 5}, batch=batch)
+    first = numpy_hrank(hooked_maps(model, "features.conv1_1", x))
+    assert got["conv1_1"] == [int(i) for i in np.lexsort((np.arange(4), -first))[:2]]
+    pruned, _ = prune_network(model.arch, model.state_dict(), {"conv1_1": got["conv1_1"]})
+    second = numpy_hrank(hooked_maps(pruned, "features.conv2_1", x))
+    assert len(set(second.tolist())) > 2  # the ranks differ between channels: a real order
+    assert got["conv2_1"] == [int(i) for i in np.lexsort((np.arange(8), -second))[:5]]
+    with pytest.raises(ValueError, match="needs a batch"):
+        choose("hrank", model, "conv2_1", {"conv2_1": 3})
+    net = random_batchnorm(build_model(network_arch("resnet20", 0.25, hidden=[], dropout=0.0)),
+                           spread=0.5).eval()
+    stage = numpy_hrank(hooked_maps(net, "features.block1_2", x))  # the cut's last block
+    assert choose("hrank", net, "block1_2", {"stage1": 2}, batch=batch) == \
+        {"stage1": [int(i) for i in np.lexsort((np.arange(4), -stage))[:2]]}
 
 
 # L1 norms given by hand to the 8 filters of conv2_1 and of conv2_2 of the tiny VGG below, and
@@ -184,8 +253,8 @@ def test_si_selector_and_k_of_fraction():
     for bad in (0, 1.5, -0.1):
         with pytest.raises(ValueError, match="fraction"):
             k_of_fraction(bad, 10)
-    with pytest.raises(ValueError, match=r"unknown channel criterion 'hrank'; the criteria are"):
-        choose("hrank", build_model(vgg_arch(0.0625, [8], 0.0, 10)), "conv1_1", {"conv1_1": 1})
+    with pytest.raises(ValueError, match=r"unknown channel criterion 'fpgm'; the criteria are"):
+        choose("fpgm", build_model(vgg_arch(0.0625, [8], 0.0, 10)), "conv1_1", {"conv1_1": 1})
 
 
 # ----------------------------------------------------------------------------------------

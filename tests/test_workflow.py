@@ -618,7 +618,7 @@ def test_bad_config_stops_before_any_job(tmp_path):
     ("controls:\n  selectors: [l1, random]\n", "controls.selectors must include si"),
     ("compress:\n  feature_unit: element\n", "l1 (filter norms) needs compress.feature_unit"),
     ("controls:\n  frontier: [0.5, 1.5]\n", "controls.frontier[1]: 1.5 must be <= 1"),
-    ("controls:\n  selectors: [si, hrank]\n", "controls.selectors[1]: 'hrank' is not one of"),
+    ("controls:\n  selectors: [si, fpgm]\n", "controls.selectors[1]: 'fpgm' is not one of"),
     ("layerwise:\n  retrain_repeats: 3\n", "layerwise.retrain_repeats (3) must be at most "
                                            "controls.repeats (2)"),
 ])

@@ -21,6 +21,11 @@ k does it keep? The registry `CRITERIA` is the one list: the config schema's che
   (Molchanov et al. 2019), sum over the filter of |w x dL/dw|, the cross-entropy of the whole
   network (its own classifier, eval mode) on a fixed batch of training images: Torch-Pruning's
   `TaylorImportance(group_reduction="first", normalizer=None)`;
+- "hrank": the k channels whose feature maps have the highest average matrix rank (Lin et
+  al. 2020, "HRank"): each channel's H x W map at the group's layer (`ChannelGroup.layer`:
+  after its BatchNorm and ReLU) on the same fixed batch of training images, its rank by SVD
+  in float32 with numpy's and torch's default tolerance (largest singular value x max(H, W)
+  x float32's eps), averaged over the images. Torch-Pruning has no HRank, so it is ours;
 - "random": k channels drawn uniformly without replacement by a generator seeded with the
   run's seed (one generator per choice, drawing group after group in order).
 
@@ -44,6 +49,7 @@ class Criterion:
     name: its name in configs, file names and tables. title: how the report names it.
     seeded: its choice depends on the run's seed (one choice per repeat).
     gradient: it needs the loss's gradient on a batch of training images.
+    feature_maps: it reads the group's output maps on a batch of training images.
     elements: it can choose single values of a layer's output (unit "element").
     importance: the class of `torch_pruning.importance` that scores a group, and its
       keyword arguments (None: it chooses a set, `scoring` draws or reads it).
@@ -53,9 +59,15 @@ class Criterion:
     title: str
     seeded: bool = False
     gradient: bool = False
+    feature_maps: bool = False
     elements: bool = False
     importance: str | None = None
     options: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def needs_batch(self) -> bool:
+        """It reads a fixed batch of training images (`scoring.training_batch`)."""
+        return self.gradient or self.feature_maps
 
 
 CRITERIA: tuple[Criterion, ...] = (
@@ -67,6 +79,7 @@ CRITERIA: tuple[Criterion, ...] = (
               options=(("normalizer", None),)),
     Criterion("taylor", "Taylor", gradient=True, importance="TaylorImportance",
               options=(("group_reduction", "first"), ("normalizer", None))),
+    Criterion("hrank", "HRank", feature_maps=True),
 )
 BY_NAME = {c.name: c for c in CRITERIA}
 NAMES = tuple(BY_NAME)

@@ -222,7 +222,7 @@ def plot_feature_si(ranking: pd.DataFrame, path: str | Path, *, selected: dict) 
 # Colours and markers of the controls of part (c): one colour per selector, one marker per
 # reference model. e2e hollow and large: head has its size, and a filled e2e would hide it.
 SELECTOR_COLORS = {"si": "tab:red", "l1": "tab:blue", "random": "tab:gray", "bn_scale": "tab:orange",
-                   "taylor": "tab:pink"}
+                   "taylor": "tab:pink", "hrank": "#1b9e77"}
 REFERENCE_STYLES = {"e2e": dict(marker="D", color="black", mfc="none", mew=1.5, ms=11),
                     "head": dict(marker="s", color="tab:purple"),
                     "scratch": dict(marker="X", color="tab:brown"),

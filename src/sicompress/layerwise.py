@@ -49,7 +49,7 @@ from .pruning import (arch_and_state, batchnorms, build_pruned, channel_groups, 
 from .selection import forward_select
 from .activations import layer_activations, subset_images
 from .criteria import criterion
-from .scoring import choose, gradient_batch
+from .scoring import choose, training_batch
 from .si import PRECISION, center_separation_index, exact_float32, separation_index
 
 LAYER_RANKING_COLUMNS = ["layer", "step", "channel", "si"]
@@ -383,15 +383,15 @@ def write_kept(*, model_path, pruned_json, choice: str, seed: int, data_npz, spl
     once to `out_json` (kept.json) for every cache and training of that choice to read.
 
     choice: a criterion (`criteria`), and for a seeded one its repeat ("random~2": drawn with
-    seed + 2). A gradient criterion takes its loss on `scoring.gradient_batch` drawn with the
-    BatchNorm images' seed (pruned.json's bn_seed: the study's seed)."""
+    seed + 2). A criterion that reads images (taylor, hrank) reads `scoring.training_batch`,
+    drawn with the BatchNorm images' seed (pruned.json's bn_seed: the study's seed)."""
     name, _, repeat = choice.partition("~")
     crit = criterion(name)
     draw = int(seed) + int(repeat or 0) if crit.seeded else None
     pruned = artifacts.read_json(pruned_json)
     counts = {n: len(v) for n, v in pruned["kept"].items()}
-    batch = gradient_batch(data_npz, split_npz, seed=pruned.get("bn_seed", 0)) \
-        if crit.gradient else None
+    batch = training_batch(data_npz, split_npz, seed=pruned.get("bn_seed", 0)) \
+        if crit.needs_batch else None
     t0 = time.perf_counter()
     kept = control_kept(name, model_path, pruned["cut_layer"], counts, si_kept=pruned["kept"],
                         seed=draw if draw is not None else 0, batch=batch)

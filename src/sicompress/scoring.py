@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch_pruning as tp
 
+from .activations import layer_activations
 from .criteria import criterion
 from .pruning import arch_and_state, channel_groups, prune_network
 
@@ -38,14 +39,24 @@ def si_channels(ranking: Sequence[int] | None, k: int) -> list[int]:
     return [int(f) for f in ranking[:k]]
 
 
-GRADIENT_IMAGES = 256  # the fixed batch a gradient criterion's loss is taken on
+def feature_map_rank(maps: torch.Tensor) -> torch.Tensor:
+    """HRank's score of each channel: the matrix rank of its (H, W) map in each image,
+    averaged over the images. maps: (N, C, H, W), ranked in their own dtype (float32 maps:
+    float32's eps in the tolerance, as numpy's `matrix_rank` of the same array) -> (C,)
+    float64."""
+    if maps.ndim != 4:
+        raise ValueError(f"feature maps must be (N, C, H, W), got shape {tuple(maps.shape)}")
+    return torch.linalg.matrix_rank(maps).to(torch.float64).mean(dim=0)
 
 
-def gradient_batch(data_npz, split_npz, seed: int, n: int = GRADIENT_IMAGES
+BATCH_IMAGES = 256  # the fixed batch of training images "taylor" and "hrank" read
+
+
+def training_batch(data_npz, split_npz, seed: int, n: int = BATCH_IMAGES
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images (n, 3, 32, 32), labels) of `n` of the split's `train` images (all when
     there are fewer), drawn without replacement by `seed`, in ascending index order, never
-    augmented: the batch "taylor" takes its loss on."""
+    augmented: the batch "taylor" takes its loss on and "hrank" its feature maps."""
     from .data import load_dataset
     from .splits import load_split
 
@@ -77,7 +88,7 @@ def choose(name: str, source, cut_layer: str, counts: dict[str, int], *, seed: i
 
     si_kept: SI's channels per group (criterion "si": its choice is read, not computed).
     seed: the generator of "random". batch: (uint8 images, labels) the loss of "taylor" is
-    taken on.
+    taken on, and the feature maps of "hrank".
     """
     crit = criterion(name)
     arch, state = arch_and_state(source)
@@ -95,9 +106,15 @@ def choose(name: str, source, cut_layer: str, counts: dict[str, int], *, seed: i
     if crit.name == "random":
         rng = np.random.default_rng(seed)
         return {g.name: random_channels(rng, g.channels, counts[g.name]) for g in groups}
-    if crit.gradient and batch is None:
+    if crit.needs_batch and batch is None:
         raise ValueError(f"criterion {name!r} needs a batch of training images")
     chosen: dict[str, list[int]] = {}
+    if crit.feature_maps:
+        for g in groups:
+            model, _ = prune_network(arch, state, chosen, device=device)
+            maps = layer_activations(model, batch[0], g.layer, batch_size=64)
+            chosen[g.name] = top_k(feature_map_rank(maps), counts[g.name])
+        return chosen
     importance = getattr(tp.importance, crit.importance)(**dict(crit.options))
     for g in groups:
         model, graph = prune_network(arch, state, chosen, device=device)

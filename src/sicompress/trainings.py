@@ -21,7 +21,7 @@ from . import artifacts, figures
 from .activations import subset_images
 from .compression import control_channels
 from .criteria import criterion
-from .scoring import gradient_batch
+from .scoring import training_batch
 from .feature_cache import CachedClassifier, check_against, load_features
 from .cost import macs_per_image, parameter_counts
 from .layerwise import hidden_separation, pruned_network
@@ -338,9 +338,9 @@ def train_control(t: Training, *, e2e_model, cut_json, ranking_csv, selector: st
     repeat; the random selector draws its channels with that seed too)."""
     _trains(t, "classifier", "train_control")
     seed = t.settings.seed
-    # a gradient criterion's batch is drawn with the study's seed: one choice for all repeats
-    batch = gradient_batch(t.data, t.split, seed=seed - repeat) \
-        if criterion(selector).gradient else None
+    # a criterion's batch of images is drawn with the study's seed: one choice for all repeats
+    batch = training_batch(t.data, t.split, seed=seed - repeat) \
+        if criterion(selector).needs_batch else None
     chosen, sel = control_channels(e2e_model=e2e_model, cut_json=cut_json,
                                    ranking_csv=ranking_csv, selector=selector,
                                    fraction=fraction, seed=seed, batch=batch)
