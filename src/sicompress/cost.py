@@ -39,6 +39,13 @@ def parameter_counts(model: Network) -> dict[str, int]:
     return {"features": f, "classifier": c, "total": f + c}
 
 
+def arch_parameters(arch: dict) -> dict[str, int]:
+    """`parameter_counts` of the network `arch` describes, built on the meta device (no
+    weights, no memory): the parameters of a network that was never trained."""
+    with torch.device("meta"):
+        return parameter_counts(build_model(arch))
+
+
 def macs_per_image(arch: dict) -> dict[str, Any]:
     """Operations of one forward pass of one image (module notes), from the arch alone.
 

@@ -24,9 +24,9 @@ The pruned extractor then gets a new classifier; its hidden width is chosen with
 finished layer and each step of the current one are saved beside the result.
 
 `layerwise_arch` / `layerwise_state` / `build_layerwise` make the pruned network for any
-channels per layer with the package's one slicer (`pruning.sliced_*`, which part (c) uses
-for its one conv), so the controls (the same counts chosen by L1 norm or at random,
-`control_kept`) are built the same way.
+channels per group with the package's one pruning engine (`pruning.pruned_*`, over
+Torch-Pruning's dependency graph, which part (c) uses for its cut), so the controls (the same
+counts chosen by another criterion, `control_kept`) are built the same way.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _check_kept(arch: dict, cut_layer: str, kept: dict) -> dict[str, list[int]]:
 def layerwise_arch(arch: dict, cut_layer: str, kept: dict, hidden, dropout: float,
                    num_classes: int | None = None) -> dict:
     """The arch of the extractor cut after `cut_layer` with only `kept[name]` output channels
-    in every conv `name` (`pruning.sliced_features`), and a new classifier for what is left
+    in every group `name` (`pruning.pruned_features`), and a new classifier for what is left
     (plain data)."""
     kept = _check_kept(arch, cut_layer, kept)
     features = pruned_features(arch, cut_layer, kept)
@@ -103,9 +103,9 @@ def layerwise_arch(arch: dict, cut_layer: str, kept: dict, hidden, dropout: floa
 
 def layerwise_state(arch: dict, state: dict[str, torch.Tensor], cut_layer: str,
                     kept: dict) -> dict[str, torch.Tensor]:
-    """normalize.* and features.* weights of the pruned extractor, sliced from `state`
-    (`pruning.sliced_state`: each conv's output channels to its kept ones, its input channels
-    to the kept channels of the conv before it). Tensors stay on their device."""
+    """normalize.* and features.* weights of the pruned extractor, from `state`
+    (`pruning.pruned_state`: every tensor of each group restricted to its kept channels, by
+    the dependency graph). Tensors stay on their device."""
     return pruned_state(arch, state, cut_layer, _check_kept(arch, cut_layer, kept))
 
 
