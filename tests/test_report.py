@@ -300,7 +300,8 @@ def test_report_against_its_sources(smoke_run):
         r / "lr_search/heatmap.png", *(r / "lr_search").glob("lr~*/step~*/curves.png"),
         *(r / m / f for m in MODELS for f in ("curves.png", "layer_si.png")),
         r / "compress/cut.png", r / "compress/feature_si.png", r / "controls/frontier.png",
-        r / "layerwise/kept.png", r / "layerwise/width.png", r / "layerwise/layer_si.png"]}
+        r / "layerwise/kept.png", r / "layerwise/width.png", r / "layerwise/layer_si.png",
+        r / "layerwise_finetuned/layer_si.png"]}
     for n, (i, _) in enumerate(links, start=1):
         assert re.fullmatch(rf"\*Figure {n}: .+\*", lines[i + 2]), lines[i + 2]
         assert lines[i - 1] == "", lines[i - 1]  # a paragraph of its own
