@@ -39,20 +39,21 @@ def _largest_within(candidates: Sequence, counts_of: Callable[[object], Counts],
     whose counts cost at most `budget`, by bisection (the cost grows along the order)."""
     if not candidates:
         raise ValueError(f"{what}: nothing to allocate")
-    smallest = cost(counts_of(candidates[0]))
-    if smallest > budget:
-        raise ValueError(f"{what}: even the smallest network ({smallest:,.0f}) costs more than "
+    counts = counts_of(candidates[0])
+    spent = cost(counts)
+    if spent > budget:
+        raise ValueError(f"{what}: even the smallest network ({spent:,.0f}) costs more than "
                          f"the budget ({budget:,.0f})")
     lo, hi = 0, len(candidates) - 1  # candidates[lo] fits; find the last that does
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if cost(counts_of(candidates[mid])) <= budget:
-            lo = mid
+        tried = counts_of(candidates[mid])
+        c = cost(tried)
+        if c <= budget:
+            lo, counts, spent = mid, tried, c
         else:
             hi = mid - 1
-    knob = candidates[lo]
-    counts = counts_of(knob)
-    return counts, knob, cost(counts)
+    return counts, candidates[lo], spent
 
 
 def _check_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
