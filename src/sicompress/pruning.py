@@ -466,3 +466,44 @@ def build_compressed(source: Source, cut_layer: str, unit: str, selected: Sequen
     new_arch = compressed_arch(arch, cut_layer, unit, selected, hidden, dropout, num_classes)
     return build_pruned(new_arch, arch, state, cut_layer,
                         _compressed_kept(arch, cut_layer, unit, selected), seed=seed)
+
+
+# ----------------------------------------------------------------------------------------
+# The whole network pruned, its classifier kept (the benchmark of channel criteria)
+
+
+def whole_pruned_arch(arch: dict, kept: dict) -> dict:
+    """The arch of the whole network of `arch` with every group of `kept` pruned to its
+    channels and its own classifier (the same hidden widths and dropout) reading what is left
+    (plain data): what the field prunes and fine-tunes. Its compression record: method
+    "channels", the kept channels of every group, the groups' sizes before."""
+    last = arch["features"][-1]["name"]
+    kept = {**{n: list(range(k)) for n, k in group_sizes(arch).items()},
+            **_check_channels(arch, last, kept)}
+    features = pruned_features(arch, last, kept)
+    c, h, w = output_shape(features, arch.get("input_shape", [3, 32, 32]))
+    old = arch["classifier"]
+    if old.get("input_index") is not None:
+        raise ValueError("the whole network is pruned from an unpruned one, whose classifier "
+                         "reads every value; this one selects its inputs")
+    out = copy.deepcopy(arch)
+    out["features"] = features
+    out["classifier"] = classifier_spec(c * h * w, old["hidden"], old["dropout"],
+                                        old["num_classes"])
+    out["compression"] = {"method": "channels", "cut_layer": last, "unit": "channel",
+                          "kept": kept, "candidates": group_sizes(arch)}
+    return out
+
+
+def build_whole_pruned(source: Source, kept: dict) -> Network:
+    """The whole network of `source` pruned to `kept` by the dependency graph, every weight
+    of it the source's (the classifier's first layer loses the inputs of removed channels,
+    BatchNorm statistics are copied), in eval mode on the CPU: the network a criterion's
+    choice is fine-tuned from (`whole_pruned_arch`)."""
+    arch, state = arch_and_state(source)
+    new_arch = whole_pruned_arch(arch, kept)
+    pruned, _ = prune_network(arch, {k: v.cpu() for k, v in state.items()},
+                              new_arch["compression"]["kept"], device="cpu")
+    model = build_model(new_arch)
+    model.load_state_dict(pruned.state_dict(), strict=True)  # shapes are checked here
+    return model.eval()

@@ -132,3 +132,32 @@ def choose(name: str, source, cut_layer: str, counts: dict[str, int], *, seed: i
             raise ValueError(f"criterion {name!r} finds nothing to score in group {g.name!r}")
         chosen[g.name] = top_k(scores, counts[g.name])
     return chosen
+
+
+def group_scores(name: str, source, *, batch=None, device=None) -> dict[str, np.ndarray]:
+    """Every group's scores by criterion `name` (one with a Torch-Pruning importance) on the
+    unpruned network, all at once: what a global threshold over every group reads (Network
+    Slimming's allocation by |gamma|). -> {group: float64 scores (channels,)}."""
+    crit = criterion(name)
+    if crit.importance is None:
+        raise ValueError(f"criterion {name!r} has no score per channel to threshold; those "
+                         "that do are the ones Torch-Pruning scores (l1, bn_scale, taylor)")
+    if crit.needs_batch and batch is None:
+        raise ValueError(f"criterion {name!r} needs a batch of training images")
+    arch, state = arch_and_state(source)
+    model, graph = prune_network(arch, state, {}, device=device)
+    if crit.gradient:
+        images, labels = batch
+        dev = next(model.parameters()).device
+        model.eval().zero_grad()
+        torch.nn.functional.cross_entropy(model(images.to(dev)), labels.to(dev)).backward()
+    importance = getattr(tp.importance, crit.importance)(**dict(crit.options))
+    modules = dict(model.named_modules())
+    out = {}
+    for g in channel_groups(arch):
+        root = modules[g.root]
+        group = graph.get_pruning_group(root, tp.prune_conv_out_channels,
+                                        idxs=list(range(root.out_channels)))
+        out[g.name] = torch.as_tensor(importance(group)).detach().to(
+            "cpu", torch.float64).numpy()
+    return out

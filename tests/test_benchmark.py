@@ -1,0 +1,66 @@
+"""The criteria benchmark's building blocks: the whole network pruned with its classifier
+kept, and each allocation's counts within its budget, counted on the built network."""
+
+import json
+
+import torch
+
+from conftest import random_batchnorm
+
+from sicompress import benchmark
+from sicompress.model import build_model
+from sicompress.networks import network_arch
+from sicompress.pruning import build_whole_pruned, group_sizes, prune_network
+
+
+def _arch(name):
+    return network_arch(name, 0.125 if name == "vgg16" else 0.25, [16] if name == "vgg16" else [],
+                        0.0, 10, [0.5] * 3, [0.25] * 3)
+
+
+def test_whole_pruned_keeps_the_classifier_and_counts_by_hand():
+    arch = _arch("vgg16")
+    torch.manual_seed(0)
+    model = random_batchnorm(build_model(arch)).eval()
+    sizes = group_sizes(arch)
+    kept = {g: list(range(0, n, 2)) for g, n in sizes.items()}
+    pruned = build_whole_pruned({"arch": arch, "state_dict": model.state_dict()}, kept)
+    ref, _ = prune_network(arch, model.state_dict(), kept)
+    x = torch.rand(3, 3, 32, 32)
+    torch.testing.assert_close(pruned(x), ref(x))
+    # the classifier's first layer keeps the columns of the kept channels of the last conv
+    # (5 pools: 1 x 1 maps), its weights e2e's
+    fc = [m for m in pruned.classifier.modules() if isinstance(m, torch.nn.Linear)][0]
+    fc0 = [m for m in model.classifier.modules() if isinstance(m, torch.nn.Linear)][0]
+    torch.testing.assert_close(fc.weight, fc0.weight[:, kept["conv5_3"]])
+    # parameters by hand: each conv k_in x k_out x 9 + bias k_out, BN 2 k_out; fc 4 x 16 + 16,
+    # 16 x 10 + 10
+    counts = [len(kept[g]) for g in sizes]
+    convs = sum(a * b * 9 + b + 2 * b for a, b in zip([3] + counts[:-1], counts))
+    total = convs + counts[-1] * 16 + 16 + 16 * 10 + 10
+    assert sum(p.numel() for p in pruned.parameters()) == total
+
+
+def test_allocations_fit_their_budget(tmp_path):
+    arch = _arch("resnet20")
+    torch.manual_seed(1)
+    model = random_batchnorm(build_model(arch)).eval()  # |gamma| differ: a global threshold
+    path = tmp_path / "e2e.pt"
+    torch.save({"arch": arch, "state_dict": model.state_dict()}, path)
+    sizes = group_sizes(arch)
+    # a made-up ranking: SI rising to its best at half of each group's channels
+    ranking = {"groups": {g: {"order": list(range(n)), "seconds": 1.0,
+                              "si": [min(i + 1, max(1, n // 2)) / n for i in range(n)]}
+                          for g, n in sizes.items()}}
+    (tmp_path / "ranking.json").write_text(json.dumps(ranking))
+    out = benchmark.allocate(model_path=path, ranking_json=tmp_path / "ranking.json",
+                             budget=0.5, global_criterion="bn_scale",
+                             out_json=tmp_path / "alloc.json", log=lambda s: None)
+    total = sum(p.numel() for p in model.parameters())
+    assert out["e2e_parameters"] == total
+    for name, a in out["allocations"].items():
+        kept = {g: list(range(k)) for g, k in a["counts"].items()}
+        built = build_whole_pruned(path, kept)
+        n = sum(p.numel() for p in built.parameters())
+        assert n == a["parameters"] <= 0.5 * total, name
+    assert len(set(out["allocations"]["uniform"]["counts"].values())) > 1  # 2, 4, 8 channels
