@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from . import artifacts
-from .allocation import global_threshold, si_tolerance, uniform
+from .allocation import global_threshold, parameter_cost, si_tolerance, uniform
 from .criteria import criterion
 
 ALLOCATIONS = ("si", "uniform", "global")  # SI's tolerance, a uniform share, a global threshold
@@ -128,19 +128,6 @@ def rank_groups(*, model_path, data_npz, split_npz, out_json, ranking_csv, pool:
 # Counts per group under a budget
 
 
-def parameter_cost(arch: dict) -> Callable[[Mapping[str, int]], int]:
-    """The parameters of the whole pruned network (`pruning.whole_pruned_arch`) as a function
-    of its counts per group (which channels does not change the count)."""
-    from .cost import arch_parameters
-    from .pruning import whole_pruned_arch
-
-    def parameters(counts: Mapping[str, int]) -> int:
-        return arch_parameters(whole_pruned_arch(
-            arch, {name: list(range(k)) for name, k in counts.items()}))["total"]
-
-    return parameters
-
-
 def allocate(*, model_path, ranking_json, budget: float, global_criterion: str | None,
              out_json, log: Callable[[str], None] = print) -> dict:
     """The counts per group of each allocation whose network is the largest within `budget`
@@ -157,7 +144,10 @@ def allocate(*, model_path, ranking_json, budget: float, global_criterion: str |
     arch, state = arch_and_state(model_path)
     sizes = group_sizes(arch)
     total = arch_parameters(arch)["total"]
-    cost = parameter_cost(arch)
+    last, classifier = arch["features"][-1]["name"], arch["classifier"]
+    # the whole network's parameters at given counts: its own classifier's widths read what
+    # is left, as `pruning.whole_pruned_arch` builds it
+    cost = parameter_cost(arch, last, classifier["hidden"], classifier["dropout"])
     limit = float(budget) * total
     ranking = artifacts.read_json(ranking_json)["groups"]
     if set(ranking) != set(sizes):

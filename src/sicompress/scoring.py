@@ -119,19 +119,29 @@ def choose(name: str, source, cut_layer: str, counts: dict[str, int], *, seed: i
     for g in groups:
         model, graph = prune_network(arch, state, chosen, device=device)
         if crit.gradient:
-            images, labels = batch
-            dev = next(model.parameters()).device
-            model.eval().zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(images.to(dev)), labels.to(dev))
-            loss.backward()
-        root = dict(model.named_modules())[g.root]
-        group = graph.get_pruning_group(root, tp.prune_conv_out_channels,
-                                        idxs=list(range(root.out_channels)))
-        scores = importance(group)
-        if scores is None:
-            raise ValueError(f"criterion {name!r} finds nothing to score in group {g.name!r}")
-        chosen[g.name] = top_k(scores, counts[g.name])
+            _loss_gradient(model, batch)
+        chosen[g.name] = top_k(_group_score(name, importance, model, graph, g), counts[g.name])
     return chosen
+
+
+def _loss_gradient(model, batch) -> None:
+    """The gradient of the whole network's cross-entropy (eval mode) on `batch` in every
+    parameter's .grad: what Taylor's score reads."""
+    images, labels = batch
+    dev = next(model.parameters()).device
+    model.eval().zero_grad()
+    torch.nn.functional.cross_entropy(model(images.to(dev)), labels.to(dev)).backward()
+
+
+def _group_score(name: str, importance, model, graph, g) -> torch.Tensor:
+    """The library's score of every channel of group `g` of `model`."""
+    root = dict(model.named_modules())[g.root]
+    group = graph.get_pruning_group(root, tp.prune_conv_out_channels,
+                                    idxs=list(range(root.out_channels)))
+    scores = importance(group)
+    if scores is None:
+        raise ValueError(f"criterion {name!r} finds nothing to score in group {g.name!r}")
+    return scores
 
 
 def group_scores(name: str, source, *, batch=None, device=None) -> dict[str, np.ndarray]:
@@ -147,17 +157,7 @@ def group_scores(name: str, source, *, batch=None, device=None) -> dict[str, np.
     arch, state = arch_and_state(source)
     model, graph = prune_network(arch, state, {}, device=device)
     if crit.gradient:
-        images, labels = batch
-        dev = next(model.parameters()).device
-        model.eval().zero_grad()
-        torch.nn.functional.cross_entropy(model(images.to(dev)), labels.to(dev)).backward()
+        _loss_gradient(model, batch)
     importance = getattr(tp.importance, crit.importance)(**dict(crit.options))
-    modules = dict(model.named_modules())
-    out = {}
-    for g in channel_groups(arch):
-        root = modules[g.root]
-        group = graph.get_pruning_group(root, tp.prune_conv_out_channels,
-                                        idxs=list(range(root.out_channels)))
-        out[g.name] = torch.as_tensor(importance(group)).detach().to(
-            "cpu", torch.float64).numpy()
-    return out
+    return {g.name: torch.as_tensor(_group_score(name, importance, model, graph, g)).detach()
+            .to("cpu", torch.float64).numpy() for g in channel_groups(arch)}
