@@ -1,7 +1,8 @@
 # Compressing VGG16 on CIFAR-10 with the Separation Index.
 # (a) train VGG16 end to end, (b) retrain a classifier on its frozen features,
 # (c) cut the layers and channels that add no separation and retrain a small classifier,
-# and its controls: other channel selectors, other sizes, repeats, from scratch, latency.
+# and its controls: other channel selectors, other sizes, repeats, from scratch, latency;
+# and (benchmark.enabled) SI against the field's channel criteria at matched parameter budgets.
 
 import os
 
@@ -36,6 +37,7 @@ include: "workflow/rules/separation.smk"
 include: "workflow/rules/compress.smk"
 include: "workflow/rules/controls.smk"
 include: "workflow/rules/layerwise.smk"
+include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -57,6 +57,31 @@ def budget_name(budget: float) -> str:
     return f"{float(budget):g}"
 
 
+def cells(section: Mapping) -> list[tuple[str, str]]:
+    """(allocation, criterion) of every cell config["benchmark"] makes, in the report's order:
+    every criterion at each allocation but "global", BN scale's (the global criterion's) own
+    global threshold, and (scratch) the uniform-width network from scratch (at SI's counts
+    where the uniform share is not run)."""
+    out = []
+    for allocation in section["allocations"]:
+        if allocation == "global":
+            out.append(("global", section["global_criterion"]))
+        else:
+            out += [(allocation, name) for name in section["criteria"]]
+    if section["scratch"]:
+        out.append(("uniform" if "uniform" in section["allocations"]
+                    else section["allocations"][0], SCRATCH))
+    return out
+
+
+def runs(section: Mapping) -> list[dict]:
+    """Every training of the benchmark: budget (its `budget_name`), allocation, criterion,
+    repeat; the repeats of every cell share their seeds (seed + repeat), the pairing."""
+    return [{"budget": budget_name(b), "allocation": a, "criterion": c, "repeat": r}
+            for b in section["budgets"] for a, c in cells(section)
+            for r in range(section["repeats"])]
+
+
 # ----------------------------------------------------------------------------------------
 # SI's curves, ranked once on the unpruned network
 
@@ -352,17 +377,49 @@ def budget_table(table: pd.DataFrame, compared: pd.DataFrame) -> pd.DataFrame:
         .drop(columns=["_a", "_c"]).reset_index(drop=True)
 
 
+def histories_table(runs: Sequence[Mapping]) -> pd.DataFrame:
+    """Every epoch of every training (its history.csv) with its run: budget, allocation,
+    criterion, cell, repeat, epoch, val_acc, train_acc."""
+    frames = []
+    for r in runs:
+        h = pd.read_csv(r["history"])[["epoch", "val_acc", "train_acc"]]
+        frames.append(h.assign(budget=float(r["budget"]), allocation=r["allocation"],
+                               criterion=r["criterion"],
+                               cell=cell_title(r["allocation"], r["criterion"]),
+                               repeat=int(r["repeat"])))
+    return pd.concat(frames, ignore_index=True)
+
+
 def summarize(*, runs: Sequence[Mapping], out_runs, out_table, out_comparisons,
-              log: Callable[[str], None] = print) -> dict:
-    """The benchmark's tables from its trainings (module notes): one row per training, one
-    per cell and budget, and the family of paired comparisons. (Its frontier figures and
-    report section are not built yet.)"""
+              frontier_parameters=None, frontier_macs=None, curves=None, e2e_metrics=None,
+              e2e_model=None, log: Callable[[str], None] = print) -> dict:
+    """The benchmark's tables and figures from its trainings (module notes): one row per
+    training (runs), one per cell and budget (table), the family of paired comparisons, the
+    accuracy-parameters and accuracy-MACs frontiers (e2e's metrics.json and model.pt drawn
+    for reference) and the validation curves of every training (runs with their history)."""
+    from . import figures
+
     table = runs_table(runs)
     compared = comparisons_table(table)
     cells = budget_table(table, compared)
     for frame, path in ((table, out_runs), (cells, out_table), (compared, out_comparisons)):
         with artifacts.atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
+    e2e = None
+    if e2e_metrics is not None and e2e_model is not None:
+        from .cost import arch_parameters, macs_per_image
+        from .model import load_checkpoint
+
+        arch = load_checkpoint(e2e_model)["arch"]
+        e2e = {"parameters": arch_parameters(arch)["total"],
+               "macs": macs_per_image(arch)["total"],
+               "test_acc": artifacts.read_json(e2e_metrics)["test_acc"]}
+    for path, x, label in ((frontier_parameters, "parameters", "parameters"),
+                           (frontier_macs, "macs", "multiply-accumulates per image")):
+        if path is not None:
+            figures.plot_benchmark_frontier(cells, path, x=x, xlabel=label, e2e=e2e)
+    if curves is not None:
+        figures.plot_benchmark_curves(histories_table(runs), curves)
     log(f"benchmark: {len(table)} trainings in {len(cells)} cells over "
         f"{table['budget'].nunique()} budgets; {len(compared)} comparisons")
     return {"runs": len(table), "cells": len(cells), "comparisons": len(compared)}

@@ -462,3 +462,84 @@ def plot_width_choice(choice: dict, path: str | Path) -> None:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     ax.set_title("classifier width designed with Center SI")
     _save(fig, path)
+
+
+# The criteria benchmark: one line per criterion and allocation across the budgets
+ALLOCATION_STYLES = {"si": dict(marker="o", ls="-"), "uniform": dict(marker="s", ls="--"),
+                     "global": dict(marker="^", ls=":")}
+SCRATCH_STYLE = dict(marker="X", ls="-.", color="tab:brown")
+
+
+def _cell_style(allocation: str, name: str) -> dict:
+    if name == "scratch":
+        return dict(SCRATCH_STYLE)
+    return {**ALLOCATION_STYLES.get(allocation, dict(marker="D", ls="-")),
+            "color": SELECTOR_COLORS.get(name, "black")}
+
+
+def plot_benchmark_frontier(cells: pd.DataFrame, path: str | Path, *, x: str, xlabel: str,
+                            e2e: dict | None = None, title: str = "") -> None:
+    """Test accuracy (%) against `x` ("parameters" or "macs") of every cell of the criteria
+    benchmark (`benchmark.budget_table`: budget, allocation, criterion, cell, n, mean, lo, hi
+    and x): per cell its mean over the repeats at each budget with the 95% interval as an
+    error bar, joined across budgets; colour the criterion, marker and line the allocation
+    (SI's counts solid circles, the uniform share dashed squares, the global threshold dotted
+    triangles; from scratch brown crosses). Cells of one budget share its size closely, so
+    they are spread sideways a little (by a share of the budget's size) to be told apart.
+    e2e: {x: value, "test_acc": fraction}, drawn as a line and a marker for reference."""
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=DPI)
+    order = list(dict.fromkeys(zip(cells["allocation"], cells["criterion"], cells["cell"])))
+    spread = 0.012  # of the size, per cell, centred on the budget
+    for i, (allocation, name, title_) in enumerate(order):
+        c = cells[(cells["allocation"] == allocation) & (cells["criterion"] == name)] \
+            .sort_values(x)
+        shift = 1 + spread * (i - (len(order) - 1) / 2)
+        xs = c[x].to_numpy(float) * shift
+        mean = 100 * c["mean"].to_numpy(float)
+        lo = 100 * c["lo"].to_numpy(float)
+        hi = 100 * c["hi"].to_numpy(float)
+        err = np.vstack([np.where(np.isnan(lo), 0, mean - lo), np.where(np.isnan(hi), 0, hi - mean)])
+        style = _cell_style(allocation, name)
+        ax.errorbar(xs, mean, yerr=err, capsize=2, lw=1.2, ms=6, label=title_,
+                    mfc="white" if allocation == "uniform" else None, **style)
+    if e2e is not None:
+        ax.axhline(100 * e2e["test_acc"], color="black", lw=0.8, ls=":")
+        ax.plot([e2e[x]], [100 * e2e["test_acc"]], "D", color="black", mfc="none", ms=9,
+                label="e2e (unpruned)")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(f"{xlabel} (log scale)")
+    ax.set_ylabel("test accuracy (%), mean and 95% interval over repeats")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_title(title or f"accuracy against {xlabel}, each criterion and allocation")
+    _save(fig, path)
+
+
+def plot_benchmark_curves(histories: pd.DataFrame, path: str | Path) -> None:
+    """Validation accuracy (%) per epoch of every training of the criteria benchmark, one
+    panel per budget, one line per cell (the mean over its repeats; the from-scratch runs
+    on their own, longer schedule): do the fine-tunes flatten before they end?
+    histories: one row per epoch with budget, allocation, criterion, cell, repeat, epoch,
+    val_acc (fraction)."""
+    budgets = sorted(histories["budget"].unique(), reverse=True)
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.2 * len(budgets) + 2.5, 4.2), dpi=DPI,
+                             squeeze=False, sharey=True)
+    for ax, budget in zip(axes[0], budgets):
+        b = histories[histories["budget"] == budget]
+        for (allocation, name, title_), c in b.groupby(["allocation", "criterion", "cell"],
+                                                        sort=False):
+            m = c.groupby("epoch")["val_acc"].mean()
+            style = _cell_style(allocation, name)
+            ax.plot(m.index, 100 * m.to_numpy(), lw=1.2, ms=3, label=title_,
+                    mfc="white" if allocation == "uniform" else None, **style)
+        ax.set_title(f"budget {budget:g} of e2e's parameters")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("validation accuracy (%), mean over repeats")
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    axes[0, -1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       fontsize=8, frameon=False)
+    _save(fig, path)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import artifacts, study
+from . import artifacts, benchmark, study
 from .artifacts import read_json
 from .compression import choose_features, cut_layers, rank_features
 from .controls import (REFERENCES, mcnemar_table, recipe_comparisons, recipe_table,
@@ -27,11 +27,13 @@ from .layer_si import write_layer_table
 from .layerwise import choose_layerwise_width, prune_layers, write_kept
 from .logs import step_log
 from .lr_search import run_trial, select_lr
-from .markdown_report import ModelArtefacts, ReportInputs, write_report
+from .markdown_report import (ModelArtefacts, ReportInputs, write_benchmark_report,
+                              write_report)
 from .splits import write_split
 from .trainings import (Training, classifier_settings, e2e_settings, finetune,
-                        train_compressed, train_control, train_e2e, train_head,
-                        train_layerwise, train_layerwise_scratch, train_scratch)
+                        finetune_whole, train_compressed, train_control, train_counts_scratch,
+                        train_e2e, train_head, train_layerwise, train_layerwise_scratch,
+                        train_scratch)
 
 
 LR_FACTOR = 0.1  # of the search's lr, when the schedule's lr is null
@@ -84,6 +86,73 @@ def choose_layerwise_width_step(job, log) -> None:
                            plot=job.output.plot, tolerance=job.params.tolerance, log=log)
 
 
+def allocate_benchmark_step(job, log) -> None:
+    """Rule allocate_benchmark: the counts per group of each allocation within one budget."""
+    benchmark.allocate(model_path=job.input.model, ranking_json=job.input.ranking,
+                       budget=float(job.wildcards.budget),
+                       global_criterion=job.params.global_criterion,
+                       out_json=job.output.allocations, log=log)
+
+
+def choose_benchmark_channels_step(job, log) -> None:
+    """Rule choose_benchmark_channels: one criterion's channels at one allocation's counts."""
+    w = job.wildcards
+    benchmark.choose_channels(model_path=job.input.model, ranking_json=job.input.ranking,
+                              allocations_json=job.input.allocations, allocation=w.allocation,
+                              choice=w.choice, seed=job.params.seed, data_npz=job.input.data,
+                              split_npz=job.input.split, out_json=job.output.kept, log=log)
+
+
+def finetune_benchmark_step(job, log) -> None:
+    """Rule finetune_benchmark: one criterion's pruned whole network, fine-tuned (the
+    benchmark's schedule, seed + repeat)."""
+    finetune_whole(training(job, finetune_settings(job), log), kept_json=job.input.kept,
+                   e2e_model=job.input.e2e, repeat=int(job.wildcards.repeat))
+
+
+def rank_benchmark_step(job, log) -> None:
+    """Rule rank_benchmark: SI's forward selection of every group, once, on the unpruned
+    network."""
+    benchmark.rank_groups(model_path=job.input.model, data_npz=job.input.data,
+                          split_npz=job.input.split, out_json=job.output.ranking,
+                          ranking_csv=job.output.curves, pool=job.params.pool,
+                          batch_size=job.config["compute"]["si_batch_size"], log=log)
+
+
+def summarize_benchmark_step(job, log) -> None:
+    """Rule summarize_benchmark: the benchmark's tables and figures from its trainings."""
+    i = job.input
+    kept = iter(i.kept)  # one per run a criterion chose (not the scratch runs), in order
+    runs = [dict(run, metrics=m, predictions=p, history=h,
+                 kept=None if run["criterion"] == benchmark.SCRATCH else next(kept))
+            for run, m, p, h in zip(job.params.runs, i.metrics, i.predictions, i.histories,
+                                    strict=True)]
+    benchmark.summarize(runs=runs, out_runs=job.output.runs, out_table=job.output.table,
+                        out_comparisons=job.output.comparisons,
+                        frontier_parameters=job.output.frontier_parameters,
+                        frontier_macs=job.output.frontier_macs, curves=job.output.curves,
+                        e2e_metrics=i.e2e_metrics, e2e_model=i.e2e_model, log=log)
+    write_benchmark_report(table_csv=job.output.table, comparisons_csv=job.output.comparisons,
+                           ranking_json=i.ranking, allocations_jsons=list(i.allocations),
+                           e2e_metrics=i.e2e_metrics, config=dict(job.config),
+                           figures={"frontier_parameters": job.output.frontier_parameters,
+                                    "frontier_macs": job.output.frontier_macs,
+                                    "curves": job.output.curves},
+                           out_md=job.output.md)
+    log(f"benchmark report written to {job.output.md}")
+
+
+def train_benchmark_scratch_step(job, log) -> None:
+    """Rule train_benchmark_scratch: the network at one allocation's counts from random
+    weights, the e2e schedule, seed + repeat."""
+    p, repeat = job.params, int(job.wildcards.repeat)
+    settings = e2e_settings(p.train, read_json(job.input.best), p.seed + repeat,
+                            job.config["compute"])
+    train_counts_scratch(training(job, settings, log), allocations_json=job.input.allocations,
+                         allocation=job.wildcards.allocation, e2e_model=job.input.e2e,
+                         repeat=repeat)
+
+
 def cut_layers_step(job, log) -> None:
     """Rule cut_layers: (c)1 the shortest prefix of the e2e extractor that keeps its best SI."""
     cut_layers(layer_si_csv=job.input.table, out_json=job.output.cut, out_plot=job.output.plot,
@@ -96,14 +165,19 @@ def finetune_step(job, log) -> None:
     or a layer-wise pruned one: one selector's channels, one repeat), then every layer trained
     end to end on the schedule in params (epochs; lr, null: the search's lr x 0.1; StepLR step,
     null: none within the run), with the seed of its repeat (the study's seed for (c))."""
+    finetune(training(job, finetune_settings(job), log), compressed_model=job.input.compressed,
+             e2e_model=job.input.e2e)
+
+
+def finetune_settings(job):
+    """A fine-tune's settings from params schedule (epochs; lr, null: the search's lr x 0.1;
+    StepLR step, null: none within the run) and train, seed params seed + the repeat."""
     p, best = job.params, read_json(job.input.best)
     epochs = p.schedule["epochs"]
-    settings = settings_from_config(
+    return settings_from_config(
         p.train, p.seed + int(job.wildcards.get("repeat", 0)), compute=job.config["compute"],
         epochs=epochs, lr=p.schedule["lr"] or best["lr"] * LR_FACTOR,
         step_size=p.schedule["step_size"] or epochs)
-    finetune(training(job, settings, log), compressed_model=job.input.compressed,
-             e2e_model=job.input.e2e)
 
 
 def layer_si_step(job, log) -> None:
@@ -344,14 +418,17 @@ def train_scratch_step(job, log) -> None:
 
 # the rule each step runs for, and the torch threads its log sets ("job": the job's own)
 STEPS = {
+    "allocate_benchmark": allocate_benchmark_step,
     "cache_cut_features": cache_features_step,
     "cache_e2e_features": cache_features_step,
     "cache_layerwise_features": cache_features_step,
+    "choose_benchmark_channels": choose_benchmark_channels_step,
     "choose_features": choose_features_step,
     "choose_layerwise_channels": choose_layerwise_channels_step,
     "choose_layerwise_width": choose_layerwise_width_step,
     "cut_layers": cut_layers_step,
     "finetune": finetune_step,
+    "finetune_benchmark": finetune_benchmark_step,
     "finetune_layerwise": finetune_step,
     "layer_si": layer_si_step,
     "lr_trial": lr_trial_step,
@@ -359,12 +436,15 @@ STEPS = {
     "plot_layer_si": plot_layer_si_step,
     "prepare_data": prepare_data_step,
     "prune_layers": prune_layers_step,
+    "rank_benchmark": rank_benchmark_step,
     "rank_features": rank_features_step,
     "report": report_step,
     "select_lr": select_lr_step,
     "split": split_step,
+    "summarize_benchmark": summarize_benchmark_step,
     "summarize_controls": summarize_controls_step,
     "summarize_layerwise": summarize_layerwise_step,
+    "train_benchmark_scratch": train_benchmark_scratch_step,
     "train_compressed": train_compressed_step,
     "train_control": train_control_step,
     "train_e2e": train_e2e_step,
@@ -375,14 +455,17 @@ STEPS = {
     "train_scratch": train_scratch_step,
 }
 THREADS = {
+    "allocate_benchmark": "job",
     "cache_cut_features": "job",
     "cache_e2e_features": "job",
     "cache_layerwise_features": "job",
+    "choose_benchmark_channels": "job",
     "choose_features": None,
     "choose_layerwise_channels": "job",
     "choose_layerwise_width": None,
     "cut_layers": None,
     "finetune": "job",
+    "finetune_benchmark": "job",
     "finetune_layerwise": "job",
     "layer_si": "job",
     "lr_trial": "job",
@@ -390,12 +473,15 @@ THREADS = {
     "plot_layer_si": None,
     "prepare_data": None,
     "prune_layers": "job",
+    "rank_benchmark": "job",
     "rank_features": "job",
     "report": None,
     "select_lr": None,
     "split": None,
+    "summarize_benchmark": None,
     "summarize_controls": None,
     "summarize_layerwise": None,
+    "train_benchmark_scratch": "job",
     "train_compressed": "job",
     "train_control": "job",
     "train_e2e": "job",

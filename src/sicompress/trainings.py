@@ -27,7 +27,8 @@ from .cost import macs_per_image, parameter_counts
 from .layerwise import hidden_separation, pruned_network
 from .model import Network, build_model, checkpoint_payload, classifier_spec, load_checkpoint, load_model
 from .networks import network_arch
-from .pruning import arch_and_state, build_compressed, compressed_arch
+from .pruning import (arch_and_state, build_compressed, build_whole_pruned, compressed_arch,
+                      whole_pruned_arch)
 from .si import PRECISION
 from .splits import StudyData, load_study_data
 from .devices import pick_device
@@ -453,3 +454,52 @@ def train_layerwise_scratch(t: Training, *, layerwise_model, e2e_model, repeat: 
     return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=comp["kept"],
                          title=f"layer-wise pruned architecture from scratch, repeat {repeat}",
                          extra=extra)
+
+
+# ----------------------------------------------------------------------------------------
+# The criteria benchmark (`benchmark`): the whole network pruned by one criterion at one
+# allocation, fine-tuned; the uniform-width network from scratch
+
+
+def finetune_whole(t: Training, *, kept_json, e2e_model, repeat: int) -> dict:
+    """The whole e2e network with every group pruned to the channels of `kept_json`
+    (`benchmark.choose_channels`; its own classifier sliced, `pruning.build_whole_pruned`),
+    every weight e2e's, then every layer trained with settings (the fine-tune's schedule and
+    the seed of its repeat, shared by every criterion's repeat: the pairing)."""
+    _trains(t, "all", "finetune_whole")
+    choice = artifacts.read_json(kept_json)
+    model = build_whole_pruned(e2e_model, choice["kept"])
+    comp = model.arch["compression"]
+    sel = {"cut_layer": comp["cut_layer"], "unit": "channel",
+           "n_candidates": sum(comp["candidates"].values())}
+    extra = {"method": "channels", "selector": choice["criterion"],
+             "allocation": choice["allocation"], "budget": choice["budget"], "fraction": None,
+             "repeat": repeat, "seed": t.settings.seed, "choice": str(kept_json)}
+    title = (f"{choice['criterion']} at {choice['allocation']} counts, budget "
+             f"{choice['budget']:g}, fine-tuned, repeat {repeat}")
+    return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=choice["kept"],
+                         title=title, extra=extra)
+
+
+def train_counts_scratch(t: Training, *, allocations_json, allocation: str, e2e_model,
+                         repeat: int) -> dict:
+    """The whole network at `allocation`'s counts per group (its own classifier) trained end
+    to end from random weights initialised by settings.seed: Liu et al.'s (2019) control of
+    the fine-tunes at the same architecture. Which channels are kept does not matter (random
+    weights); the first k of each group are named."""
+    _trains(t, "all", "train_counts_scratch")
+    alloc = artifacts.read_json(allocations_json)
+    counts = alloc["allocations"][allocation]["counts"]
+    kept = {g: list(range(int(k))) for g, k in counts.items()}
+    arch = whole_pruned_arch(load_checkpoint(e2e_model)["arch"], kept)
+    torch.manual_seed(t.settings.seed)
+    model = build_model(arch)  # random weights; e2e's normalisation from the arch
+    comp = arch["compression"]
+    sel = {"cut_layer": comp["cut_layer"], "unit": "channel",
+           "n_candidates": sum(comp["candidates"].values())}
+    extra = {"method": "channels", "selector": "scratch", "allocation": allocation,
+             "budget": alloc["budget"], "fraction": None, "repeat": repeat,
+             "seed": t.settings.seed, "from_scratch": True}
+    return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=kept,
+                         title=f"{allocation} counts from scratch, budget {alloc['budget']:g}, "
+                               f"repeat {repeat}", extra=extra)

@@ -4,7 +4,7 @@
 
 import os
 
-from sicompress import criteria, study
+from sicompress import benchmark, criteria, study
 
 ENV = "../../envs/sicompress.yaml"
 BENCHMARKS = "results/benchmarks"  # wall time and memory of every job (Snakemake benchmark files)
@@ -29,6 +29,12 @@ if LAYERWISE and RETRAIN_REPEATS > CONTROLS["repeats"]:
         f"({CONTROLS['repeats']}): each fine-tune starts from that repeat's classifier-only model")
 # Classifier-only trainings read their frozen extractor's outputs, computed once (cache_*)
 CACHED = config["classifier_features"]["source"] == "cached"
+# The criteria benchmark (benchmark.smk), its own switch: it needs only data, the search, e2e
+BENCHMARK = config["benchmark"]
+BENCHMARK_ON = BENCHMARK["enabled"]
+BENCHMARK_BUDGETS = [benchmark.budget_name(b) for b in BENCHMARK["budgets"]]
+BENCHMARK_ALLOCATIONS = BENCHMARK["allocations"]
+BENCHMARK_GLOBAL = BENCHMARK["global_criterion"] if "global" in BENCHMARK_ALLOCATIONS else None
 
 
 def get_data_path():
@@ -340,6 +346,66 @@ def get_layerwise_run_files(key):
 
 
 # ----------------------------------------------------------------------------------------
+# The criteria benchmark
+
+
+def benchmark_training_outputs(cell):
+    """The artefacts of one benchmark training of `cell` ("{allocation}/{criterion}")."""
+    folder = f"results/benchmark/budget~{{budget}}/{cell}/repeat~{{repeat}}"
+    return {"model": f"{folder}/model.pt", "history": f"{folder}/history.csv",
+            "metrics": f"{folder}/metrics.json", "predictions": f"{folder}/predictions.npz",
+            "curves": f"{folder}/curves.png"}
+
+
+def get_benchmark_kept(wildcards):
+    """The channels a fine-tune starts from: its criterion's at its allocation (a seeded
+    criterion's own draw for its repeat)."""
+    return rules.choose_benchmark_channels.output.kept.format(
+        budget=wildcards.budget, allocation=wildcards.allocation,
+        choice=criteria.choice_name(wildcards.bcriterion, wildcards.repeat))
+
+
+def get_benchmark_runs():
+    """Every training of the benchmark (`benchmark.runs`), in the table's order."""
+    return benchmark.runs(BENCHMARK)
+
+
+def benchmark_run_file(run, key):
+    rule_ = (rules.train_benchmark_scratch if run["criterion"] == benchmark.SCRATCH
+             else rules.finetune_benchmark)
+    pattern = rule_.benchmark if key == "benchmark" else getattr(rule_.output, key)
+    return pattern.format(budget=run["budget"], allocation=run["allocation"],
+                          bcriterion=run["criterion"], repeat=run["repeat"])
+
+
+def get_benchmark_run_files(key):
+    """File `key` of every run of get_benchmark_runs(), in its order."""
+    return [benchmark_run_file(run, key) for run in get_benchmark_runs()]
+
+
+def get_benchmark_run_kept():
+    """The choice file of every run a criterion chose (not the scratch runs), in order."""
+    return [rules.choose_benchmark_channels.output.kept.format(
+        budget=r["budget"], allocation=r["allocation"],
+        choice=criteria.choice_name(r["criterion"], r["repeat"]))
+        for r in get_benchmark_runs() if r["criterion"] != benchmark.SCRATCH]
+
+
+def get_benchmark_benchmarks():
+    """The benchmark file of every job of the criteria benchmark."""
+    runs = get_benchmark_runs()
+    chosen = sorted({(r["budget"], r["allocation"], criteria.choice_name(r["criterion"],
+                                                                        r["repeat"]))
+                     for r in runs if r["criterion"] != benchmark.SCRATCH})
+    return ([rules.rank_benchmark.benchmark]
+            + expand(rules.allocate_benchmark.benchmark, budget=BENCHMARK_BUDGETS)
+            + [rules.choose_benchmark_channels.benchmark.format(budget=b, allocation=a, choice=c)
+               for b, a, c in chosen]
+            + [benchmark_run_file(r, "benchmark") for r in runs]
+            + [rules.summarize_benchmark.benchmark])
+
+
+# ----------------------------------------------------------------------------------------
 # Everything
 
 
@@ -366,6 +432,7 @@ def get_benchmarks():
         + ([rules.finetune.benchmark] if FINETUNE else [])
         + [rules.measure_latency.benchmark, rules.summarize_controls.benchmark]
         + (get_layerwise_benchmarks() if LAYERWISE else [])
+        + (get_benchmark_benchmarks() if BENCHMARK_ON else [])
     )
 
 
@@ -399,5 +466,7 @@ def get_final_outputs():
     if LAYERWISE:
         outputs += [rules.prune_layers.output.plot, rules.choose_layerwise_width.output.plot,
                     rules.summarize_layerwise.output.recipes]
+    if BENCHMARK_ON:
+        outputs += [rules.summarize_benchmark.output.md]
     outputs += [rules.report.output.md, rules.report.output.summary]
     return outputs

@@ -26,6 +26,7 @@ Modules, in the order of the report:
 - compression: part (c)'s cut, feature selection, size, cost and accuracy.
 - controls: the controls of (c): selectors, from scratch, fine-tuned, McNemar, latency, frontier.
 - layerwise: layer-wise SI pruning of every conv layer, its recipes and the published claim.
+- criteria_benchmark: SI against the field's criteria at matched budgets (also benchmark.md).
 - wall_time: wall time and memory per job, from the benchmark files.
 - assumptions: the assumptions and this run's settings.
 Shared by the parts:
@@ -38,6 +39,7 @@ Shared by the parts:
 from .assumptions import ASSUMPTIONS
 from .cells import md_table
 from .compression import RANKING_ROWS
+from .criteria_benchmark import write_benchmark_report
 from .controls import TITLE as CONTROLS_TITLE
 from .inputs import ModelArtefacts, ReportInputs
 from .layerwise import LAYERWISE_GOAL, LAYERWISE_MAX_LOSS
@@ -52,5 +54,6 @@ __all__ = [
     "ASSUMPTIONS", "CONTROLS_TITLE", "LAYERWISE_GOAL", "LAYERWISE_MAX_LOSS", "LAYERWISE_TITLE",
     "MODEL_TITLES", "ModelArtefacts", "PARTS", "RANKING_ROWS", "ReportInputs", "SUMMARY_COLUMNS",
     "TEMPLATES", "benchmark_label", "environment", "md_table", "read_benchmarks",
-    "render_report", "report_context", "sections", "summary_table", "write_report",
+    "render_report", "report_context", "sections", "summary_table", "write_benchmark_report",
+    "write_report",
 ]

@@ -60,3 +60,11 @@ class ReportInputs:
     layerwise_comparisons: Path | None = None  # comparisons.csv: the recipes compared, paired
     layerwise_finetuned_metrics: Path | None = None  # metrics.json of it fine-tuned
     layerwise_finetuned_layer_si_plot: Path | None = None  # its layer_si.png
+    # The criteria benchmark (sicompress.benchmark); all None when it is off
+    benchmark_table: Path | None = None        # table.csv: one row per budget x cell
+    benchmark_comparisons: Path | None = None  # comparisons.csv: paired by seed, Holm
+    benchmark_ranking: Path | None = None      # ranking.json: SI's ranking of every group
+    benchmark_allocations: list[Path] = field(default_factory=list)  # one per budget
+    benchmark_frontier_parameters: Path | None = None  # frontier_parameters.png
+    benchmark_frontier_macs: Path | None = None  # frontier_macs.png
+    benchmark_curves: Path | None = None       # curves.png: validation curves of every run

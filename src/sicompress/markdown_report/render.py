@@ -11,8 +11,8 @@ import jinja2
 import pandas as pd
 
 from .. import artifacts
-from . import (answers, assumptions, cells, compression, controls, intro, layerwise, search,
-               summary, trained, wall_time)
+from . import (answers, assumptions, cells, compression, controls, criteria_benchmark, intro,
+               layerwise, search, summary, trained, wall_time)
 from .inputs import ReportInputs
 
 TEMPLATES = Path(__file__).parents[1] / "templates"  # <part>.md.j2, macros.md.j2, assumptions.md
@@ -23,7 +23,7 @@ TEMPLATES = Path(__file__).parents[1] / "templates"  # <part>.md.j2, macros.md.j
 # the artefacts and the summary table; None where its inputs are absent). A part that cites
 # the numbers of other parts' tables (CITES = True) is rendered after them.
 PARTS = (intro, answers, summary, search, trained, compression, controls,
-         layerwise, wall_time, assumptions)
+         layerwise, criteria_benchmark, wall_time, assumptions)
 
 
 def sections(inputs: ReportInputs) -> list[str]:

@@ -1,0 +1,160 @@
+"""The criteria benchmark (`sicompress.benchmark`): SI against the field's channel criteria at
+matched parameter budgets, the whole network pruned and fine-tuned. Its numbers (one table per
+budget, the allocations, the decide seconds) and one sentence per question, each read by
+`reading` (a paired interval excludes 0, or no difference is detected). Shown as a part of
+report.md and alone as results/benchmark/benchmark.md (`write_benchmark_report`)."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .. import artifacts
+from ..benchmark import ALLOCATION_TITLES, SCRATCH, budget_name, cell_title
+from . import reading
+from .cells import count, frame, num, p_value, pct, pp
+from .inputs import ReportInputs
+from .layerwise import LAYERWISE_GOAL, LAYERWISE_MAX_LOSS
+
+NAME = "criteria_benchmark"  # the section's template: templates/criteria_benchmark.md.j2
+TITLE = "SI against the field's criteria at matched parameter budgets"
+CITES = False
+
+
+def headings(inputs: ReportInputs) -> list[str]:
+    return [TITLE] if inputs.benchmark_table is not None else []
+
+
+def _interval(mean, lo, hi) -> str:
+    if any(math.isnan(float(v)) for v in (lo, hi)):
+        return pct(mean)
+    return f"{pct(mean)} [{100 * float(lo):.2f}, {100 * float(hi):.2f}]"
+
+
+def _delta(d, lo, hi) -> str:
+    if math.isnan(float(d)):
+        return "–"
+    if any(math.isnan(float(v)) for v in (lo, hi)):
+        return pp(d)
+    return f"{pp(d)} [{100 * float(lo):+.2f}, {100 * float(hi):+.2f}]"
+
+
+def budget_cells(cells: pd.DataFrame, e2e_parameters: int) -> pd.DataFrame:
+    """One budget's cells as the report's table."""
+    rows = [[r["cell"], count(r["n"]), count(r["parameters"]),
+             f"{100 * r['parameters'] / e2e_parameters:.1f}%", count(r["macs"]),
+             _interval(r["mean"], r["lo"], r["hi"]),
+             "reference" if (r["allocation"], r["criterion"]) == ("si", "si")
+             else _delta(r["delta_to_si"], r["delta_lo"], r["delta_hi"]),
+             p_value(r["p_holm"]), "–" if r["criterion"] == SCRATCH else num(r["decide_seconds"], 2)]
+            for _, r in cells.iterrows()]
+    return frame(rows, ["cell", "n", "parameters", "of e2e", "MACs", "test acc [95% interval]",
+                        "vs SI at SI's counts, pp [95%]", "Holm p", "decide s"])
+
+
+def _verdicts(compared: pd.DataFrame, budget: float, question: str) -> list[dict]:
+    rows = compared[(compared["budget"] == budget) & (compared["question"] == question)]
+    return [reading.verdict(r, r["a"], r["b"]) for _, r in rows.iterrows()]
+
+
+def _tally(verdicts: list[dict], name: str) -> dict:
+    """How often `name` is ahead, behind, or not told apart among the verdicts."""
+    ahead = [v for v in verdicts if v["reading"] == reading.BEATS and v["first"] == name]
+    behind = [v for v in verdicts if v["reading"] == reading.BEATS and v["second"] == name]
+    return {"ahead": [v["second"] for v in ahead], "behind": [v["first"] for v in behind],
+            "open": [v["first"] if v["second"] == name else v["second"] for v in verdicts
+                     if v["reading"] != reading.BEATS]}
+
+
+def benchmark_context(*, table_csv, comparisons_csv, ranking_json, allocations_jsons,
+                      e2e_metrics, cfg: dict, figures: dict) -> dict:
+    """The part's numbers from the benchmark's files (`benchmark.summarize`,
+    `benchmark.rank_groups`, `benchmark.allocate`) and e2e's metrics.json."""
+    cells = pd.read_csv(table_csv)
+    compared = pd.read_csv(comparisons_csv)
+    ranking = artifacts.read_json(ranking_json)
+    e2e = artifacts.read_json(e2e_metrics)
+    e2e_params = int(e2e["parameters"]["total"])
+    si_ref = cell_title("si", "si")
+    budgets = []
+    for path in allocations_jsons:
+        a = artifacts.read_json(path)
+        b = float(a["budget"])
+        here = cells[cells["budget"] == b]
+        alloc_rows = [[ALLOCATION_TITLES[name], ", ".join(f"{k} {v:g}" if isinstance(v, float)
+                                                        else f"{k} {v}"
+                                                        for k, v in x["knob"].items()),
+                       count(sum(x["counts"].values())), count(x["parameters"]),
+                       f"{100 * x['parameters'] / a['e2e_parameters']:.1f}%"]
+                      for name, x in a["allocations"].items()]
+        selection = _verdicts(compared, b, "selection")
+        allocation = _verdicts(compared, b, "allocation")
+        against = _verdicts(compared, b, "against SI")
+        frontier = _tally(selection + allocation + against, si_ref)
+        ranked = here.sort_values("mean", ascending=False)["cell"].tolist()
+        budgets.append({
+            "budget": b, "name": budget_name(b), "limit": a["limit"],
+            "table": budget_cells(here, e2e_params),
+            "allocations": frame(alloc_rows, ["allocation", "knob", "channels", "parameters",
+                                              "of e2e"]),
+            "selection": selection, "allocation": allocation, "against": against,
+            "selection_tally": _tally(selection, si_ref), "frontier": frontier,
+            "si_rank": ranked.index(si_ref) + 1 if si_ref in ranked else None,
+            "cells": len(ranked),
+            "si_parameters": int(a["allocations"]["si"]["parameters"])
+            if "si" in a["allocations"] else None})
+    budgets.sort(key=lambda r: -r["budget"])
+    claim = None
+    at = [r for r in budgets if r["budget"] <= 1 - LAYERWISE_GOAL + 1e-12]
+    if at and len(cells):
+        b = at[0]["budget"]  # the largest budget that removes the claimed share
+        runs = pd.read_csv(Path(table_csv).with_name("runs.csv"))
+        si = runs[(runs["budget"] == b) & (runs["allocation"] == "si")
+                  & (runs["criterion"] == "si")]
+        if len(si):
+            bound = float(e2e["test_acc"]) - LAYERWISE_MAX_LOSS
+            claim = {"budget": b, "bound": bound, "e2e_acc": float(e2e["test_acc"]),
+                     "share": 1 - float(si["parameters"].iloc[0]) / e2e_params,
+                     **reading.bound(si["test_acc"].to_numpy(float), bound, below=False)}
+    section = cfg["benchmark"]
+    schedule = section["finetune"]
+    return {"title": TITLE, "budgets": budgets, "claim": claim, "goal": LAYERWISE_GOAL,
+            "max_loss": LAYERWISE_MAX_LOSS, "e2e_acc": float(e2e["test_acc"]),
+            "e2e_parameters": e2e_params, "ranking": ranking, "section": section,
+            "schedule": schedule, "figures": figures,
+            "network": e2e.get("network", "vgg16"), "width": e2e.get("width"),
+            "comparisons": len(compared)}
+
+
+def context(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
+    """The benchmark's numbers; None when it is off."""
+    if inputs.benchmark_table is None:
+        return None
+    e2e = next(m for m in inputs.models if m.name == "e2e")
+    return benchmark_context(table_csv=inputs.benchmark_table,
+                             comparisons_csv=inputs.benchmark_comparisons,
+                             ranking_json=inputs.benchmark_ranking,
+                             allocations_jsons=inputs.benchmark_allocations,
+                             e2e_metrics=e2e.metrics, cfg=inputs.config,
+                             figures={"frontier_parameters": inputs.benchmark_frontier_parameters,
+                                      "frontier_macs": inputs.benchmark_frontier_macs,
+                                      "curves": inputs.benchmark_curves})
+
+
+def write_benchmark_report(*, table_csv, comparisons_csv, ranking_json, allocations_jsons,
+                           e2e_metrics, config: dict, figures: dict, out_md) -> None:
+    """results/benchmark/benchmark.md: this part alone, its figures linked beside it."""
+    from .render import Numbers, environment
+
+    out_md = Path(out_md)
+    numbers = benchmark_context(table_csv=table_csv, comparisons_csv=comparisons_csv,
+                                ranking_json=ranking_json, allocations_jsons=allocations_jsons,
+                                e2e_metrics=e2e_metrics, cfg=config, figures=figures)
+    text = environment(out_md.parent).get_template(f"{NAME}.md.j2").render(
+        cfg=config, number=Numbers(), **{NAME: numbers})
+    text = re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+    with artifacts.atomic_path(out_md) as tmp:
+        tmp.write_text(text)
