@@ -13,8 +13,9 @@
 #             installed: src/ is put on PYTHONPATH (torch, numpy, pandas, matplotlib, pillow,
 #             pyyaml, jinja2, scikit-learn and pytest must be there already; pytest-xdist is
 #             used when it is there).
-# OUT_DIR     receives 9 files: setup.txt, tests.txt, study.txt, selection.txt, resnet.txt,
-#             throughput.txt (each step's whole output), study.tar.gz and resnet.tar.gz (each
+# OUT_DIR     receives 10 files: setup.txt, tests.txt, study.txt, selection.txt, benchmark.txt,
+#             resnet.txt, throughput.txt (each step's whole output), study.tar.gz (with the
+#             benchmark's results when its step ran) and resnet.tar.gz (each
 #             study's tables, JSON, figures, report and logs; no models, data or feature
 #             caches) and summary.txt (each step's status and seconds, then its main figures).
 #
@@ -28,6 +29,9 @@
 #                     through the report (SICOMPRESS_DEVICE=cuda; 44 jobs, up to STUDY_GPU_JOBS
 #                     of them sharing the GPU), then benchmarks/study_summary.py
 #   selection   (45)  forward selection, N = 5,000, 512 synthetic channels of 2x2, fast path
+#   benchmark   (120) the criteria benchmark's rules on the study step's e2e model (its folder;
+#                     config/gpu-quick-benchmark.yaml after the study's configs): SI's ranking
+#                     of every group at width 1, 13 choices, 13 one-epoch fine-tunes
 #   resnet      (120) config/gpu-quick-resnet.yaml: the whole study on ResNet-20 at width 1
 #                     (46 jobs, 8 e2e epochs: every rule on CUDA for a residual network);
 #                     with it the steps are expected to take about 8 minutes, so throughput,
@@ -57,6 +61,7 @@ cd "$repo"
 : "${LIMIT_TESTS:=120}"
 : "${LIMIT_STUDY:=330}"
 : "${LIMIT_SELECTION:=60}"
+: "${LIMIT_BENCHMARK:=150}"
 : "${LIMIT_RESNET:=150}"
 : "${LIMIT_THROUGHPUT:=60}"
 : "${TEST_WORKERS:=8}"
@@ -64,6 +69,7 @@ cd "$repo"
 : "${STUDY_CONFIG:=config/gpu-quick.yaml}"  # config files, relative to the repository or
                                 # absolute, e.g. tests/smoke.yaml for a quick try
 : "${RESNET_CONFIG:=config/gpu-quick-resnet.yaml}"  # the resnet step's, likewise
+: "${BENCHMARK_CONFIG:=config/gpu-quick-benchmark.yaml}"  # the benchmark step's, after the study's
 : "${STUDY_GPU_JOBS:=4}"        # GPU jobs at once (--resources gpu=N): they share the one GPU
 : "${TEST_PATHS:=tests}"        # the tests to run (pytest arguments)
 : "${TEST_MARKERS:=not workflow}"  # pytest -m: which tests (empty: all)
@@ -172,6 +178,27 @@ study_step study "$LIMIT_STUDY" $STUDY_CONFIG
 run_step selection "$LIMIT_SELECTION" python3 benchmarks/selection.py \
   --n 5000 --channels 512 --hw 2 --no-naive --device "$CHECK_DEVICE"
 
+# the criteria benchmark in the study step's folder (its e2e model), then its small files
+# added to study.tar.gz
+run_step benchmark "$LIMIT_BENCHMARK" bash -c '
+  set -uo pipefail
+  repo=$1 study=$2 out=$3 device=$4 gpu_jobs=$5
+  shift 5
+  configs=()
+  for c in "$@"; do
+    case $c in /*) configs+=("$c") ;; *) configs+=("$repo/$c") ;; esac
+  done
+  t0=$SECONDS
+  SICOMPRESS_DEVICE=$device timeout --kill-after=5 $((STEP_LIMIT - 15)) snakemake benchmark \
+    --directory "$study" --configfile "${configs[@]}" --cores all --resources gpu="$gpu_jobs"
+  rc=$?
+  echo "benchmark: snakemake exit $rc after $((SECONDS - t0)) s"
+  grep -h "ranking done\|ranked, SI" "$study"/logs/benchmark/rank.log 2>/dev/null || true
+  (cd "$study" && find results logs -type f ! -name "*.pt" ! -name "*.npz" ! -name "*.npy" \
+    -print0 2>/dev/null | tar --null -czf "$out/study.tar.gz" -T -) || true
+  exit $rc
+' _ "$repo" "$work/study" "$out" "$CHECK_DEVICE" "$STUDY_GPU_JOBS" $STUDY_CONFIG $BENCHMARK_CONFIG
+
 study_step resnet "$LIMIT_RESNET" $RESNET_CONFIG
 
 run_step throughput "$LIMIT_THROUGHPUT" python3 benchmarks/train_throughput.py \
@@ -194,6 +221,7 @@ show() {
   show tests '(passed|failed|error|SKIPPED)'
   show study '^(study:|  (search|e2e|head|compressed) |search:|cut:|selection|  total)'
   show selection '^(N=|fast)'
+  show benchmark '^(benchmark:|\[.*\] ranking done)'
   show resnet '^(study:|  (search|e2e|head|compressed) |search:|cut:|selection|  total)'
   show throughput '^(one epoch|engine  |baseline|ratio|\(engine)'
 } >"$out/summary.txt"

@@ -64,3 +64,22 @@ def test_allocations_fit_their_budget(tmp_path):
         n = sum(p.numel() for p in built.parameters())
         assert n == a["parameters"] <= 0.5 * total, name
     assert len(set(out["allocations"]["uniform"]["counts"].values())) > 1  # 2, 4, 8 channels
+
+
+def test_cells_and_runs_of_a_config_section():
+    """The grid by hand: every criterion at SI's counts and the uniform share, the global
+    criterion at its threshold, scratch at the uniform share; budgets x cells x repeats."""
+    from sicompress.benchmark import cells, runs
+
+    section = {"budgets": [0.2, 0.125], "criteria": ["si", "l1"],
+               "allocations": ["si", "uniform", "global"], "global_criterion": "bn_scale",
+               "scratch": True, "repeats": 2}
+    assert cells(section) == [("si", "si"), ("si", "l1"), ("uniform", "si"), ("uniform", "l1"),
+                              ("global", "bn_scale"), ("uniform", "scratch")]
+    r = runs(section)
+    assert len(r) == 2 * 6 * 2
+    assert r[0] == {"budget": "0.2", "allocation": "si", "criterion": "si", "repeat": 0}
+    assert r[-1] == {"budget": "0.125", "allocation": "uniform", "criterion": "scratch",
+                     "repeat": 1}
+    # without the uniform share, scratch takes SI's counts
+    assert cells({**section, "allocations": ["si"]})[-1] == ("si", "scratch")

@@ -50,6 +50,7 @@ ALLOCATION_TITLES = {"si": "SI's counts", "uniform": "uniform share", "global": 
 RANKING_COLUMNS = ["group", "step", "channel", "si"]
 PARTIAL = "ranking.partial.json"
 SCRATCH = "scratch"  # the "criterion" of the uniform-width network trained from scratch
+LAST_EPOCHS = 2  # a training's validation accuracy's rise over its last epochs: is it flat?
 
 
 def budget_name(budget: float) -> str:
@@ -280,19 +281,27 @@ def cell_title(allocation: str, name: str) -> str:
 
 def runs_table(runs: Sequence[Mapping]) -> pd.DataFrame:
     """One row per training: run (budget, allocation, criterion, repeat) with its metrics.json
-    (seed, test and validation accuracy, parameters, MACs) and kept.json (decide seconds)."""
+    (seed, test and validation accuracy, parameters, MACs), kept.json (decide seconds) and
+    history.csv (val_gain_last: the validation accuracy's rise over the last LAST_EPOCHS
+    epochs, how far from flat the training ended)."""
     rows = []
     for r in runs:
         m = artifacts.read_json(r["metrics"])
         seconds = math.nan
         if r.get("kept"):
             seconds = float(artifacts.read_json(r["kept"])["seconds"])
+        gain = math.nan  # has the validation curve flattened? its rise over the last epochs
+        if r.get("history"):
+            val = pd.read_csv(r["history"])["val_acc"].to_numpy(float)
+            if len(val) > LAST_EPOCHS:
+                gain = float(val[-1] - val[-1 - LAST_EPOCHS])
         rows.append({"budget": float(r["budget"]), "allocation": r["allocation"],
                      "criterion": r["criterion"], "repeat": int(r["repeat"]),
                      "seed": int(m["provenance"]["seed"]), "test_acc": float(m["test_acc"]),
                      "val_acc": float(m["val_acc"]),
                      "parameters": int(m["parameters"]["total"]),
                      "macs": int(m["macs"]["total"]), "decide_seconds": seconds,
+                     "val_gain_last": gain,
                      "metrics": str(r["metrics"]), "predictions": str(r["predictions"])})
     return pd.DataFrame(rows)
 
@@ -345,7 +354,8 @@ def comparisons_table(table: pd.DataFrame) -> pd.DataFrame:
 def budget_table(table: pd.DataFrame, compared: pd.DataFrame) -> pd.DataFrame:
     """Per budget and cell: repeats, parameters, MACs, mean test accuracy with its 95%
     interval, the paired difference to SI at SI's counts with its interval and Holm p, and the
-    seconds its criterion took to decide (mean over its choices)."""
+    seconds its criterion took to decide (mean over its choices), and how much its validation
+    accuracy still rose over the last LAST_EPOCHS epochs (mean over its repeats)."""
     from .stats import mean_interval
 
     rows = []
@@ -359,7 +369,8 @@ def budget_table(table: pd.DataFrame, compared: pd.DataFrame) -> pd.DataFrame:
                "mean": iv["delta"], "lo": iv["lo"], "hi": iv["hi"],
                "delta_to_si": 0.0 if (allocation, name) == ("si", "si") else math.nan,
                "delta_lo": math.nan, "delta_hi": math.nan, "p_holm": math.nan,
-               "decide_seconds": float(c["decide_seconds"].mean())}
+               "decide_seconds": float(c["decide_seconds"].mean()),
+               "val_gain_last": float(c["val_gain_last"].mean())}
         if len(against):
             hit = against[(against["budget"] == budget) & (against["allocation"] == allocation)
                           & (against["criterion"] == name)]

@@ -507,6 +507,7 @@ def plot_benchmark_frontier(cells: pd.DataFrame, path: str | Path, *, x: str, xl
         ax.plot([e2e[x]], [100 * e2e["test_acc"]], "D", color="black", mfc="none", ms=9,
                 label="e2e (unpruned)")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"{xlabel} (log scale)")

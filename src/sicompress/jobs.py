@@ -271,7 +271,11 @@ def report_step(job, log) -> None:
                              for name, key in study.report_inputs()},
                           **{f"layerwise_{key}": i.get(f"layerwise_{key}") for key in (
                               "pruned", "kept_plot", "width", "width_plot", "recipes",
-                              "mcnemar", "comparisons")})
+                              "mcnemar", "comparisons")},
+                          **{f"benchmark_{key}": i.get(f"benchmark_{key}") for key in (
+                              "table", "comparisons", "ranking", "frontier_parameters",
+                              "frontier_macs", "curves")},
+                          benchmark_allocations=list(i.get("benchmark_allocations") or []))
     write_report(inputs, out_md=job.output.md, out_csv=job.output.summary)
     log(f"report written to {job.output.md} and {job.output.summary}")
 

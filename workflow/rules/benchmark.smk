@@ -8,7 +8,7 @@
 wildcard_constraints:
     budget=r"[0-9.]+",
     allocation="|".join(BENCHMARK_ALLOCATIONS),
-    bcriterion="|".join(BENCHMARK["criteria"]),
+    bcriterion="|".join(BENCHMARK_CRITERIA),
 
 
 rule rank_benchmark:

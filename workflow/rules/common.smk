@@ -35,6 +35,8 @@ BENCHMARK_ON = BENCHMARK["enabled"]
 BENCHMARK_BUDGETS = [benchmark.budget_name(b) for b in BENCHMARK["budgets"]]
 BENCHMARK_ALLOCATIONS = BENCHMARK["allocations"]
 BENCHMARK_GLOBAL = BENCHMARK["global_criterion"] if "global" in BENCHMARK_ALLOCATIONS else None
+# the criteria that prune a cell: those of the config, and the global threshold's own
+BENCHMARK_CRITERIA = sorted({*BENCHMARK["criteria"], *([BENCHMARK_GLOBAL] if BENCHMARK_GLOBAL else [])})
 
 
 def get_data_path():
@@ -254,7 +256,7 @@ def architecture_section(section):
 def get_report_optional():
     """The report's named inputs that only some studies have: each optional model's
     `{model}_metrics` and `{model}_layer_si_plot` (`study.report_inputs`), and the layer-wise
-    pruning's own files when it is on."""
+    pruning's own files when it is on, and the criteria benchmark's when it is on."""
     out = {f"{name}_{key}": (get_trained(name, key) if key == "metrics" else
                              expand(rules.plot_layer_si.output.plot, model=name)[0])
            for name, key in study.report_inputs(config)}
@@ -266,6 +268,14 @@ def get_report_optional():
                    layerwise_recipes=rules.summarize_layerwise.output.recipes,
                    layerwise_mcnemar=rules.summarize_layerwise.output.mcnemar,
                    layerwise_comparisons=rules.summarize_layerwise.output.comparisons)
+    if BENCHMARK_ON:
+        s = rules.summarize_benchmark.output
+        out.update(benchmark_table=s.table, benchmark_comparisons=s.comparisons,
+                   benchmark_ranking=rules.rank_benchmark.output.ranking,
+                   benchmark_allocations=expand(rules.allocate_benchmark.output.allocations,
+                                                budget=BENCHMARK_BUDGETS),
+                   benchmark_frontier_parameters=s.frontier_parameters,
+                   benchmark_frontier_macs=s.frontier_macs, benchmark_curves=s.curves)
     return out
 
 

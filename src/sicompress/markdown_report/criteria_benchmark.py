@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import artifacts
-from ..benchmark import ALLOCATION_TITLES, SCRATCH, budget_name, cell_title
+from ..benchmark import ALLOCATION_TITLES, LAST_EPOCHS, SCRATCH, budget_name, cell_title
 from . import reading
 from .cells import count, frame, num, p_value, pct, pp
 from .inputs import ReportInputs
@@ -49,10 +49,12 @@ def budget_cells(cells: pd.DataFrame, e2e_parameters: int) -> pd.DataFrame:
              _interval(r["mean"], r["lo"], r["hi"]),
              "reference" if (r["allocation"], r["criterion"]) == ("si", "si")
              else _delta(r["delta_to_si"], r["delta_lo"], r["delta_hi"]),
-             p_value(r["p_holm"]), "–" if r["criterion"] == SCRATCH else num(r["decide_seconds"], 2)]
+             p_value(r["p_holm"]), "–" if r["criterion"] == SCRATCH else num(r["decide_seconds"], 2),
+             pp(r.get("val_gain_last", math.nan))]
             for _, r in cells.iterrows()]
     return frame(rows, ["cell", "n", "parameters", "of e2e", "MACs", "test acc [95% interval]",
-                        "vs SI at SI's counts, pp [95%]", "Holm p", "decide s"])
+                        "vs SI at SI's counts, pp [95%]", "Holm p", "decide s",
+                        f"val acc, last {LAST_EPOCHS} epochs"])
 
 
 def _verdicts(compared: pd.DataFrame, budget: float, question: str) -> list[dict]:
@@ -95,6 +97,13 @@ def benchmark_context(*, table_csv, comparisons_csv, ranking_json, allocations_j
         against = _verdicts(compared, b, "against SI")
         frontier = _tally(selection + allocation + against, si_ref)
         ranked = here.sort_values("mean", ascending=False)["cell"].tolist()
+        tuned = here[here["criterion"] != SCRATCH].dropna(subset=["val_gain_last"]) \
+            if "val_gain_last" in here else here.iloc[:0]
+        flat = None
+        if len(tuned):
+            top = tuned.loc[tuned["val_gain_last"].idxmax()]
+            flat = {"max": float(top["val_gain_last"]), "cell": top["cell"],
+                    "mean": float(tuned["val_gain_last"].mean())}
         budgets.append({
             "budget": b, "name": budget_name(b), "limit": a["limit"],
             "table": budget_cells(here, e2e_params),
@@ -103,7 +112,7 @@ def benchmark_context(*, table_csv, comparisons_csv, ranking_json, allocations_j
             "selection": selection, "allocation": allocation, "against": against,
             "selection_tally": _tally(selection, si_ref), "frontier": frontier,
             "si_rank": ranked.index(si_ref) + 1 if si_ref in ranked else None,
-            "cells": len(ranked),
+            "cells": len(ranked), "flat": flat,
             "si_parameters": int(a["allocations"]["si"]["parameters"])
             if "si" in a["allocations"] else None})
     budgets.sort(key=lambda r: -r["budget"])
@@ -126,6 +135,7 @@ def benchmark_context(*, table_csv, comparisons_csv, ranking_json, allocations_j
             "e2e_parameters": e2e_params, "ranking": ranking, "section": section,
             "schedule": schedule, "figures": figures,
             "network": e2e.get("network", "vgg16"), "width": e2e.get("width"),
+            "last_epochs": LAST_EPOCHS,
             "comparisons": len(compared)}
 
 

@@ -1,0 +1,175 @@
+"""The criteria benchmark through the real snakemake command (tests/smoke-benchmark.yaml on top
+of the smoke study, whose e2e model it prunes): every rule runs, each pruned network is the
+size its allocation says and within its budget, SI's channels are its ranking's first k, the
+repeats share their seeds across cells, and the table's intervals are the paired t-intervals
+of the runs (scipy)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+import torch
+
+from conftest import ROOT, SMOKE, snakemake  # noqa: F401  (smoke_run: a fixture)
+from test_workflow import job_counts
+
+BENCH = ROOT / "tests" / "smoke-benchmark.yaml"
+pytestmark = pytest.mark.workflow
+
+
+def test_dry_run_counts_every_benchmark_job(tmp_path):
+    """Counted by hand for the default grid (6 criteria, SI's / uniform / global allocations,
+    scratch) at one budget and 2 repeats: choices 6 + 1 (random's second draw) per allocation
+    and bn_scale's global one; 13 cells of fine-tunes x 2, and 2 trainings from scratch."""
+    cfg = tmp_path / "grid.yaml"
+    cfg.write_text("benchmark:\n  enabled: true\n  budgets: [0.3]\n  repeats: 2\n")
+    out = snakemake("benchmark", "-n", "--configfile", str(SMOKE), str(cfg),
+                    workdir=tmp_path / "run").stdout
+    jobs = job_counts(out)
+    assert jobs["rank_benchmark"] == 1 and jobs["allocate_benchmark"] == 1
+    assert jobs["choose_benchmark_channels"] == 7 + 7 + 1
+    assert jobs["finetune_benchmark"] == (6 + 6 + 1) * 2
+    assert jobs["train_benchmark_scratch"] == 2
+    assert jobs["summarize_benchmark"] == 1
+    assert "train_head" not in jobs and "prune_layers" not in jobs  # only what it builds on
+
+
+def test_benchmark_is_off_by_default(tmp_path):
+    out = snakemake("-n", "--configfile", str(SMOKE), workdir=tmp_path).stdout
+    assert "finetune_benchmark" not in out and "rank_benchmark" not in out
+
+
+@pytest.fixture(scope="module")
+def bench_run(smoke_run):
+    snakemake("benchmark", "--cores", "2", "--max-threads", "1", "--configfile", str(SMOKE),
+              str(BENCH), workdir=smoke_run)
+    return smoke_run / "results" / "benchmark"
+
+
+def _numel(path) -> int:
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return sum(v.numel() for k, v in state.items()
+               if not k.startswith("normalize.") and "running_" not in k
+               and "num_batches_tracked" not in k)
+
+
+def test_benchmark_cells_sizes_and_pairing(bench_run):
+    runs = pd.read_csv(bench_run / "runs.csv")
+    table = pd.read_csv(bench_run / "table.csv")
+    # 3 criteria at SI's counts and at the uniform share, bn_scale's global threshold, scratch
+    assert len(table) == 3 + 3 + 1 + 1 and set(table["n"]) == {2}
+    assert len(runs) == 16
+    alloc = json.loads((bench_run / "budget~0.3" / "allocations.json").read_text())
+    limit = alloc["limit"]
+    for _, r in runs.iterrows():
+        # the saved network's own weights, counted: what its allocation says, within budget
+        model = bench_run.parent.parent / r["metrics"].replace("metrics.json", "model.pt")
+        n = _numel(model)
+        assert n == r["parameters"] <= limit, (r["allocation"], r["criterion"])
+        assert n == alloc["allocations"][r["allocation"]]["parameters"]
+    # every cell's repeat r has the seed 0 + r (smoke.yaml's seed 0): the pairing
+    for _, c in runs.groupby(["allocation", "criterion"]):
+        assert sorted(c["seed"]) == [0, 1]
+
+
+def test_si_keeps_the_first_k_of_its_ranking_and_random_draws_per_repeat(bench_run):
+    ranking = json.loads((bench_run / "ranking.json").read_text())["groups"]
+    folder = bench_run / "budget~0.3"
+    si = json.loads((folder / "uniform" / "kept" / "si.json").read_text())
+    for g, kept in si["kept"].items():
+        assert sorted(kept) == sorted(ranking[g]["order"][:si["counts"][g]])
+    r0 = json.loads((folder / "uniform" / "kept" / "random~0.json").read_text())
+    r1 = json.loads((folder / "uniform" / "kept" / "random~1.json").read_text())
+    assert r0["counts"] == r1["counts"] == si["counts"] and r0["kept"] != r1["kept"]
+
+
+def test_benchmark_intervals_are_paired_t_intervals(bench_run):
+    runs = pd.read_csv(bench_run / "runs.csv")
+    table = pd.read_csv(bench_run / "table.csv")
+
+    def accs(allocation, criterion):
+        c = runs[(runs["allocation"] == allocation) & (runs["criterion"] == criterion)]
+        return c.sort_values("seed")["test_acc"].to_numpy()
+
+    ref = accs("si", "si")
+    for _, row in table.iterrows():
+        x = accs(row["allocation"], row["criterion"])
+        m, half = x.mean(), scipy.stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+        assert row["mean"] == pytest.approx(m) and row["lo"] == pytest.approx(m - half)
+        if (row["allocation"], row["criterion"]) == ("si", "si"):
+            continue
+        d = x - ref
+        half = scipy.stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+        assert row["delta_to_si"] == pytest.approx(d.mean(), abs=1e-12)
+        if half > 0:
+            assert row["delta_lo"] == pytest.approx(d.mean() - half)
+            assert row["delta_hi"] == pytest.approx(d.mean() + half)
+    compared = pd.read_csv(bench_run / "comparisons.csv")
+    # every cell against SI at SI's counts (7), and l1 and random at SI's counts against
+    # themselves at the uniform share (2); Holm over all 9
+    assert len(compared) == 9
+    p = compared["p_value"].dropna().to_numpy()
+    order = np.argsort(p)
+    holm = np.maximum.accumulate(np.minimum(1, p[order] * (len(p) - np.arange(len(p)))))
+    assert np.allclose(compared["p_holm"].dropna().to_numpy()[order], holm)
+
+
+def test_benchmark_report_and_figures(bench_run):
+    md = (bench_run / "benchmark.md").read_text()
+    assert md.startswith("## SI against the field's criteria at matched parameter budgets")
+    assert "### Budget 0.3" in md and "**Which channels (SI's counts):**" in md
+    for name in ("frontier_parameters.png", "frontier_macs.png", "curves.png"):
+        assert (bench_run / name).stat().st_size > 10_000
+        assert f"]({name})" in md
+    # the fine-tunes' validation curves: one point per epoch of each run
+    h = pd.read_csv(bench_run / "budget~0.3" / "si" / "l1" / "repeat~1" / "history.csv")
+    assert list(h["epoch"]) == [1]
+
+
+@pytest.mark.parametrize("configs, jobs", [
+    # the GPU check's part: 1 budget, 6 criteria x 2 allocations + global (one repeat: random
+    # draws once), no scratch
+    (["gpu-quick.yaml", "gpu-quick-benchmark.yaml"],
+     {"allocate_benchmark": 1, "choose_benchmark_channels": 13, "finetune_benchmark": 13}),
+    # the GPU benchmark: 3 budgets x (17 choices: 5 + random's 3 draws at each of two
+    # allocations, and the global one; 13 cells x 3 repeats, 3 from scratch)
+    (["gpu-benchmark.yaml"],
+     {"allocate_benchmark": 3, "choose_benchmark_channels": 51, "finetune_benchmark": 117,
+      "train_benchmark_scratch": 9}),
+    # the CPU benchmark: 1 budget, 13 cells x 3 repeats, 3 from scratch
+    (["cpu-benchmark.yaml"],
+     {"allocate_benchmark": 1, "choose_benchmark_channels": 17, "finetune_benchmark": 39,
+      "train_benchmark_scratch": 3}),
+])
+def test_dry_runs_of_the_shipped_benchmark_configs(tmp_path, monkeypatch, configs, jobs):
+    """The job counts their comments give, counted by hand from their grids."""
+    monkeypatch.setenv("CIFAR10_JPEG", str(tmp_path / "cifar10-jpeg.tar.gz"))  # not read
+    out = snakemake("benchmark", "-n", "--configfile",
+                    *[str(ROOT / "config" / c) for c in configs], workdir=tmp_path).stdout
+    counts = job_counts(out)
+    assert {k: counts.get(k, 0) for k in jobs} == jobs
+    assert counts.get("train_benchmark_scratch", 0) == jobs.get("train_benchmark_scratch", 0)
+    assert counts["rank_benchmark"] == 1 and counts["train_e2e"] == 1
+
+
+def test_the_study_report_shows_the_benchmark_when_it_is_on(bench_run, tmp_path):
+    """The study's report.md with the benchmark on: its section between the layer-wise pruning
+    and the wall time, each benchmark job in the wall-time table (a copy of the smoke run, so
+    that the other tests read the report without it)."""
+    import shutil
+
+    work = tmp_path / "run"
+    shutil.copytree(bench_run.parent.parent, work, symlinks=True)
+    snakemake("results/report/report.md", "--cores", "2", "--configfile", str(SMOKE), str(BENCH),
+              workdir=work)
+    md = (work / "results" / "report" / "report.md").read_text()
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    i = headings.index("SI against the field's criteria at matched parameter budgets")
+    assert headings[i - 1] == "Layer-wise SI pruning of every conv layer"
+    assert "finetune_benchmark" in md and "rank_benchmark" in md
+    assert "](../benchmark/frontier_parameters.png)" in md
