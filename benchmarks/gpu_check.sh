@@ -145,15 +145,16 @@ run_step tests "$LIMIT_TESTS" env SICOMPRESS_TEST_DEVICE="$CHECK_DEVICE" \
   python3 -m pytest -q -p no:cacheprovider -rs "${xdist[@]}" "${markers[@]}" --durations=15 \
   $TEST_PATHS
 
-# study_step NAME LIMIT CONFIGS...: the workflow on CONFIGS in its own folder, summed up,
-# its small files into OUT_DIR/NAME.tar.gz
+# study_step NAME LIMIT FOLDER TARGET CONFIGS...: the workflow's TARGET (all: the study) on
+# CONFIGS in the folder FOLDER under the work folder, summed up, its small files into
+# OUT_DIR/FOLDER.tar.gz
 study_step() {
-  local name=$1 limit=$2
-  shift 2
+  local name=$1 limit=$2 folder=$3 target=$4
+  shift 4
   run_step "$name" "$limit" bash -c '
   set -uo pipefail
-  repo=$1 study=$2 out=$3 device=$4 gpu_jobs=$5
-  shift 5
+  repo=$1 study=$2 out=$3 device=$4 gpu_jobs=$5 target=$6
+  shift 6
   configs=()
   for c in "$@"; do
     case $c in /*) configs+=("$c") ;; *) configs+=("$repo/$c") ;; esac
@@ -161,45 +162,32 @@ study_step() {
   mkdir -p "$study"
   t0=$SECONDS
   # snakemake stops 25 s before the step does, so that what it made is still summed up
-  SICOMPRESS_DEVICE=$device timeout --kill-after=5 $((STEP_LIMIT - 25)) snakemake \
+  SICOMPRESS_DEVICE=$device timeout --kill-after=5 $((STEP_LIMIT - 25)) snakemake "$target" \
     --directory "$study" --configfile "${configs[@]}" --cores all --resources gpu="$gpu_jobs"
   rc=$?
-  echo "study: snakemake exit $rc after $((SECONDS - t0)) s"
-  python3 "$repo/benchmarks/study_summary.py" "$study" || true
+  echo "$target: snakemake exit $rc after $((SECONDS - t0)) s"
+  if [ "$target" = benchmark ]; then
+    grep -h "ranking done\|ranked, SI" "$study"/logs/benchmark/rank.log 2>/dev/null || true
+  else
+    python3 "$repo/benchmarks/study_summary.py" "$study" || true
+  fi
   # everything but the models, the data and the feature caches, for reading at home
   (cd "$study" && find results logs -type f ! -name "*.pt" ! -name "*.npz" ! -name "*.npy" \
     -print0 2>/dev/null | tar --null -czf "$out/$(basename "$study").tar.gz" -T -) || true
   exit $rc
-' _ "$repo" "$work/$name" "$out" "$CHECK_DEVICE" "$STUDY_GPU_JOBS" "$@"
+' _ "$repo" "$work/$folder" "$out" "$CHECK_DEVICE" "$STUDY_GPU_JOBS" "$target" "$@"
 }
 
-study_step study "$LIMIT_STUDY" $STUDY_CONFIG
+study_step study "$LIMIT_STUDY" study all $STUDY_CONFIG
 
 run_step selection "$LIMIT_SELECTION" python3 benchmarks/selection.py \
   --n 5000 --channels 512 --hw 2 --no-naive --device "$CHECK_DEVICE"
 
-# the criteria benchmark in the study step's folder (its e2e model), then its small files
-# added to study.tar.gz
-run_step benchmark "$LIMIT_BENCHMARK" bash -c '
-  set -uo pipefail
-  repo=$1 study=$2 out=$3 device=$4 gpu_jobs=$5
-  shift 5
-  configs=()
-  for c in "$@"; do
-    case $c in /*) configs+=("$c") ;; *) configs+=("$repo/$c") ;; esac
-  done
-  t0=$SECONDS
-  SICOMPRESS_DEVICE=$device timeout --kill-after=5 $((STEP_LIMIT - 15)) snakemake benchmark \
-    --directory "$study" --configfile "${configs[@]}" --cores all --resources gpu="$gpu_jobs"
-  rc=$?
-  echo "benchmark: snakemake exit $rc after $((SECONDS - t0)) s"
-  grep -h "ranking done\|ranked, SI" "$study"/logs/benchmark/rank.log 2>/dev/null || true
-  (cd "$study" && find results logs -type f ! -name "*.pt" ! -name "*.npz" ! -name "*.npy" \
-    -print0 2>/dev/null | tar --null -czf "$out/study.tar.gz" -T -) || true
-  exit $rc
-' _ "$repo" "$work/study" "$out" "$CHECK_DEVICE" "$STUDY_GPU_JOBS" $STUDY_CONFIG $BENCHMARK_CONFIG
+# the criteria benchmark in the study step's folder (on its e2e model); its small files join
+# study.tar.gz
+study_step benchmark "$LIMIT_BENCHMARK" study benchmark $STUDY_CONFIG $BENCHMARK_CONFIG
 
-study_step resnet "$LIMIT_RESNET" $RESNET_CONFIG
+study_step resnet "$LIMIT_RESNET" resnet all $RESNET_CONFIG
 
 run_step throughput "$LIMIT_THROUGHPUT" python3 benchmarks/train_throughput.py \
   --data "$archive" --width 1 --rounds 1 --workers 8 --device "$CHECK_DEVICE"
@@ -219,10 +207,10 @@ show() {
   cat "$status"
   show setup '^(snakemake|python|device|.*Driver Version)'
   show tests '(passed|failed|error|SKIPPED)'
-  show study '^(study:|  (search|e2e|head|compressed) |search:|cut:|selection|  total)'
+  show study '^(all:|  (search|e2e|head|compressed) |search:|cut:|selection|  total)'
   show selection '^(N=|fast)'
   show benchmark '^(benchmark:|\[.*\] ranking done)'
-  show resnet '^(study:|  (search|e2e|head|compressed) |search:|cut:|selection|  total)'
+  show resnet '^(all:|  (search|e2e|head|compressed) |search:|cut:|selection|  total)'
   show throughput '^(one epoch|engine  |baseline|ratio|\(engine)'
 } >"$out/summary.txt"
 echo

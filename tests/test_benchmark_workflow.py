@@ -145,6 +145,9 @@ def test_benchmark_report_and_figures(bench_run):
     (["cpu-benchmark.yaml"],
      {"allocate_benchmark": 1, "choose_benchmark_channels": 17, "finetune_benchmark": 39,
       "train_benchmark_scratch": 3}),
+    (["cpu-benchmark-resnet.yaml"],
+     {"allocate_benchmark": 1, "choose_benchmark_channels": 17, "finetune_benchmark": 39,
+      "train_benchmark_scratch": 3}),
 ])
 def test_dry_runs_of_the_shipped_benchmark_configs(tmp_path, monkeypatch, configs, jobs):
     """The job counts their comments give, counted by hand from their grids."""
