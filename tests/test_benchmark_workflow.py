@@ -45,10 +45,16 @@ def test_benchmark_is_off_by_default(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def bench_run(smoke_run):
+def bench_run(smoke_run, tmp_path_factory):
+    """The benchmark on the smoke study's e2e model, in a copy of the smoke run (the other
+    tests read that run's wall-time table and report without the benchmark's jobs)."""
+    import shutil
+
+    work = tmp_path_factory.mktemp("bench") / "run"
+    shutil.copytree(smoke_run, work, symlinks=True)
     snakemake("benchmark", "--cores", "2", "--max-threads", "1", "--configfile", str(SMOKE),
-              str(BENCH), workdir=smoke_run)
-    return smoke_run / "results" / "benchmark"
+              str(BENCH), workdir=work)
+    return work / "results" / "benchmark"
 
 
 def _numel(path) -> int:
@@ -160,14 +166,10 @@ def test_dry_runs_of_the_shipped_benchmark_configs(tmp_path, monkeypatch, config
     assert counts["rank_benchmark"] == 1 and counts["train_e2e"] == 1
 
 
-def test_the_study_report_shows_the_benchmark_when_it_is_on(bench_run, tmp_path):
+def test_the_study_report_shows_the_benchmark_when_it_is_on(bench_run):
     """The study's report.md with the benchmark on: its section between the layer-wise pruning
-    and the wall time, each benchmark job in the wall-time table (a copy of the smoke run, so
-    that the other tests read the report without it)."""
-    import shutil
-
-    work = tmp_path / "run"
-    shutil.copytree(bench_run.parent.parent, work, symlinks=True)
+    and the wall time, each benchmark job in the wall-time table."""
+    work = bench_run.parent.parent
     snakemake("results/report/report.md", "--cores", "2", "--configfile", str(SMOKE), str(BENCH),
               workdir=work)
     md = (work / "results" / "report" / "report.md").read_text()
