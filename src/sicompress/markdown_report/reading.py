@@ -89,10 +89,11 @@ def test_words(p_holm: float) -> str:
     """The exact test's reading, from its Holm-adjusted p-value."""
     if math.isnan(p_holm):
         return ""
-    shown = f"{p_holm:.2g}" if p_holm >= 1e-4 else f"{p_holm:.1e}"
+    shown = (f"{p_holm:.2g}" if p_holm >= 1e-4 else f"{p_holm:.1e}" if p_holm > 0
+             else "< 1e-300")  # 0: below float64's range (the table's "< 1e-300")
     if p_holm < SIGNIFICANCE:
-        return f"the exact test finds the accuracies differ (Holm p = {shown})"
-    return f"the exact test detects no accuracy difference (Holm p = {shown})"
+        return f"the exact test finds the accuracies differ (Holm p {'' if shown[0] == '<' else '= '}{shown})"
+    return f"the exact test detects no accuracy difference (Holm p {'' if shown[0] == '<' else '= '}{shown})"
 
 
 def words(v: Mapping, detectable: bool = True) -> str:
