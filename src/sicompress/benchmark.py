@@ -27,8 +27,10 @@ Every decision reads training images only (SI: si_train; Taylor, HRank: the fixe
 channels. `summarize` reads the fine-tunes as one table per budget with intervals paired by
 seed (`comparisons.compare`), Holm over the whole family.
 
-Not yet in the workflow: its rules, config section, fine-tunes and report section are to come;
-these functions are the steps those rules will call.
+In the workflow: `workflow/rules/benchmark.smk` (config section `benchmark`, on by its switch,
+target `benchmark`); the fine-tunes and the from-scratch trainings are
+`trainings.finetune_whole` and `trainings.train_counts_scratch`; the report's section is
+`markdown_report.criteria_benchmark` (also alone as results/benchmark/benchmark.md).
 """
 
 from __future__ import annotations
