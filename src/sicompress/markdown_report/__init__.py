@@ -39,14 +39,13 @@ Shared by the parts:
 from .assumptions import ASSUMPTIONS
 from .cells import md_table
 from .compression import RANKING_ROWS
-from .criteria_benchmark import write_benchmark_report
 from .controls import TITLE as CONTROLS_TITLE
 from .inputs import ModelArtefacts, ReportInputs
 from .layerwise import LAYERWISE_GOAL, LAYERWISE_MAX_LOSS
 from .layerwise import TITLE as LAYERWISE_TITLE
 from .names import MODEL_TITLES
 from .render import (PARTS, TEMPLATES, environment, render_report, report_context, sections,
-                     write_report)
+                     write_benchmark_report, write_report)
 from .summary import SUMMARY_COLUMNS, summary_table
 from .wall_time import benchmark_label, read_benchmarks
 

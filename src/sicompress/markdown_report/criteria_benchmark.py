@@ -2,12 +2,11 @@
 matched parameter budgets, the whole network pruned and fine-tuned. Its numbers (one table per
 budget, the allocations, the decide seconds) and one sentence per question, each read by
 `reading` (a paired interval excludes 0, or no difference is detected). Shown as a part of
-report.md and alone as results/benchmark/benchmark.md (`write_benchmark_report`)."""
+report.md and alone as results/benchmark/benchmark.md (`render.write_benchmark_report`)."""
 
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -152,19 +151,3 @@ def context(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
                              figures={"frontier_parameters": inputs.benchmark_frontier_parameters,
                                       "frontier_macs": inputs.benchmark_frontier_macs,
                                       "curves": inputs.benchmark_curves})
-
-
-def write_benchmark_report(*, table_csv, comparisons_csv, ranking_json, allocations_jsons,
-                           e2e_metrics, config: dict, figures: dict, out_md) -> None:
-    """results/benchmark/benchmark.md: this part alone, its figures linked beside it."""
-    from .render import Numbers, environment
-
-    out_md = Path(out_md)
-    numbers = benchmark_context(table_csv=table_csv, comparisons_csv=comparisons_csv,
-                                ranking_json=ranking_json, allocations_jsons=allocations_jsons,
-                                e2e_metrics=e2e_metrics, cfg=config, figures=figures)
-    text = environment(out_md.parent).get_template(f"{NAME}.md.j2").render(
-        cfg=config, number=Numbers(), **{NAME: numbers})
-    text = re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
-    with artifacts.atomic_path(out_md) as tmp:
-        tmp.write_text(text)
