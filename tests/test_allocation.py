@@ -80,3 +80,20 @@ def test_parameter_cost_is_the_built_networks():
     assert cost(full) > cost({g: len(v) for g, v in kept.items()})
     got = allocation.uniform(full, cost, 0.5 * cost(full))
     assert got["cost"] <= 0.5 * cost(full) and set(got["counts"]) == set(full)
+
+
+def test_macs_cost_is_the_built_networks_by_hooks():
+    """The meta-device MACs (Torch-Pruning's counter) of the layer-wise pruned arch equal a
+    forward pass's operations counted by hooks on the network built with real weights."""
+    from conftest import macs_by_hooks
+
+    torch.manual_seed(0)
+    model = build_model(vgg_arch(0.0625, [8], 0.0, 10))
+    cost = allocation.macs_cost(model.arch, "pool2", [16], 0.0)
+    kept = {"conv1_1": [0, 3], "conv1_2": [1, 2, 3], "conv2_1": [0, 2, 4, 6, 7],
+            "conv2_2": [5, 6, 7, 1]}
+    built = build_layerwise(model, "pool2", kept, hidden=[16], dropout=0.0, seed=0).eval()
+    assert cost({g: len(v) for g, v in kept.items()}) == macs_by_hooks(built)["total"]
+    # by hand, the convs' multiply-accumulates alone: 3x3 kernels, 32x32 then 16x16 maps
+    convs = 9 * (3 * 2 + 2 * 3) * 32 * 32 + 9 * (3 * 5 + 5 * 4) * 16 * 16
+    assert macs_by_hooks(built, convs_and_linears_only=True)["features"] == convs

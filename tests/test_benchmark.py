@@ -66,6 +66,40 @@ def test_allocations_fit_their_budget(tmp_path):
     assert len(set(out["allocations"]["uniform"]["counts"].values())) > 1  # 2, 4, 8 channels
 
 
+def test_a_macs_budget_holds_every_allocation_by_hooks(tmp_path):
+    """budget_of macs: each allocation's network, built, does at most budget x e2e's
+    multiply-accumulates per image (counted by hooks on a forward pass), and its recorded
+    parameters and MACs are the built network's."""
+    import pytest
+
+    from conftest import macs_by_hooks
+
+    arch = _arch("vgg16")
+    torch.manual_seed(1)
+    model = random_batchnorm(build_model(arch)).eval()
+    path = tmp_path / "e2e.pt"
+    torch.save({"arch": arch, "state_dict": model.state_dict()}, path)
+    sizes = group_sizes(arch)
+    ranking = {"groups": {g: {"order": list(range(n)), "seconds": 1.0,
+                              "si": [min(i + 1, max(1, n // 2)) / n for i in range(n)]}
+                          for g, n in sizes.items()}}
+    (tmp_path / "ranking.json").write_text(json.dumps(ranking))
+    out = benchmark.allocate(model_path=path, ranking_json=tmp_path / "ranking.json",
+                             budget=0.3, global_criterion="bn_scale", budget_of="macs",
+                             out_json=tmp_path / "alloc.json", log=lambda s: None)
+    e2e_macs = macs_by_hooks(model)["total"]
+    assert out["budget_of"] == "macs" and out["e2e_macs"] == e2e_macs
+    assert out["limit"] == pytest.approx(0.3 * e2e_macs)
+    for name, a in out["allocations"].items():
+        built = build_whole_pruned(path, {g: list(range(k)) for g, k in a["counts"].items()})
+        assert a["macs"] == macs_by_hooks(built.eval())["total"] <= 0.3 * e2e_macs, name
+        assert a["parameters"] == sum(p.numel() for p in built.parameters())
+    with pytest.raises(ValueError, match="benchmark.budget_of must be one of"):
+        benchmark.allocate(model_path=path, ranking_json=tmp_path / "ranking.json", budget=0.3,
+                           global_criterion=None, budget_of="flops",
+                           out_json=tmp_path / "x.json", log=lambda s: None)
+
+
 def test_cells_and_runs_of_a_config_section():
     """The grid by hand: every criterion at SI's counts and the uniform share, the global
     criterion at its threshold, scratch at the uniform share; budgets x cells x repeats."""

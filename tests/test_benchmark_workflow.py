@@ -67,9 +67,10 @@ def _numel(path) -> int:
 def test_benchmark_cells_sizes_and_pairing(bench_run):
     runs = pd.read_csv(bench_run / "runs.csv")
     table = pd.read_csv(bench_run / "table.csv")
-    # 3 criteria at SI's counts and at the uniform share, bn_scale's global threshold, scratch
-    assert len(table) == 3 + 3 + 1 + 1 and set(table["n"]) == {2}
-    assert len(runs) == 16
+    # 2 criteria at SI's counts and at the uniform share, l1's global threshold, scratch
+    assert len(table) == 2 + 2 + 1 + 1 and set(table["n"]) == {2}
+    assert len(runs) == 12
+    assert set(table[table["allocation"] == "global"]["criterion"]) == {"l1"}
     alloc = json.loads((bench_run / "budget~0.3" / "allocations.json").read_text())
     limit = alloc["limit"]
     for _, r in runs.iterrows():
@@ -116,9 +117,9 @@ def test_benchmark_intervals_are_paired_t_intervals(bench_run):
             assert row["delta_lo"] == pytest.approx(d.mean() - half)
             assert row["delta_hi"] == pytest.approx(d.mean() + half)
     compared = pd.read_csv(bench_run / "comparisons.csv")
-    # every cell against SI at SI's counts (7), and l1 and random at SI's counts against
-    # themselves at the uniform share (2); Holm over all 9
-    assert len(compared) == 9
+    # every cell against SI at SI's counts (5), and random at SI's counts against itself at
+    # the uniform share (1); Holm over all 6
+    assert len(compared) == 6
     p = compared["p_value"].dropna().to_numpy()
     order = np.argsort(p)
     holm = np.maximum.accumulate(np.minimum(1, p[order] * (len(p) - np.arange(len(p)))))
@@ -127,14 +128,34 @@ def test_benchmark_intervals_are_paired_t_intervals(bench_run):
 
 def test_benchmark_report_and_figures(bench_run):
     md = (bench_run / "benchmark.md").read_text()
-    assert md.startswith("## SI against the field's criteria at matched parameter budgets")
+    assert md.startswith("## SI against the field's criteria at matched budgets")
     assert "### Budget 0.3" in md and "**Which channels (SI's counts):**" in md
     for name in ("frontier_parameters.png", "frontier_macs.png", "curves.png"):
         assert (bench_run / name).stat().st_size > 10_000
         assert f"]({name})" in md
     # the fine-tunes' validation curves: one point per epoch of each run
-    h = pd.read_csv(bench_run / "budget~0.3" / "si" / "l1" / "repeat~1" / "history.csv")
+    h = pd.read_csv(bench_run / "budget~0.3" / "si" / "random" / "repeat~1" / "history.csv")
     assert list(h["epoch"]) == [1]
+
+
+def test_a_macs_budget_reaches_the_allocations(bench_run, tmp_path):
+    """benchmark.budget_of macs through the rule (at another budget of the bench run, so its
+    own files stay as they are): every allocation's network within budget x e2e's MACs per
+    image, e2e's counted by hooks on a forward pass."""
+    from conftest import macs_by_hooks
+    from sicompress.model import load_model
+
+    cfg = tmp_path / "macs.yaml"
+    cfg.write_text("benchmark:\n  budget_of: macs\n")
+    work = bench_run.parent.parent
+    snakemake("results/benchmark/budget~0.5/allocations.json", "--cores", "1", "--configfile",
+              str(SMOKE), str(BENCH), str(cfg), workdir=work)
+    alloc = json.loads((bench_run / "budget~0.5" / "allocations.json").read_text())
+    e2e = macs_by_hooks(load_model(work / "results" / "e2e" / "model.pt").eval())["total"]
+    assert alloc["budget_of"] == "macs" and alloc["e2e_macs"] == e2e
+    assert alloc["limit"] == pytest.approx(0.5 * e2e)
+    assert set(alloc["allocations"]) == {"si", "uniform", "global"}
+    assert all(a["macs"] <= 0.5 * e2e for a in alloc["allocations"].values())
 
 
 @pytest.mark.parametrize("configs, jobs", [
@@ -174,7 +195,7 @@ def test_the_study_report_shows_the_benchmark_when_it_is_on(bench_run):
               workdir=work)
     md = (work / "results" / "report" / "report.md").read_text()
     headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
-    i = headings.index("SI against the field's criteria at matched parameter budgets")
+    i = headings.index("SI against the field's criteria at matched budgets")
     assert headings[i - 1] == "Layer-wise SI pruning of every conv layer"
     assert "finetune_benchmark" in md and "rank_benchmark" in md
     assert "](../benchmark/frontier_parameters.png)" in md

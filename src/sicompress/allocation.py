@@ -3,7 +3,8 @@ compared at.
 
 A budget is a cost the pruned network may not exceed (its parameters, say, a share of the
 unpruned network's); `cost` is any function of the counts per group ({group: k}) that grows
-with every count (`parameter_cost` gives the parameters of the layer-wise pruned network).
+with every count (`parameter_cost` gives the parameters of the layer-wise pruned network,
+`macs_cost` its multiply-accumulates per image).
 Each allocation is one family of counts with one knob, and the knob is set to the largest
 network within the budget, found by bisection over the knob's finitely many distinct values:
 
@@ -15,7 +16,7 @@ network within the budget, found by bisection over the knob's finitely many dist
 - `global_threshold`: the channels whose score clears one threshold over every group (at
   least one per group): Network Slimming's allocation by |gamma|, or any criterion's.
 
-Plain numbers only (no torch beyond `parameter_cost`): the counts go to the criteria
+Plain numbers only (no torch beyond the two costs): the counts go to the criteria
 (`scoring.choose`), which choose the channels.
 """
 
@@ -137,6 +138,17 @@ def global_threshold(scores: Mapping[str, Sequence[float]], cost: Callable[[Coun
     return {"counts": counts, "threshold": th, "cost": spent}
 
 
+def _pruned_cost(arch: dict, cut_layer: str, hidden, dropout: float, measure: Callable[[dict], int]
+                 ) -> Callable[[Counts], int]:
+    from .layerwise import layerwise_arch
+
+    def cost(counts: Counts) -> int:
+        kept = {name: list(range(k)) for name, k in counts.items()}
+        return measure(layerwise_arch(arch, cut_layer, kept, hidden, dropout))
+
+    return cost
+
+
 def parameter_cost(arch: dict, cut_layer: str, hidden, dropout: float
                    ) -> Callable[[Counts], int]:
     """The parameters of the layer-wise pruned network of `arch` (cut after `cut_layer`, a new
@@ -144,10 +156,13 @@ def parameter_cost(arch: dict, cut_layer: str, hidden, dropout: float
     group, counted on the meta device (`cost.arch_parameters`). Which channels are kept does
     not change the count, so the first k of each group stand for any k."""
     from .cost import arch_parameters
-    from .layerwise import layerwise_arch
 
-    def parameters(counts: Counts) -> int:
-        kept = {name: list(range(k)) for name, k in counts.items()}
-        return arch_parameters(layerwise_arch(arch, cut_layer, kept, hidden, dropout))["total"]
+    return _pruned_cost(arch, cut_layer, hidden, dropout, lambda a: arch_parameters(a)["total"])
 
-    return parameters
+
+def macs_cost(arch: dict, cut_layer: str, hidden, dropout: float) -> Callable[[Counts], int]:
+    """As `parameter_cost`, the multiply-accumulates per image of that network
+    (`cost.macs_per_image`, Torch-Pruning's counter on the meta device)."""
+    from .cost import macs_per_image
+
+    return _pruned_cost(arch, cut_layer, hidden, dropout, lambda a: macs_per_image(a)["total"])

@@ -1,9 +1,10 @@
-"""The criteria benchmark: SI against the field's channel criteria at matched parameter budgets.
+"""The criteria benchmark: SI against the field's channel criteria at matched budgets.
 
 Does SI earn its cost as a pruning criterion? The study compares criteria only at SI's own
 channel counts after its cut; here every criterion prunes the channels of the whole network
 (every group of `pruning.channel_groups`, the network's own classifier kept and sliced:
-`pruning.build_whole_pruned`), under a budget (a share of e2e's parameters), and each pruned
+`pruning.build_whole_pruned`), under a budget (a share of e2e's parameters, or of its
+multiply-accumulates per image: `benchmark.budget_of`), and each pruned
 network is fine-tuned end to end from e2e's weights with n seeds, the protocol of the field
 (Li et al. 2017; Lin et al. 2020; Liu et al. 2017). Two questions are asked apart:
 
@@ -44,11 +45,13 @@ import numpy as np
 import pandas as pd
 
 from . import artifacts
-from .allocation import global_threshold, parameter_cost, si_tolerance, uniform
+from .allocation import global_threshold, macs_cost, parameter_cost, si_tolerance, uniform
 from .criteria import criterion
 
 ALLOCATIONS = ("si", "uniform", "global")  # SI's tolerance, a uniform share, a global threshold
 ALLOCATION_TITLES = {"si": "SI's counts", "uniform": "uniform share", "global": "global threshold"}
+# what a budget is a share of (config benchmark.budget_of): e2e's parameters or its MACs per image
+BUDGET_OF = {"parameters": "parameters", "macs": "multiply-accumulates per image"}
 RANKING_COLUMNS = ["group", "step", "channel", "si"]
 PARTIAL = "ranking.partial.json"
 SCRATCH = "scratch"  # the "criterion" of the uniform-width network trained from scratch
@@ -157,58 +160,67 @@ def rank_groups(*, model_path, data_npz, split_npz, out_json, ranking_csv, pool:
 
 
 def allocate(*, model_path, ranking_json, budget: float, global_criterion: str | None,
-             out_json, log: Callable[[str], None] = print) -> dict:
+             out_json, budget_of: str = "parameters", log: Callable[[str], None] = print
+             ) -> dict:
     """The counts per group of each allocation whose network is the largest within `budget`
-    x e2e's parameters: "si" (SI's rule at the tolerance found for this budget), "uniform"
-    (one share of every group), and "global" (`global_criterion`'s scores over every group
-    against one threshold, scored on the unpruned network; None: not made). Writes
-    `out_json`: per allocation its counts, parameters, knob and the seconds it took."""
-    from .cost import arch_parameters
+    x e2e's `budget_of` ("parameters", or "macs": multiply-accumulates per image): "si" (SI's
+    rule at the tolerance found for this budget), "uniform" (one share of every group), and
+    "global" (`global_criterion`'s scores over every group against one threshold, scored on
+    the unpruned network; None: not made). Writes `out_json`: per allocation its counts,
+    parameters, MACs, knob and the seconds it took."""
+    from .cost import arch_parameters, macs_per_image
     from .pruning import arch_and_state, group_sizes
     from .scoring import group_scores
 
     if not 0 < float(budget) <= 1:
-        raise ValueError(f"a budget is a share of the parameters in (0, 1], got {budget!r}")
+        raise ValueError(f"a budget is a share of the {budget_of} in (0, 1], got {budget!r}")
+    if budget_of not in BUDGET_OF:
+        raise ValueError(f"benchmark.budget_of must be one of {list(BUDGET_OF)}, "
+                         f"got {budget_of!r}")
     arch, state = arch_and_state(model_path)
     sizes = group_sizes(arch)
-    total = arch_parameters(arch)["total"]
     last, classifier = arch["features"][-1]["name"], arch["classifier"]
-    # the whole network's parameters at given counts: its own classifier's widths read what
-    # is left, as `pruning.whole_pruned_arch` builds it
-    cost = parameter_cost(arch, last, classifier["hidden"], classifier["dropout"])
+    # the whole network's parameters and MACs at given counts: its own classifier's widths
+    # read what is left, as `pruning.whole_pruned_arch` builds it
+    shape = (arch, last, classifier["hidden"], classifier["dropout"])
+    costs = {"parameters": parameter_cost(*shape), "macs": macs_cost(*shape)}
+    totals = {"parameters": arch_parameters(arch)["total"], "macs": macs_per_image(arch)["total"]}
+    cost, total = costs[budget_of], totals[budget_of]
     limit = float(budget) * total
     ranking = artifacts.read_json(ranking_json)["groups"]
     if set(ranking) != set(sizes):
         raise ValueError(f"{ranking_json} ranks groups {sorted(ranking)}, the network has "
                          f"{sorted(sizes)}: it was ranked on another network")
-    out = {"budget": float(budget), "e2e_parameters": int(total), "limit": limit,
-           "sizes": sizes, "allocations": {}}
+    out = {"budget": float(budget), "budget_of": budget_of,
+           "e2e_parameters": int(totals["parameters"]), "e2e_macs": int(totals["macs"]),
+           "limit": limit, "sizes": sizes, "allocations": {}}
+
+    def record(name, counts, knob, t0):
+        out["allocations"][name] = {"counts": counts, "knob": knob,
+                                    "parameters": int(costs["parameters"](counts)),
+                                    "macs": int(costs["macs"](counts)),
+                                    "seconds": time.perf_counter() - t0}
+
     t0 = time.perf_counter()
     si = si_tolerance({g: ranking[g]["si"] for g in sizes}, cost, limit)
-    out["allocations"]["si"] = {"counts": si["counts"], "parameters": int(si["cost"]),
-                                "knob": {"tolerance": si["tolerance"]},
-                                "seconds": time.perf_counter() - t0}
+    record("si", si["counts"], {"tolerance": si["tolerance"]}, t0)
     t0 = time.perf_counter()
     un = uniform(sizes, cost, limit)
-    out["allocations"]["uniform"] = {"counts": un["counts"], "parameters": int(un["cost"]),
-                                     "knob": {"share": un["share"]},
-                                     "seconds": time.perf_counter() - t0}
+    record("uniform", un["counts"], {"share": un["share"]}, t0)
     if global_criterion is not None:
         t0 = time.perf_counter()
         scores = group_scores(global_criterion, {"arch": arch, "state_dict": state})
         gl = global_threshold(scores, cost, limit)
-        out["allocations"]["global"] = {"counts": gl["counts"], "parameters": int(gl["cost"]),
-                                        "knob": {"threshold": gl["threshold"],
-                                                 "criterion": global_criterion},
-                                        "seconds": time.perf_counter() - t0}
+        record("global", gl["counts"], {"threshold": gl["threshold"],
+                                        "criterion": global_criterion}, t0)
     out["provenance"] = artifacts.provenance(settings={
         "model": str(model_path), "ranking": str(ranking_json), "budget": float(budget),
-        "global_criterion": global_criterion})
+        "budget_of": budget_of, "global_criterion": global_criterion})
     artifacts.write_json(out_json, out)
     for name, a in out["allocations"].items():
-        log(f"budget {budget_name(budget)} ({limit:,.0f} of {total:,} parameters): {name}: "
-            f"{sum(a['counts'].values())} of {sum(sizes.values())} channels, "
-            f"{a['parameters']:,} parameters ({a['knob']})")
+        log(f"budget {budget_name(budget)} of the {BUDGET_OF[budget_of]} ({limit:,.0f} of "
+            f"{total:,}): {name}: {sum(a['counts'].values())} of {sum(sizes.values())} "
+            f"channels, {a['parameters']:,} parameters, {a['macs']:,} MACs ({a['knob']})")
     return out
 
 

@@ -91,7 +91,7 @@ def allocate_benchmark_step(job, log) -> None:
     benchmark.allocate(model_path=job.input.model, ranking_json=job.input.ranking,
                        budget=float(job.wildcards.budget),
                        global_criterion=job.params.global_criterion,
-                       out_json=job.output.allocations, log=log)
+                       budget_of=job.params.budget_of, out_json=job.output.allocations, log=log)
 
 
 def choose_benchmark_channels_step(job, log) -> None:
@@ -133,7 +133,7 @@ def summarize_benchmark_step(job, log) -> None:
                         frontier_macs=job.output.frontier_macs, curves=job.output.curves,
                         e2e_metrics=i.e2e_metrics, e2e_model=i.e2e_model, log=log)
     write_benchmark_report(table_csv=job.output.table, comparisons_csv=job.output.comparisons,
-                           ranking_json=i.ranking, allocations_jsons=list(i.allocations),
+                           runs_csv=job.output.runs, ranking_json=i.ranking, allocations_jsons=list(i.allocations),
                            e2e_metrics=i.e2e_metrics, config=dict(job.config),
                            figures={"frontier_parameters": job.output.frontier_parameters,
                                     "frontier_macs": job.output.frontier_macs,
@@ -273,7 +273,7 @@ def report_step(job, log) -> None:
                               "pruned", "kept_plot", "width", "width_plot", "recipes",
                               "mcnemar", "comparisons")},
                           **{f"benchmark_{key}": i.get(f"benchmark_{key}") for key in (
-                              "table", "comparisons", "ranking", "frontier_parameters",
+                              "table", "runs", "comparisons", "ranking", "frontier_parameters",
                               "frontier_macs", "curves")},
                           benchmark_allocations=list(i.get("benchmark_allocations") or []))
     write_report(inputs, out_md=job.output.md, out_csv=job.output.summary)

@@ -1,5 +1,5 @@
 # The criteria benchmark (config "benchmark", on by its switch): SI against the field's channel
-# criteria at matched parameter budgets. SI ranks every group once on the unpruned e2e network;
+# criteria at matched budgets (parameters or MACs). SI ranks every group once on the unpruned e2e network;
 # per budget, the counts of each allocation (SI's tolerance, a uniform share, a global
 # threshold); per allocation, each criterion's channels; each pruned whole network fine-tuned
 # with n seeds, and the uniform-width network trained from scratch; one table and the frontiers.
@@ -46,6 +46,7 @@ rule allocate_benchmark:
         f"{BENCHMARKS}/allocate_benchmark/budget~{{budget}}.tsv"
     params:
         global_criterion=BENCHMARK_GLOBAL,
+        budget_of=BENCHMARK["budget_of"],
     conda:
         ENV
     script:

@@ -270,7 +270,8 @@ def get_report_optional():
                    layerwise_comparisons=rules.summarize_layerwise.output.comparisons)
     if BENCHMARK_ON:
         s = rules.summarize_benchmark.output
-        out.update(benchmark_table=s.table, benchmark_comparisons=s.comparisons,
+        out.update(benchmark_table=s.table, benchmark_runs=s.runs,
+                   benchmark_comparisons=s.comparisons,
                    benchmark_ranking=rules.rank_benchmark.output.ranking,
                    benchmark_allocations=expand(rules.allocate_benchmark.output.allocations,
                                                 budget=BENCHMARK_BUDGETS),

@@ -1,5 +1,5 @@
 """The criteria benchmark (`sicompress.benchmark`): SI against the field's channel criteria at
-matched parameter budgets, the whole network pruned and fine-tuned. Its numbers (one table per
+matched budgets (parameters or MACs), the whole network pruned and fine-tuned. Its numbers (one table per
 budget, the allocations, the decide seconds) and one sentence per question, each read by
 `reading` (a paired interval excludes 0, or no difference is detected). Shown as a part of
 report.md and alone as results/benchmark/benchmark.md (`render.write_benchmark_report`)."""
@@ -7,7 +7,6 @@ report.md and alone as results/benchmark/benchmark.md (`render.write_benchmark_r
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 
@@ -19,8 +18,9 @@ from .inputs import ReportInputs
 from .layerwise import LAYERWISE_GOAL, LAYERWISE_MAX_LOSS
 
 NAME = "criteria_benchmark"  # the section's template: templates/criteria_benchmark.md.j2
-TITLE = "SI against the field's criteria at matched parameter budgets"
+TITLE = "SI against the field's criteria at matched budgets"
 CITES = False
+BUDGET_WORDS = {"parameters": "parameters", "macs": "MACs per image"}  # benchmark.BUDGET_OF
 
 
 def headings(inputs: ReportInputs) -> list[str]:
@@ -70,7 +70,7 @@ def _tally(verdicts: list[dict], name: str) -> dict:
                      if v["reading"] != reading.BEATS]}
 
 
-def benchmark_context(*, table_csv, comparisons_csv, ranking_json, allocations_jsons,
+def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, allocations_jsons,
                       e2e_metrics, cfg: dict, figures: dict) -> dict:
     """The part's numbers from the benchmark's files (`benchmark.summarize`,
     `benchmark.rank_groups`, `benchmark.allocate`) and e2e's metrics.json."""
@@ -81,15 +81,23 @@ def benchmark_context(*, table_csv, comparisons_csv, ranking_json, allocations_j
     e2e_params = int(e2e["parameters"]["total"])
     si_ref = cell_title("si", "si")
     budgets = []
+    budget_of = "parameters"
     for path in allocations_jsons:
         a = artifacts.read_json(path)
         b = float(a["budget"])
+        budget_of = a.get("budget_of", "parameters")  # files before MACs budgets: parameters
         here = cells[cells["budget"] == b]
+
+        def share(x, key):
+            of = a.get(f"e2e_{key}")
+            return f"{100 * x[key] / of:.1f}%" if key in x and of else "–"
+
         alloc_rows = [[ALLOCATION_TITLES[name], ", ".join(f"{k} {v:g}" if isinstance(v, float)
                                                         else f"{k} {v}"
                                                         for k, v in x["knob"].items()),
                        count(sum(x["counts"].values())), count(x["parameters"]),
-                       f"{100 * x['parameters'] / a['e2e_parameters']:.1f}%"]
+                       share(x, "parameters"), count(x["macs"]) if "macs" in x else "–",
+                       share(x, "macs")]
                       for name, x in a["allocations"].items()]
         selection = _verdicts(compared, b, "selection")
         allocation = _verdicts(compared, b, "allocation")
@@ -107,19 +115,21 @@ def benchmark_context(*, table_csv, comparisons_csv, ranking_json, allocations_j
             "budget": b, "name": budget_name(b), "limit": a["limit"],
             "table": budget_cells(here, e2e_params),
             "allocations": frame(alloc_rows, ["allocation", "knob", "channels", "parameters",
-                                              "of e2e"]),
+                                              "of e2e", "MACs", "of e2e's"]),
             "selection": selection, "allocation": allocation, "against": against,
             "selection_tally": _tally(selection, si_ref), "frontier": frontier,
             "si_rank": ranked.index(si_ref) + 1 if si_ref in ranked else None,
             "cells": len(ranked), "flat": flat,
-            "si_parameters": int(a["allocations"]["si"]["parameters"])
+            "si_cost": int(a["allocations"]["si"][budget_of])
             if "si" in a["allocations"] else None})
     budgets.sort(key=lambda r: -r["budget"])
     claim = None
-    at = [r for r in budgets if r["budget"] <= 1 - LAYERWISE_GOAL + 1e-12]
+    # the claim is a share of the parameters: read at a parameter budget only
+    at = [r for r in budgets if r["budget"] <= 1 - LAYERWISE_GOAL + 1e-12
+          and budget_of == "parameters"]
     if at and len(cells):
         b = at[0]["budget"]  # the largest budget that removes the claimed share
-        runs = pd.read_csv(Path(table_csv).with_name("runs.csv"))
+        runs = pd.read_csv(runs_csv)
         si = runs[(runs["budget"] == b) & (runs["allocation"] == "si")
                   & (runs["criterion"] == "si")]
         if len(si):
@@ -130,6 +140,7 @@ def benchmark_context(*, table_csv, comparisons_csv, ranking_json, allocations_j
     section = cfg["benchmark"]
     schedule = section["finetune"]
     return {"title": TITLE, "budgets": budgets, "claim": claim, "goal": LAYERWISE_GOAL,
+            "budget_of": budget_of, "measure": BUDGET_WORDS[budget_of],
             "max_loss": LAYERWISE_MAX_LOSS, "e2e_acc": float(e2e["test_acc"]),
             "e2e_parameters": e2e_params, "ranking": ranking, "section": section,
             "schedule": schedule, "figures": figures,
@@ -143,7 +154,7 @@ def context(inputs: ReportInputs, table: pd.DataFrame) -> dict | None:
     if inputs.benchmark_table is None:
         return None
     e2e = next(m for m in inputs.models if m.name == "e2e")
-    return benchmark_context(table_csv=inputs.benchmark_table,
+    return benchmark_context(table_csv=inputs.benchmark_table, runs_csv=inputs.benchmark_runs,
                              comparisons_csv=inputs.benchmark_comparisons,
                              ranking_json=inputs.benchmark_ranking,
                              allocations_jsons=inputs.benchmark_allocations,

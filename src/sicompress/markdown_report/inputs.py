@@ -62,6 +62,7 @@ class ReportInputs:
     layerwise_finetuned_layer_si_plot: Path | None = None  # its layer_si.png
     # The criteria benchmark (sicompress.benchmark); all None when it is off
     benchmark_table: Path | None = None        # table.csv: one row per budget x cell
+    benchmark_runs: Path | None = None         # runs.csv: one row per training
     benchmark_comparisons: Path | None = None  # comparisons.csv: paired by seed, Holm
     benchmark_ranking: Path | None = None      # ranking.json: SI's ranking of every group
     benchmark_allocations: list[Path] = field(default_factory=list)  # one per budget

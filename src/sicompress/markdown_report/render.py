@@ -105,13 +105,14 @@ def write_report(inputs: ReportInputs, *, out_md: str | Path, out_csv: str | Pat
         tmp.write_text(text)
 
 
-def write_benchmark_report(*, table_csv, comparisons_csv, ranking_json, allocations_jsons,
+def write_benchmark_report(*, table_csv, runs_csv, comparisons_csv, ranking_json, allocations_jsons,
                            e2e_metrics, config: dict, figures: dict, out_md) -> None:
     """results/benchmark/benchmark.md: the criteria benchmark's part alone, its figures linked
     beside it (`criteria_benchmark.benchmark_context`)."""
     out_md = Path(out_md)
     part = criteria_benchmark
-    numbers = part.benchmark_context(table_csv=table_csv, comparisons_csv=comparisons_csv,
+    numbers = part.benchmark_context(table_csv=table_csv, runs_csv=runs_csv,
+                                     comparisons_csv=comparisons_csv,
                                      ranking_json=ranking_json,
                                      allocations_jsons=allocations_jsons,
                                      e2e_metrics=e2e_metrics, cfg=config, figures=figures)
