@@ -172,6 +172,10 @@ def test_a_macs_budget_reaches_the_allocations(bench_run, tmp_path):
     (["cpu-benchmark.yaml"],
      {"allocate_benchmark": 1, "choose_benchmark_channels": 17, "finetune_benchmark": 39,
       "train_benchmark_scratch": 3}),
+    # its MACs control: SI and BN scale at SI's counts and the uniform share, no scratch
+    (["cpu-benchmark.yaml", "cpu-benchmark-macs.yaml"],
+     {"allocate_benchmark": 1, "choose_benchmark_channels": 4, "finetune_benchmark": 12,
+      "train_benchmark_scratch": 0}),
     (["cpu-benchmark-resnet.yaml"],
      {"allocate_benchmark": 1, "choose_benchmark_channels": 17, "finetune_benchmark": 39,
       "train_benchmark_scratch": 3}),
