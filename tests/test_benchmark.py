@@ -41,18 +41,23 @@ def test_whole_pruned_keeps_the_classifier_and_counts_by_hand():
     assert sum(p.numel() for p in pruned.parameters()) == total
 
 
-def test_allocations_fit_their_budget(tmp_path):
-    arch = _arch("resnet20")
+def _saved_and_ranked(tmp_path, name):
+    """A network of `name` with spread BatchNorms (|gamma| differ: a global threshold), saved,
+    and a made-up ranking beside it: SI rising to its best at half of each group's channels."""
+    arch = _arch(name)
     torch.manual_seed(1)
-    model = random_batchnorm(build_model(arch)).eval()  # |gamma| differ: a global threshold
+    model = random_batchnorm(build_model(arch)).eval()
     path = tmp_path / "e2e.pt"
     torch.save({"arch": arch, "state_dict": model.state_dict()}, path)
-    sizes = group_sizes(arch)
-    # a made-up ranking: SI rising to its best at half of each group's channels
     ranking = {"groups": {g: {"order": list(range(n)), "seconds": 1.0,
                               "si": [min(i + 1, max(1, n // 2)) / n for i in range(n)]}
-                          for g, n in sizes.items()}}
+                          for g, n in group_sizes(arch).items()}}
     (tmp_path / "ranking.json").write_text(json.dumps(ranking))
+    return model, path
+
+
+def test_allocations_fit_their_budget(tmp_path):
+    model, path = _saved_and_ranked(tmp_path, "resnet20")
     out = benchmark.allocate(model_path=path, ranking_json=tmp_path / "ranking.json",
                              budget=0.5, global_criterion="bn_scale",
                              out_json=tmp_path / "alloc.json", log=lambda s: None)
@@ -74,16 +79,7 @@ def test_a_macs_budget_holds_every_allocation_by_hooks(tmp_path):
 
     from conftest import macs_by_hooks
 
-    arch = _arch("vgg16")
-    torch.manual_seed(1)
-    model = random_batchnorm(build_model(arch)).eval()
-    path = tmp_path / "e2e.pt"
-    torch.save({"arch": arch, "state_dict": model.state_dict()}, path)
-    sizes = group_sizes(arch)
-    ranking = {"groups": {g: {"order": list(range(n)), "seconds": 1.0,
-                              "si": [min(i + 1, max(1, n // 2)) / n for i in range(n)]}
-                          for g, n in sizes.items()}}
-    (tmp_path / "ranking.json").write_text(json.dumps(ranking))
+    model, path = _saved_and_ranked(tmp_path, "vgg16")
     out = benchmark.allocate(model_path=path, ranking_json=tmp_path / "ranking.json",
                              budget=0.3, global_criterion="bn_scale", budget_of="macs",
                              out_json=tmp_path / "alloc.json", log=lambda s: None)
