@@ -36,6 +36,8 @@ def test_the_shipped_configs_are_valid():
     ({"compress": {"feature_unit": "neuron"}}, "compress.feature_unit: 'neuron' is not one of channel, element"),
     ({"compress": {"layer_tolerance": -0.01}}, "compress.layer_tolerance: -0.01 must be >= 0"),
     ({"seed": None}, "seed: None is not an integer"),
+    ({"benchmark": {"budget_of": "flops"}},
+     "benchmark.budget_of: 'flops' is not one of parameters, macs"),
 ])
 def test_each_problem_names_its_key(config, expected):
     assert problems(config) == [expected]
