@@ -51,7 +51,7 @@ from .criteria import criterion
 ALLOCATIONS = ("si", "uniform", "global")  # SI's tolerance, a uniform share, a global threshold
 ALLOCATION_TITLES = {"si": "SI's counts", "uniform": "uniform share", "global": "global threshold"}
 # what a budget is a share of (config benchmark.budget_of): e2e's parameters or its MACs per image
-BUDGET_OF = {"parameters": "parameters", "macs": "multiply-accumulates per image"}
+BUDGET_OF = {"parameters": "parameters", "macs": "MACs per image"}
 RANKING_COLUMNS = ["group", "step", "channel", "si"]
 PARTIAL = "ranking.partial.json"
 SCRATCH = "scratch"  # the "criterion" of the uniform-width network trained from scratch

@@ -133,7 +133,8 @@ def summarize_benchmark_step(job, log) -> None:
                         frontier_macs=job.output.frontier_macs, curves=job.output.curves,
                         e2e_metrics=i.e2e_metrics, e2e_model=i.e2e_model, log=log)
     write_benchmark_report(table_csv=job.output.table, comparisons_csv=job.output.comparisons,
-                           runs_csv=job.output.runs, ranking_json=i.ranking, allocations_jsons=list(i.allocations),
+                           runs_csv=job.output.runs, ranking_json=i.ranking,
+                           allocations_jsons=list(i.allocations),
                            e2e_metrics=i.e2e_metrics, config=dict(job.config),
                            figures={"frontier_parameters": job.output.frontier_parameters,
                                     "frontier_macs": job.output.frontier_macs,

@@ -11,7 +11,7 @@ import math
 import pandas as pd
 
 from .. import artifacts
-from ..benchmark import ALLOCATION_TITLES, LAST_EPOCHS, SCRATCH, budget_name, cell_title
+from ..benchmark import ALLOCATION_TITLES, BUDGET_OF, LAST_EPOCHS, SCRATCH, budget_name, cell_title
 from . import reading
 from .cells import count, frame, num, p_value, pct, pp
 from .inputs import ReportInputs
@@ -20,7 +20,6 @@ from .layerwise import LAYERWISE_GOAL, LAYERWISE_MAX_LOSS
 NAME = "criteria_benchmark"  # the section's template: templates/criteria_benchmark.md.j2
 TITLE = "SI against the field's criteria at matched budgets"
 CITES = False
-BUDGET_WORDS = {"parameters": "parameters", "macs": "MACs per image"}  # benchmark.BUDGET_OF
 
 
 def headings(inputs: ReportInputs) -> list[str]:
@@ -140,7 +139,7 @@ def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, all
     section = cfg["benchmark"]
     schedule = section["finetune"]
     return {"title": TITLE, "budgets": budgets, "claim": claim, "goal": LAYERWISE_GOAL,
-            "budget_of": budget_of, "measure": BUDGET_WORDS[budget_of],
+            "budget_of": budget_of, "measure": BUDGET_OF[budget_of],
             "max_loss": LAYERWISE_MAX_LOSS, "e2e_acc": float(e2e["test_acc"]),
             "e2e_parameters": e2e_params, "ranking": ranking, "section": section,
             "schedule": schedule, "figures": figures,
