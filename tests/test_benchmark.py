@@ -3,6 +3,7 @@ kept, and each allocation's counts within its budget, counted on the built netwo
 
 import json
 
+import pytest
 import torch
 
 from conftest import random_batchnorm
@@ -39,6 +40,20 @@ def test_whole_pruned_keeps_the_classifier_and_counts_by_hand():
     convs = sum(a * b * 9 + b + 2 * b for a, b in zip([3] + counts[:-1], counts))
     total = convs + counts[-1] * 16 + 16 + 16 * 10 + 10
     assert sum(p.numel() for p in pruned.parameters()) == total
+
+
+def test_nothing_removed_is_the_network_itself():
+    """The unpruned reference starts from the network every channel of which is kept: the
+    same parameters, in the same order, and the same outputs as e2e (VGG16 and a ResNet)."""
+    for name in ("vgg16", "resnet20"):
+        arch = _arch(name)
+        torch.manual_seed(0)
+        model = random_batchnorm(build_model(arch)).eval()
+        kept = {g: list(range(n)) for g, n in group_sizes(arch).items()}
+        whole = build_whole_pruned({"arch": arch, "state_dict": model.state_dict()}, kept)
+        assert [p.shape for p in whole.parameters()] == [p.shape for p in model.parameters()]
+        x = torch.rand(4, 3, 32, 32)
+        torch.testing.assert_close(whole(x), model(x))
 
 
 def _saved_and_ranked(tmp_path, name):
@@ -107,9 +122,59 @@ def test_cells_and_runs_of_a_config_section():
     assert cells(section) == [("si", "si"), ("si", "l1"), ("uniform", "si"), ("uniform", "l1"),
                               ("global", "bn_scale"), ("uniform", "scratch")]
     r = runs(section)
-    assert len(r) == 2 * 6 * 2
+    assert len(r) == 2 * 6 * 2 + 2  # and the unpruned reference's 2 repeats, once
     assert r[0] == {"budget": "0.2", "allocation": "si", "criterion": "si", "repeat": 0}
-    assert r[-1] == {"budget": "0.125", "allocation": "uniform", "criterion": "scratch",
+    assert r[-3] == {"budget": "0.125", "allocation": "uniform", "criterion": "scratch",
                      "repeat": 1}
+    assert r[-2:] == [{"budget": "1", "allocation": "unpruned", "criterion": "unpruned",
+                       "repeat": i} for i in (0, 1)]
+    assert len(runs({**section, "unpruned": False})) == 2 * 6 * 2
     # without the uniform share, scratch takes SI's counts
     assert cells({**section, "allocations": ["si"]})[-1] == ("si", "scratch")
+
+
+def test_scratch_trains_as_long_as_e2e_and_its_fine_tune():
+    """Scratch-B in epochs: e2e's 8 + the fine-tune's 14 = 22, the search's StepLR step 6 (of
+    8) scaled to 22 * 6 / 8 = 16.5, rounded half to even: 16; or the configured length."""
+    from sicompress.benchmark import scratch_epochs
+    from sicompress.trainings import e2e_settings
+
+    section = {"finetune": {"epochs": 14}, "scratch_epochs": None}
+    train = {"epochs": 8, "batch_size": 128}
+    assert scratch_epochs(section, train) == 22
+    assert scratch_epochs({**section, "scratch_epochs": 30}, train) == 30
+    best = {"lr": 0.05, "step_size": 6}
+    s = e2e_settings(train, best, seed=3, epochs=22)
+    assert (s.epochs, s.step_size, s.lr, s.seed) == (22, 16, 0.05, 3)
+    s = e2e_settings(train, best, seed=3)  # e2e's own schedule, untouched
+    assert (s.epochs, s.step_size) == (8, 6)
+
+
+def test_the_claim_at_equal_training_reads_paired_differences():
+    """SI at its counts minus the unpruned reference, seed by seed, by hand: seeds 0, 1, 2 give
+    differences -0.004, -0.010, -0.007: mean -0.007, sd 0.003, half-width
+    t(0.975, 2) * 0.003 / sqrt(3) = 4.302653 * 0.0017321 = 0.0074524; the interval
+    [-0.01445, +0.00045] straddles the allowed loss of -0.01: undecided. Differences -0.004,
+    -0.005, -0.003 (sd 0.001, half-width 0.0024841: [-0.00648, -0.00152]): met. Differences
+    -0.016, -0.017, -0.016 (half-width 0.0014343: [-0.01777, -0.01490]): not met."""
+    import pandas as pd
+    from sicompress.markdown_report.criteria_benchmark import unpruned_claim
+
+    si = pd.DataFrame({"seed": [0, 1, 2], "test_acc": [0.700, 0.690, 0.695]})
+
+    def claim(unpruned_by_seed):  # the reference's runs listed in another order than SI's
+        ref = pd.DataFrame({"seed": [2, 0, 1], "test_acc": [unpruned_by_seed[s] for s in (2, 0, 1)],
+                            "allocation": "unpruned", "criterion": "unpruned"})
+        return unpruned_claim(pd.concat([si.assign(allocation="si", criterion="si"), ref]), si)
+
+    c = claim({0: 0.704, 1: 0.700, 2: 0.702})
+    assert c["n"] == 3 and c["mean"] == pytest.approx(-0.007)
+    assert c["lo"] == pytest.approx(-0.007 - 0.0074524, abs=1e-6)
+    assert c["hi"] == pytest.approx(-0.007 + 0.0074524, abs=1e-6)
+    assert c["reading"] == "undecided" and c["acc"] == pytest.approx(0.702)
+    met = claim({0: 0.704, 1: 0.695, 2: 0.698})
+    assert met["lo"] == pytest.approx(-0.004 - 0.0024841, abs=1e-6) and met["reading"] == "met"
+    worse = claim({0: 0.716, 1: 0.707, 2: 0.711})
+    assert worse["hi"] == pytest.approx(-0.016333 + 0.0014343, abs=1e-5)
+    assert worse["reading"] == "not met"
+    assert unpruned_claim(si.assign(allocation="si", criterion="si"), si) is None

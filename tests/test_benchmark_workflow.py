@@ -35,6 +35,7 @@ def test_dry_run_counts_every_benchmark_job(tmp_path):
     assert jobs["choose_benchmark_channels"] == 7 + 7 + 1
     assert jobs["finetune_benchmark"] == (6 + 6 + 1) * 2
     assert jobs["train_benchmark_scratch"] == 2
+    assert jobs["finetune_benchmark_unpruned"] == 2  # e2e fine-tuned alike, once per repeat
     assert jobs["summarize_benchmark"] == 1
     assert "train_head" not in jobs and "prune_layers" not in jobs  # only what it builds on
 
@@ -67,13 +68,20 @@ def _numel(path) -> int:
 def test_benchmark_cells_sizes_and_pairing(bench_run):
     runs = pd.read_csv(bench_run / "runs.csv")
     table = pd.read_csv(bench_run / "table.csv")
-    # 2 criteria at SI's counts and at the uniform share, l1's global threshold, scratch
-    assert len(table) == 2 + 2 + 1 + 1 and set(table["n"]) == {2}
-    assert len(runs) == 12
+    # 2 criteria at SI's counts and at the uniform share, l1's global threshold, scratch; the
+    # unpruned reference
+    assert len(table) == 2 + 2 + 1 + 1 + 1 and set(table["n"]) == {2}
+    assert len(runs) == 14
     assert set(table[table["allocation"] == "global"]["criterion"]) == {"l1"}
     alloc = json.loads((bench_run / "budget~0.3" / "allocations.json").read_text())
     limit = alloc["limit"]
-    for _, r in runs.iterrows():
+    work = bench_run.parent.parent
+    e2e = _numel(work / "results" / "e2e" / "model.pt")
+    unpruned = runs[runs["allocation"] == "unpruned"]
+    for _, r in unpruned.iterrows():  # every channel kept: e2e's size, and e2e's own count
+        assert _numel(work / r["metrics"].replace("metrics.json", "model.pt")) == e2e
+        assert r["parameters"] == alloc["e2e_parameters"] and r["budget"] == 1
+    for _, r in runs[runs["allocation"] != "unpruned"].iterrows():
         # the saved network's own weights, counted: what its allocation says, within budget
         model = bench_run.parent.parent / r["metrics"].replace("metrics.json", "model.pt")
         n = _numel(model)
@@ -104,7 +112,7 @@ def test_benchmark_intervals_are_paired_t_intervals(bench_run):
         return c.sort_values("seed")["test_acc"].to_numpy()
 
     ref = accs("si", "si")
-    for _, row in table.iterrows():
+    for _, row in table[table["allocation"] != "unpruned"].iterrows():
         x = accs(row["allocation"], row["criterion"])
         m, half = x.mean(), scipy.stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
         assert row["mean"] == pytest.approx(m) and row["lo"] == pytest.approx(m - half)
@@ -117,9 +125,14 @@ def test_benchmark_intervals_are_paired_t_intervals(bench_run):
             assert row["delta_lo"] == pytest.approx(d.mean() - half)
             assert row["delta_hi"] == pytest.approx(d.mean() + half)
     compared = pd.read_csv(bench_run / "comparisons.csv")
-    # every cell against SI at SI's counts (5), and random at SI's counts against itself at
-    # the uniform share (1); Holm over all 6
-    assert len(compared) == 6
+    # every cell against SI at SI's counts (5), random at SI's counts against itself at the
+    # uniform share (1), and SI at its counts against the unpruned reference (1); Holm over 7
+    assert len(compared) == 7
+    d = ref - accs("unpruned", "unpruned")
+    pruning = compared[compared["question"] == "pruning"].iloc[0]
+    half = scipy.stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    assert pruning["delta"] == pytest.approx(d.mean(), abs=1e-12)
+    assert pruning["lo"] == pytest.approx(d.mean() - half, abs=1e-12)
     p = compared["p_value"].dropna().to_numpy()
     order = np.argsort(p)
     holm = np.maximum.accumulate(np.minimum(1, p[order] * (len(p) - np.arange(len(p)))))
@@ -130,12 +143,18 @@ def test_benchmark_report_and_figures(bench_run):
     md = (bench_run / "benchmark.md").read_text()
     assert md.startswith("## SI against the field's criteria at matched budgets")
     assert "### Budget 0.3" in md and "**Which channels (SI's counts):**" in md
+    assert "**What pruning costs at equal training**" in md and "fine-tuned alike" in md
     for name in ("frontier_parameters.png", "frontier_macs.png", "curves.png"):
         assert (bench_run / name).stat().st_size > 10_000
         assert f"]({name})" in md
     # the fine-tunes' validation curves: one point per epoch of each run
     h = pd.read_csv(bench_run / "budget~0.3" / "si" / "random" / "repeat~1" / "history.csv")
     assert list(h["epoch"]) == [1]
+    # from scratch: e2e's epochs and the fine-tune's (1), as long as a fine-tuned network
+    import yaml
+    e2e_epochs = yaml.safe_load(SMOKE.read_text())["train"]["epochs"]
+    h = pd.read_csv(bench_run / "budget~0.3" / "uniform" / "scratch" / "repeat~0" / "history.csv")
+    assert list(h["epoch"]) == list(range(1, e2e_epochs + 2))
 
 
 def test_a_macs_budget_reaches_the_allocations(bench_run, tmp_path):
@@ -162,23 +181,24 @@ def test_a_macs_budget_reaches_the_allocations(bench_run, tmp_path):
     # the GPU check's part: 1 budget, 6 criteria x 2 allocations + global (one repeat: random
     # draws once), no scratch
     (["gpu-quick.yaml", "gpu-quick-benchmark.yaml"],
-     {"allocate_benchmark": 1, "choose_benchmark_channels": 13, "finetune_benchmark": 13}),
+     {"allocate_benchmark": 1, "choose_benchmark_channels": 13, "finetune_benchmark": 13,
+      "finetune_benchmark_unpruned": 1}),
     # the GPU benchmark: 3 budgets x (17 choices: 5 + random's 3 draws at each of two
     # allocations, and the global one; 13 cells x 3 repeats, 3 from scratch)
     (["gpu-benchmark.yaml"],
      {"allocate_benchmark": 3, "choose_benchmark_channels": 51, "finetune_benchmark": 117,
-      "train_benchmark_scratch": 9}),
+      "train_benchmark_scratch": 9, "finetune_benchmark_unpruned": 3}),
     # the CPU benchmark: 1 budget, 13 cells x 3 repeats, 3 from scratch
     (["cpu-benchmark.yaml"],
      {"allocate_benchmark": 1, "choose_benchmark_channels": 17, "finetune_benchmark": 39,
-      "train_benchmark_scratch": 3}),
+      "train_benchmark_scratch": 3, "finetune_benchmark_unpruned": 3}),
     # its MACs control: SI and BN scale at SI's counts and the uniform share, no scratch
     (["cpu-benchmark.yaml", "cpu-benchmark-macs.yaml"],
      {"allocate_benchmark": 1, "choose_benchmark_channels": 4, "finetune_benchmark": 12,
-      "train_benchmark_scratch": 0}),
+      "train_benchmark_scratch": 0, "finetune_benchmark_unpruned": 0}),
     (["cpu-benchmark-resnet.yaml"],
      {"allocate_benchmark": 1, "choose_benchmark_channels": 17, "finetune_benchmark": 39,
-      "train_benchmark_scratch": 3}),
+      "train_benchmark_scratch": 3, "finetune_benchmark_unpruned": 3}),
 ])
 def test_dry_runs_of_the_shipped_benchmark_configs(tmp_path, monkeypatch, configs, jobs):
     """The job counts their comments give, counted by hand from their grids."""

@@ -12,7 +12,14 @@ network is fine-tuned end to end from e2e's weights with n seeds, the protocol o
 - **how many per group** (the allocation): every criterion at a uniform share of every
   group meeting the same budget (`allocation.uniform`), and BN scale also with its global
   threshold (Network Slimming's, `allocation.global_threshold`); the uniform-width network
-  trained from scratch at each budget is Liu et al.'s (2019) control.
+  trained from scratch at each budget is Liu et al.'s (2019) control, for as many epochs as a
+  pruned network trains in all (e2e's and its fine-tune's: their Scratch-B, counted in epochs).
+
+And one reference that is not pruned (`benchmark.unpruned`): e2e itself fine-tuned on the same
+schedule with the same seeds. A fine-tuned network has trained for e2e's epochs and the
+fine-tune's; against e2e alone it is credited with that extra training, and a network this
+small gains more from it than it loses to pruning. What pruning costs (and the published
+claim) is read against this reference, paired by seed.
 
 SI's allocation is its own rule (`decisions.choose_k`: the fewest channels within a tolerance
 of the curve's best) with the tolerance chosen per budget (`allocation.si_tolerance`). Its
@@ -55,6 +62,8 @@ BUDGET_OF = {"parameters": "parameters", "macs": "MACs per image"}
 RANKING_COLUMNS = ["group", "step", "channel", "si"]
 PARTIAL = "ranking.partial.json"
 SCRATCH = "scratch"  # the "criterion" of the uniform-width network trained from scratch
+UNPRUNED = "unpruned"  # the allocation and "criterion" of e2e fine-tuned with nothing removed
+UNPRUNED_BUDGET = 1.0  # the share of e2e it keeps: all of it
 LAST_EPOCHS = 2  # a training's validation accuracy's rise over its last epochs: is it flat?
 
 
@@ -82,10 +91,28 @@ def cells(section: Mapping) -> list[tuple[str, str]]:
 
 def runs(section: Mapping) -> list[dict]:
     """Every training of the benchmark: budget (its `budget_name`), allocation, criterion,
-    repeat; the repeats of every cell share their seeds (seed + repeat), the pairing."""
-    return [{"budget": budget_name(b), "allocation": a, "criterion": c, "repeat": r}
-            for b in section["budgets"] for a, c in cells(section)
-            for r in range(section["repeats"])]
+    repeat; the repeats of every cell share their seeds (seed + repeat), the pairing. Last, the
+    unpruned reference's repeats (budget 1, allocation and criterion UNPRUNED) where
+    section["unpruned"] asks for them."""
+    pruned = [{"budget": budget_name(b), "allocation": a, "criterion": c, "repeat": r}
+              for b in section["budgets"] for a, c in cells(section)
+              for r in range(section["repeats"])]
+    unpruned = [{"budget": budget_name(UNPRUNED_BUDGET), "allocation": UNPRUNED,
+                 "criterion": UNPRUNED, "repeat": r} for r in range(section["repeats"])]
+    return pruned + (unpruned if section.get("unpruned", True) else [])
+
+
+def chose(run: Mapping) -> bool:
+    """Whether a criterion chose this run's channels (it has a kept.json): not the trainings
+    from scratch nor the unpruned reference."""
+    return run["criterion"] not in (SCRATCH, UNPRUNED)
+
+
+def scratch_epochs(section: Mapping, train: Mapping) -> int:
+    """The from-scratch trainings' epochs: section["scratch_epochs"], or (null) e2e's epochs
+    plus the fine-tune's, as many as a fine-tuned network has trained in all."""
+    epochs = section.get("scratch_epochs")
+    return int(epochs) if epochs else int(train["epochs"]) + int(section["finetune"]["epochs"])
 
 
 # ----------------------------------------------------------------------------------------
@@ -290,6 +317,8 @@ def cell_title(allocation: str, name: str) -> str:
     """How the report names one cell: "L1 at SI's counts", "from scratch (uniform share)"."""
     if name == SCRATCH:
         return f"from scratch, {ALLOCATION_TITLES[allocation]}"
+    if name == UNPRUNED:
+        return "unpruned e2e, fine-tuned alike"
     return f"{criterion(name).title} at {ALLOCATION_TITLES[allocation]}"
 
 
@@ -329,11 +358,13 @@ def comparisons_table(table: pd.DataFrame) -> pd.DataFrame:
     """Every comparison of the benchmark, paired by seed (the fine-tunes of one repeat share
     their seed), as one family (Holm over every row): per budget, every cell against SI at
     SI's counts (the reference), and each criterion at SI's counts against itself at the
-    uniform share (the allocation question for that criterion; SI's is in the first set)."""
+    uniform share (the allocation question for that criterion; SI's is in the first set), and
+    SI at SI's counts against the unpruned reference (question "pruning": what pruning costs
+    at equal training) where it was run."""
     from .comparisons import compare, comparison_table
 
     rows = []
-    for budget, b in table.groupby("budget", sort=True):
+    for budget, b in table[table["allocation"] != UNPRUNED].groupby("budget", sort=True):
         def cell(allocation, name):
             return b[(b["allocation"] == allocation) & (b["criterion"] == name)]
 
@@ -356,6 +387,15 @@ def comparisons_table(table: pd.DataFrame) -> pd.DataFrame:
                           b=cell_title("uniform", name), what="allocation")
             rows.append({**row, "budget": budget, "allocation": "si", "criterion": name,
                          "question": "allocation"})
+    unpruned = table[table["allocation"] == UNPRUNED]
+    for budget, b in table[table["allocation"] != UNPRUNED].groupby("budget", sort=True):
+        ref = b[(b["allocation"] == "si") & (b["criterion"] == "si")]
+        if ref.empty or unpruned.empty:
+            continue
+        row = compare(_runs_of(ref), _runs_of(unpruned), a=cell_title("si", "si"),
+                      b=cell_title(UNPRUNED, UNPRUNED), what="against unpruned")
+        rows.append({**row, "budget": budget, "allocation": "si", "criterion": "si",
+                     "question": "pruning"})
     extra = ["budget", "allocation", "criterion", "question"]
     if not rows:
         return pd.DataFrame(columns=extra)
@@ -394,7 +434,7 @@ def budget_table(table: pd.DataFrame, compared: pd.DataFrame) -> pd.DataFrame:
                            p_holm=h["p_holm"])
         rows.append(row)
     out = pd.DataFrame(rows)
-    order = {a: i for i, a in enumerate(ALLOCATIONS)}
+    order = {a: i for i, a in enumerate((*ALLOCATIONS, UNPRUNED))}
     out["_a"] = out["allocation"].map(order)
     out["_c"] = out["criterion"].map(lambda n: -1 if n == "si" else 99 if n == SCRATCH else 0)
     return out.sort_values(["budget", "_a", "_c", "criterion"], ascending=[False, True, True,

@@ -468,11 +468,14 @@ def plot_width_choice(choice: dict, path: str | Path) -> None:
 ALLOCATION_STYLES = {"si": dict(marker="o", ls="-"), "uniform": dict(marker="s", ls="--"),
                      "global": dict(marker="^", ls=":")}
 SCRATCH_STYLE = dict(marker="X", ls="-.", color="tab:brown")
+UNPRUNED_STYLE = dict(marker="*", ls="-", color="black")  # e2e fine-tuned, nothing removed
 
 
 def _cell_style(allocation: str, name: str) -> dict:
     if name == "scratch":
         return dict(SCRATCH_STYLE)
+    if name == "unpruned":
+        return dict(UNPRUNED_STYLE)
     return {**ALLOCATION_STYLES.get(allocation, dict(marker="D", ls="-")),
             "color": SELECTOR_COLORS.get(name, "black")}
 
@@ -486,8 +489,12 @@ def plot_benchmark_frontier(cells: pd.DataFrame, path: str | Path, *, x: str, xl
     (SI's counts solid circles, the uniform share dashed squares, the global threshold dotted
     triangles; from scratch brown crosses). Cells of one budget share its size closely, so
     they are spread sideways a little (by a share of the budget's size) to be told apart.
-    e2e: {x: value, "test_acc": fraction}, drawn as a line and a marker for reference."""
+    e2e: {x: value, "test_acc": fraction}, drawn as a line and a marker for reference; the
+    unpruned reference (allocation "unpruned": e2e fine-tuned alike) a black star at e2e's
+    size with its interval."""
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=DPI)
+    unpruned = cells[cells["allocation"] == "unpruned"]
+    cells = cells[cells["allocation"] != "unpruned"]
     order = list(dict.fromkeys(zip(cells["allocation"], cells["criterion"], cells["cell"])))
     spread = 0.012  # of the size, per cell, centred on the budget
     for i, (allocation, name, title_) in enumerate(order):
@@ -506,6 +513,11 @@ def plot_benchmark_frontier(cells: pd.DataFrame, path: str | Path, *, x: str, xl
         ax.axhline(100 * e2e["test_acc"], color="black", lw=0.8, ls=":")
         ax.plot([e2e[x]], [100 * e2e["test_acc"]], "D", color="black", mfc="none", ms=9,
                 label="e2e (unpruned)")
+    for _, u in unpruned.iterrows():
+        mean, lo, hi = (100 * float(u[k]) for k in ("mean", "lo", "hi"))
+        err = [[0 if np.isnan(lo) else mean - lo], [0 if np.isnan(hi) else hi - mean]]
+        ax.errorbar([float(u[x])], [mean], yerr=err, capsize=2, ms=11, label=u["cell"],
+                    **{**UNPRUNED_STYLE, "ls": "none"})
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
@@ -524,6 +536,8 @@ def plot_benchmark_curves(histories: pd.DataFrame, path: str | Path) -> None:
     on their own, longer schedule): do the fine-tunes flatten before they end?
     histories: one row per epoch with budget, allocation, criterion, cell, repeat, epoch,
     val_acc (fraction)."""
+    unpruned = histories[histories["allocation"] == "unpruned"]
+    histories = histories[histories["allocation"] != "unpruned"]
     budgets = sorted(histories["budget"].unique(), reverse=True)
     fig, axes = plt.subplots(1, len(budgets), figsize=(5.2 * len(budgets) + 2.5, 4.2), dpi=DPI,
                              squeeze=False, sharey=True)
@@ -535,6 +549,10 @@ def plot_benchmark_curves(histories: pd.DataFrame, path: str | Path) -> None:
             style = _cell_style(allocation, name)
             ax.plot(m.index, 100 * m.to_numpy(), lw=1.2, ms=3, label=title_,
                     mfc="white" if allocation == "uniform" else None, **style)
+        if len(unpruned):  # the reference, in every panel
+            m = unpruned.groupby("epoch")["val_acc"].mean()
+            ax.plot(m.index, 100 * m.to_numpy(), lw=1.6, ms=5,
+                    label=unpruned["cell"].iloc[0], **UNPRUNED_STYLE)
         ax.set_title(f"budget {budget:g} of e2e's parameters")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -31,9 +31,9 @@ from .markdown_report import (ModelArtefacts, ReportInputs, write_benchmark_repo
                               write_report)
 from .splits import write_split
 from .trainings import (Training, classifier_settings, e2e_settings, finetune,
-                        finetune_whole, train_compressed, train_control, train_counts_scratch,
-                        train_e2e, train_head, train_layerwise, train_layerwise_scratch,
-                        train_scratch)
+                        finetune_unpruned, finetune_whole, train_compressed, train_control,
+                        train_counts_scratch, train_e2e, train_head, train_layerwise,
+                        train_layerwise_scratch, train_scratch)
 
 
 LR_FACTOR = 0.1  # of the search's lr, when the schedule's lr is null
@@ -122,9 +122,9 @@ def rank_benchmark_step(job, log) -> None:
 def summarize_benchmark_step(job, log) -> None:
     """Rule summarize_benchmark: the benchmark's tables and figures from its trainings."""
     i = job.input
-    kept = iter(i.kept)  # one per run a criterion chose (not the scratch runs), in order
+    kept = iter(i.kept)  # one per run a criterion chose (`benchmark.chose`), in order
     runs = [dict(run, metrics=m, predictions=p, history=h,
-                 kept=None if run["criterion"] == benchmark.SCRATCH else next(kept))
+                 kept=next(kept) if benchmark.chose(run) else None)
             for run, m, p, h in zip(job.params.runs, i.metrics, i.predictions, i.histories,
                                     strict=True)]
     benchmark.summarize(runs=runs, out_runs=job.output.runs, out_table=job.output.table,
@@ -143,12 +143,20 @@ def summarize_benchmark_step(job, log) -> None:
     log(f"benchmark report written to {job.output.md}")
 
 
+def finetune_benchmark_unpruned_step(job, log) -> None:
+    """Rule finetune_benchmark_unpruned: e2e with nothing removed, fine-tuned on the
+    benchmark's schedule (seed + repeat): the reference pruning's cost is read against."""
+    finetune_unpruned(training(job, finetune_settings(job), log), e2e_model=job.input.e2e,
+                      repeat=int(job.wildcards.repeat))
+
+
 def train_benchmark_scratch_step(job, log) -> None:
     """Rule train_benchmark_scratch: the network at one allocation's counts from random
-    weights, the e2e schedule, seed + repeat."""
+    weights at the search's lr for params epochs (the search's StepLR step scaled to them),
+    seed + repeat."""
     p, repeat = job.params, int(job.wildcards.repeat)
     settings = e2e_settings(p.train, read_json(job.input.best), p.seed + repeat,
-                            job.config["compute"])
+                            job.config["compute"], epochs=p.epochs)
     train_counts_scratch(training(job, settings, log), allocations_json=job.input.allocations,
                          allocation=job.wildcards.allocation, e2e_model=job.input.e2e,
                          repeat=repeat)
@@ -434,6 +442,7 @@ STEPS = {
     "cut_layers": cut_layers_step,
     "finetune": finetune_step,
     "finetune_benchmark": finetune_benchmark_step,
+    "finetune_benchmark_unpruned": finetune_benchmark_unpruned_step,
     "finetune_layerwise": finetune_step,
     "layer_si": layer_si_step,
     "lr_trial": lr_trial_step,
@@ -471,6 +480,7 @@ THREADS = {
     "cut_layers": None,
     "finetune": "job",
     "finetune_benchmark": "job",
+    "finetune_benchmark_unpruned": "job",
     "finetune_layerwise": "job",
     "layer_si": "job",
     "lr_trial": "job",

@@ -28,7 +28,7 @@ from .layerwise import hidden_separation, pruned_network
 from .model import Network, build_model, checkpoint_payload, classifier_spec, load_checkpoint, load_model
 from .networks import network_arch
 from .pruning import (arch_and_state, build_compressed, build_whole_pruned, compressed_arch,
-                      whole_pruned_arch)
+                      group_sizes, whole_pruned_arch)
 from .si import PRECISION
 from .splits import StudyData, load_study_data
 from .devices import pick_device
@@ -207,11 +207,17 @@ def _plain(obj):
     return str(obj)
 
 
-def e2e_settings(train: dict, best: dict, seed: int, compute: dict | None = None) -> TrainSettings:
+def e2e_settings(train: dict, best: dict, seed: int, compute: dict | None = None,
+                 epochs: int | None = None) -> TrainSettings:
     """Settings of an end-to-end training (e2e, and the compressed architecture from scratch):
-    config["train"] at the search's lr and step (best.json)."""
-    return settings_from_config(train, seed, compute=compute, lr=best["lr"],
-                                step_size=best["step_size"])
+    config["train"] at the search's lr and step (best.json); epochs: another length than
+    train["epochs"], the search's step (in epochs of e2e's schedule) scaled to it."""
+    if epochs is None or int(epochs) == int(train["epochs"]):
+        return settings_from_config(train, seed, compute=compute, lr=best["lr"],
+                                    step_size=best["step_size"])
+    return settings_from_config(train, seed, compute=compute, lr=best["lr"], epochs=int(epochs),
+                                step_size=scaled_step(best["step_size"], int(epochs),
+                                                      train["epochs"]))
 
 
 def classifier_settings(section: dict, best: dict, train: dict, seed: int,
@@ -479,6 +485,23 @@ def finetune_whole(t: Training, *, kept_json, e2e_model, repeat: int) -> dict:
              f"{choice['budget']:g}, fine-tuned, repeat {repeat}")
     return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=choice["kept"],
                          title=title, extra=extra)
+
+
+def finetune_unpruned(t: Training, *, e2e_model, repeat: int) -> dict:
+    """e2e with nothing removed (every channel of every group kept, through the same
+    `pruning.build_whole_pruned` as the pruned networks), every layer trained with settings
+    (the benchmark's fine-tune and the seed of its repeat): the reference that has trained as
+    long as every fine-tuned network, against which pruning's cost is read (paired by seed)."""
+    _trains(t, "all", "finetune_unpruned")
+    kept = {g: list(range(n)) for g, n in group_sizes(load_checkpoint(e2e_model)["arch"]).items()}
+    model = build_whole_pruned(e2e_model, kept)
+    comp = model.arch["compression"]
+    sel = {"cut_layer": comp["cut_layer"], "unit": "channel",
+           "n_candidates": sum(comp["candidates"].values())}
+    extra = {"method": "channels", "selector": "unpruned", "allocation": "unpruned",
+             "budget": 1.0, "fraction": None, "repeat": repeat, "seed": t.settings.seed}
+    return _train_pruned(model, t, e2e_model=e2e_model, sel=sel, kept=kept,
+                         title=f"e2e unpruned, fine-tuned, repeat {repeat}", extra=extra)
 
 
 def train_counts_scratch(t: Training, *, allocations_json, allocation: str, e2e_model,

@@ -2,7 +2,8 @@
 # criteria at matched budgets (parameters or MACs). SI ranks every group once on the unpruned e2e network;
 # per budget, the counts of each allocation (SI's tolerance, a uniform share, a global
 # threshold); per allocation, each criterion's channels; each pruned whole network fine-tuned
-# with n seeds, and the uniform-width network trained from scratch; one table and the frontiers.
+# with n seeds, the uniform-width network trained from scratch, e2e fine-tuned unpruned alike;
+# one table and the frontiers.
 
 
 wildcard_constraints:
@@ -118,6 +119,33 @@ rule train_benchmark_scratch:
         f"{BENCHMARKS}/train_benchmark_scratch/budget~{{budget}}/{{allocation}}/repeat~{{repeat}}.tsv"
     params:
         train=config["train"],
+        epochs=benchmark.scratch_epochs(BENCHMARK, config["train"]),
+        seed=config["seed"],
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/job.py"
+
+
+rule finetune_benchmark_unpruned:
+    input:
+        e2e=rules.train_e2e.output.model,
+        data=rules.prepare_data.output.data,
+        split=rules.split.output.split,
+        summary=rules.split.output.summary,
+        best=rules.select_lr.output.best,
+    output:
+        **benchmark_training_outputs(benchmark.UNPRUNED),
+    log:
+        "logs/benchmark/unpruned/repeat~{repeat}.log",
+    benchmark:
+        f"{BENCHMARKS}/finetune_benchmark_unpruned/repeat~{{repeat}}.tsv"
+    params:
+        train=config["train"],
+        schedule=BENCHMARK["finetune"],
         seed=config["seed"],
     threads: 4
     resources:

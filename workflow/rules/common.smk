@@ -361,8 +361,10 @@ def get_layerwise_run_files(key):
 
 
 def benchmark_training_outputs(cell):
-    """The artefacts of one benchmark training of `cell` ("{allocation}/{criterion}")."""
-    folder = f"results/benchmark/budget~{{budget}}/{cell}/repeat~{{repeat}}"
+    """The artefacts of one benchmark training of `cell` ("{allocation}/{criterion}"; the
+    unpruned reference's: "unpruned", no budget)."""
+    folder = (f"results/benchmark/{cell}/repeat~{{repeat}}" if cell == benchmark.UNPRUNED
+              else f"results/benchmark/budget~{{budget}}/{cell}/repeat~{{repeat}}")
     return {"model": f"{folder}/model.pt", "history": f"{folder}/history.csv",
             "metrics": f"{folder}/metrics.json", "predictions": f"{folder}/predictions.npz",
             "curves": f"{folder}/curves.png"}
@@ -382,8 +384,9 @@ def get_benchmark_runs():
 
 
 def benchmark_run_file(run, key):
-    rule_ = (rules.train_benchmark_scratch if run["criterion"] == benchmark.SCRATCH
-             else rules.finetune_benchmark)
+    rule_ = {benchmark.SCRATCH: rules.train_benchmark_scratch,
+             benchmark.UNPRUNED: rules.finetune_benchmark_unpruned}.get(
+                 run["criterion"], rules.finetune_benchmark)
     pattern = rule_.benchmark if key == "benchmark" else getattr(rule_.output, key)
     return pattern.format(budget=run["budget"], allocation=run["allocation"],
                           bcriterion=run["criterion"], repeat=run["repeat"])
@@ -395,11 +398,12 @@ def get_benchmark_run_files(key):
 
 
 def get_benchmark_run_kept():
-    """The choice file of every run a criterion chose (not the scratch runs), in order."""
+    """The choice file of every run a criterion chose (not the scratch runs nor the unpruned
+    reference), in order."""
     return [rules.choose_benchmark_channels.output.kept.format(
         budget=r["budget"], allocation=r["allocation"],
         choice=criteria.choice_name(r["criterion"], r["repeat"]))
-        for r in get_benchmark_runs() if r["criterion"] != benchmark.SCRATCH]
+        for r in get_benchmark_runs() if benchmark.chose(r)]
 
 
 def get_benchmark_benchmarks():
@@ -407,7 +411,7 @@ def get_benchmark_benchmarks():
     runs = get_benchmark_runs()
     chosen = sorted({(r["budget"], r["allocation"], criteria.choice_name(r["criterion"],
                                                                         r["repeat"]))
-                     for r in runs if r["criterion"] != benchmark.SCRATCH})
+                     for r in runs if benchmark.chose(r)})
     return ([rules.rank_benchmark.benchmark]
             + expand(rules.allocate_benchmark.benchmark, budget=BENCHMARK_BUDGETS)
             + [rules.choose_benchmark_channels.benchmark.format(budget=b, allocation=a, choice=c)

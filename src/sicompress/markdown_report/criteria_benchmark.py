@@ -11,7 +11,9 @@ import math
 import pandas as pd
 
 from .. import artifacts
-from ..benchmark import ALLOCATION_TITLES, BUDGET_OF, LAST_EPOCHS, SCRATCH, budget_name, cell_title
+from ..benchmark import (ALLOCATION_TITLES, BUDGET_OF, LAST_EPOCHS, SCRATCH, UNPRUNED, budget_name,
+                         cell_title, scratch_epochs)
+from ..stats import mean_interval
 from . import reading
 from .cells import count, frame, num, p_value, pct, pp
 from .inputs import ReportInputs
@@ -69,6 +71,28 @@ def _tally(verdicts: list[dict], name: str) -> dict:
                      if v["reading"] != reading.BEATS]}
 
 
+def unpruned_cell(cells: pd.DataFrame) -> dict | None:
+    """The unpruned reference's row of table.csv (mean, lo, hi, n), None where it was not run."""
+    u = cells[cells["allocation"] == UNPRUNED]
+    return None if u.empty else u.iloc[0].to_dict()
+
+
+def unpruned_claim(runs: pd.DataFrame, si: pd.DataFrame) -> dict | None:
+    """The published claim at equal training: SI's test accuracy minus the unpruned
+    reference's, per seed (the runs that share one), against the loss the claim allows
+    (-LAYERWISE_MAX_LOSS), read by `reading.bound`; with the reference's own accuracy. None
+    where the reference was not run."""
+    u = runs[runs["allocation"] == UNPRUNED]
+    if u.empty:
+        return None
+    paired = si.merge(u, on="seed", suffixes=("_si", "_u"))
+    diffs = (paired["test_acc_si"] - paired["test_acc_u"]).to_numpy(float)
+    ref = mean_interval(u["test_acc"].to_numpy(float))
+    return {"acc": ref["delta"], "acc_lo": ref["lo"], "acc_hi": ref["hi"], "n_ref": ref["n"],
+            "paired": len(diffs),
+            **reading.bound(diffs, -LAYERWISE_MAX_LOSS, below=False)}
+
+
 def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, allocations_jsons,
                       e2e_metrics, cfg: dict, figures: dict) -> dict:
     """The part's numbers from the benchmark's files (`benchmark.summarize`,
@@ -101,6 +125,7 @@ def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, all
         selection = _verdicts(compared, b, "selection")
         allocation = _verdicts(compared, b, "allocation")
         against = _verdicts(compared, b, "against SI")
+        pruning = _verdicts(compared, b, "pruning")
         frontier = _tally(selection + allocation + against, si_ref)
         ranked = here.sort_values("mean", ascending=False)["cell"].tolist()
         tuned = here[here["criterion"] != SCRATCH].dropna(subset=["val_gain_last"]) \
@@ -116,6 +141,7 @@ def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, all
             "allocations": frame(alloc_rows, ["allocation", "knob", "channels", "parameters",
                                               "of e2e", "MACs", "of e2e's"]),
             "selection": selection, "allocation": allocation, "against": against,
+            "pruning": pruning,
             "selection_tally": _tally(selection, si_ref), "frontier": frontier,
             "si_rank": ranked.index(si_ref) + 1 if si_ref in ranked else None,
             "cells": len(ranked), "flat": flat,
@@ -136,6 +162,7 @@ def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, all
             claim = {"budget": b, "bound": bound, "e2e_acc": float(e2e["test_acc"]),
                      "share": 1 - float(si["parameters"].iloc[0]) / e2e_params,
                      **reading.bound(si["test_acc"].to_numpy(float), bound, below=False)}
+            claim["unpruned"] = unpruned_claim(runs, si)
     section = cfg["benchmark"]
     schedule = section["finetune"]
     return {"title": TITLE, "budgets": budgets, "claim": claim, "goal": LAYERWISE_GOAL,
@@ -143,6 +170,8 @@ def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, all
             "max_loss": LAYERWISE_MAX_LOSS, "e2e_acc": float(e2e["test_acc"]),
             "e2e_parameters": e2e_params, "ranking": ranking, "section": section,
             "schedule": schedule, "figures": figures,
+            "scratch_epochs": scratch_epochs(section, cfg["train"]),
+            "unpruned": unpruned_cell(cells),
             "network": e2e.get("network", "vgg16"), "width": e2e.get("width"),
             "last_epochs": LAST_EPOCHS,
             "comparisons": len(compared)}
