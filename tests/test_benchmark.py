@@ -129,6 +129,10 @@ def test_cells_and_runs_of_a_config_section():
     assert r[-2:] == [{"budget": "1", "allocation": "unpruned", "criterion": "unpruned",
                        "repeat": i} for i in (0, 1)]
     assert len(runs({**section, "unpruned": False})) == 2 * 6 * 2
+    # fewer criteria at the uniform share than at SI's counts
+    assert cells({**section, "uniform_criteria": ["l1"]}) == [
+        ("si", "si"), ("si", "l1"), ("uniform", "l1"), ("global", "bn_scale"),
+        ("uniform", "scratch")]
     # without the uniform share, scratch takes SI's counts
     assert cells({**section, "allocations": ["si"]})[-1] == ("si", "scratch")
 

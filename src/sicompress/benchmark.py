@@ -72,6 +72,15 @@ def budget_name(budget: float) -> str:
     return f"{float(budget):g}"
 
 
+def criteria_at(section: Mapping, allocation: str) -> list[str]:
+    """The criteria run at `allocation`'s counts: section["criteria"], or at the uniform share
+    section["uniform_criteria"] where it is given (a shorter grid: the allocation question for
+    fewer criteria than the selection question)."""
+    if allocation == "uniform" and section.get("uniform_criteria"):
+        return list(section["uniform_criteria"])
+    return list(section["criteria"])
+
+
 def cells(section: Mapping) -> list[tuple[str, str]]:
     """(allocation, criterion) of every cell config["benchmark"] makes, in the report's order:
     every criterion at each allocation but "global", BN scale's (the global criterion's) own
@@ -82,7 +91,7 @@ def cells(section: Mapping) -> list[tuple[str, str]]:
         if allocation == "global":
             out.append(("global", section["global_criterion"]))
         else:
-            out += [(allocation, name) for name in section["criteria"]]
+            out += [(allocation, name) for name in criteria_at(section, allocation)]
     if section["scratch"]:
         out.append(("uniform" if "uniform" in section["allocations"]
                     else section["allocations"][0], SCRATCH))

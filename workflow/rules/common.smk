@@ -36,7 +36,9 @@ BENCHMARK_BUDGETS = [benchmark.budget_name(b) for b in BENCHMARK["budgets"]]
 BENCHMARK_ALLOCATIONS = BENCHMARK["allocations"]
 BENCHMARK_GLOBAL = BENCHMARK["global_criterion"] if "global" in BENCHMARK_ALLOCATIONS else None
 # the criteria that prune a cell: those of the config, and the global threshold's own
-BENCHMARK_CRITERIA = sorted({*BENCHMARK["criteria"], *([BENCHMARK_GLOBAL] if BENCHMARK_GLOBAL else [])})
+BENCHMARK_CRITERIA = sorted({c for a in BENCHMARK_ALLOCATIONS if a != "global"
+                             for c in benchmark.criteria_at(BENCHMARK, a)}
+                            | ({BENCHMARK_GLOBAL} if BENCHMARK_GLOBAL else set()))
 
 
 def get_data_path():

@@ -12,7 +12,8 @@ import pandas as pd
 
 from .. import artifacts
 from ..benchmark import (ALLOCATION_TITLES, BUDGET_OF, LAST_EPOCHS, SCRATCH, UNPRUNED, budget_name,
-                         cell_title, scratch_epochs)
+                         cell_title, criteria_at, scratch_epochs)
+from ..criteria import NAMES, criterion
 from ..stats import mean_interval
 from . import reading
 from .cells import count, frame, num, p_value, pct, pp
@@ -69,6 +70,16 @@ def _tally(verdicts: list[dict], name: str) -> dict:
     return {"ahead": [v["second"] for v in ahead], "behind": [v["first"] for v in behind],
             "open": [v["first"] if v["second"] == name else v["second"] for v in verdicts
                      if v["reading"] != reading.BEATS]}
+
+
+def _criteria_words(section: dict, allocation: str) -> str:
+    """"every criterion" where every criterion the package has runs at `allocation`, else
+    their titles ("SI, BN scale and random")."""
+    at = criteria_at(section, allocation)
+    if set(at) == set(NAMES):
+        return "every criterion"
+    titles = [criterion(n).title for n in at]
+    return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
 
 
 def unpruned_cell(cells: pd.DataFrame) -> dict | None:
@@ -171,6 +182,8 @@ def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, all
             "e2e_parameters": e2e_params, "ranking": ranking, "section": section,
             "schedule": schedule, "figures": figures,
             "scratch_epochs": scratch_epochs(section, cfg["train"]),
+            "at_si": _criteria_words(section, "si"),
+            "at_uniform": _criteria_words(section, "uniform"),
             "unpruned": unpruned_cell(cells),
             "network": e2e.get("network", "vgg16"), "width": e2e.get("width"),
             "last_epochs": LAST_EPOCHS,
