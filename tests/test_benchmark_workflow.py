@@ -225,3 +225,8 @@ def test_the_study_report_shows_the_benchmark_when_it_is_on(bench_run):
     assert headings[i - 1] == "Layer-wise SI pruning of every conv layer"
     assert "finetune_benchmark" in md and "rank_benchmark" in md
     assert "](../benchmark/frontier_parameters.png)" in md
+    # Snakemake's HTML report of the same run: the benchmark's figures with their captions
+    snakemake("--configfile", str(SMOKE), str(BENCH), "--report", "results/report/bench.html",
+              workdir=work)
+    html = (work / "results" / "report" / "bench.html").read_text(errors="replace")
+    assert "Criteria benchmark" in html and "frontier_parameters.png" in html
