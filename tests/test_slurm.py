@@ -37,8 +37,8 @@ BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scont
 # with its layer SI; layer-wise pruning with one width and its l1 control, both fine-tuned, the
 # pruned architecture once from scratch, and the layer SI of the pruned and fine-tuned models)
 BENCHMARK_RULES = {"rank_benchmark", "allocate_benchmark", "choose_benchmark_channels",
-                   "finetune_benchmark", "train_benchmark_scratch", "summarize_benchmark",
-                   "benchmark"}
+                   "finetune_benchmark", "train_benchmark_scratch", "finetune_benchmark_unpruned",
+                   "summarize_benchmark", "benchmark"}
 EXPECTED_JOBS = {"prepare_data": 1, "split": 1, "lr_trial": 2, "select_lr": 1, "train_e2e": 1,
                  "train_head": 1, "layer_si": 7, "plot_layer_si": 7, "cut_layers": 1,
                  "rank_features": 1, "choose_features": 1, "train_compressed": 1,
