@@ -133,6 +133,9 @@ def test_cells_and_runs_of_a_config_section():
     assert cells({**section, "uniform_criteria": ["l1"]}) == [
         ("si", "si"), ("si", "l1"), ("uniform", "l1"), ("global", "bn_scale"),
         ("uniform", "scratch")]
+    # none at the uniform share: only the network from scratch there
+    assert cells({**section, "uniform_criteria": []}) == [
+        ("si", "si"), ("si", "l1"), ("global", "bn_scale"), ("uniform", "scratch")]
     # without the uniform share, scratch takes SI's counts
     assert cells({**section, "allocations": ["si"]})[-1] == ("si", "scratch")
 

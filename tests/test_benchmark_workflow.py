@@ -196,10 +196,10 @@ def test_a_macs_budget_reaches_the_allocations(bench_run, tmp_path):
     (["cpu-benchmark.yaml", "cpu-benchmark-macs.yaml"],
      {"allocate_benchmark": 1, "choose_benchmark_channels": 4, "finetune_benchmark": 12,
       "train_benchmark_scratch": 0, "finetune_benchmark_unpruned": 0}),
-    # the ResNet's shorter grid: SI and BN scale at SI's counts, SI at the uniform share, BN
-    # scale's global threshold: 4 choices, 4 cells x 3 repeats
+    # the ResNet's shorter grid: SI and BN scale at SI's counts, BN scale's global threshold,
+    # none at the uniform share (only scratch): 3 choices, 3 cells x 3 repeats
     (["cpu-benchmark-resnet.yaml"],
-     {"allocate_benchmark": 1, "choose_benchmark_channels": 4, "finetune_benchmark": 12,
+     {"allocate_benchmark": 1, "choose_benchmark_channels": 3, "finetune_benchmark": 9,
       "train_benchmark_scratch": 3, "finetune_benchmark_unpruned": 3}),
 ])
 def test_dry_runs_of_the_shipped_benchmark_configs(tmp_path, monkeypatch, configs, jobs):

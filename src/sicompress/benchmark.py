@@ -75,8 +75,8 @@ def budget_name(budget: float) -> str:
 def criteria_at(section: Mapping, allocation: str) -> list[str]:
     """The criteria run at `allocation`'s counts: section["criteria"], or at the uniform share
     section["uniform_criteria"] where it is given (a shorter grid: the allocation question for
-    fewer criteria than the selection question)."""
-    if allocation == "uniform" and section.get("uniform_criteria"):
+    fewer criteria than the selection question; [] none, the uniform share only from scratch)."""
+    if allocation == "uniform" and section.get("uniform_criteria") is not None:
         return list(section["uniform_criteria"])
     return list(section["criteria"])
 

@@ -78,6 +78,8 @@ def _criteria_words(section: dict, allocation: str) -> str:
     at = criteria_at(section, allocation)
     if set(at) == set(NAMES):
         return "every criterion"
+    if not at:
+        return "no criterion (the network from scratch only)"
     titles = [criterion(n).title for n in at]
     return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
 
