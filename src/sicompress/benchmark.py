@@ -37,7 +37,8 @@ seed (`comparisons.compare`), Holm over the whole family.
 
 In the workflow: `workflow/rules/benchmark.smk` (config section `benchmark`, on by its switch,
 target `benchmark`); the fine-tunes and the from-scratch trainings are
-`trainings.finetune_whole` and `trainings.train_counts_scratch`; the report's section is
+`trainings.finetune_whole` and `trainings.train_counts_scratch`, the unpruned reference
+`trainings.finetune_unpruned`; the report's section is
 `markdown_report.criteria_benchmark` (also alone as results/benchmark/benchmark.md).
 """
 
