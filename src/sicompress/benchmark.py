@@ -374,6 +374,7 @@ def comparisons_table(table: pd.DataFrame) -> pd.DataFrame:
     from .comparisons import compare, comparison_table
 
     rows = []
+    unpruned = table[table["allocation"] == UNPRUNED]
     for budget, b in table[table["allocation"] != UNPRUNED].groupby("budget", sort=True):
         def cell(allocation, name):
             return b[(b["allocation"] == allocation) & (b["criterion"] == name)]
@@ -397,15 +398,11 @@ def comparisons_table(table: pd.DataFrame) -> pd.DataFrame:
                           b=cell_title("uniform", name), what="allocation")
             rows.append({**row, "budget": budget, "allocation": "si", "criterion": name,
                          "question": "allocation"})
-    unpruned = table[table["allocation"] == UNPRUNED]
-    for budget, b in table[table["allocation"] != UNPRUNED].groupby("budget", sort=True):
-        ref = b[(b["allocation"] == "si") & (b["criterion"] == "si")]
-        if ref.empty or unpruned.empty:
-            continue
-        row = compare(_runs_of(ref), _runs_of(unpruned), a=cell_title("si", "si"),
-                      b=cell_title(UNPRUNED, UNPRUNED), what="against unpruned")
-        rows.append({**row, "budget": budget, "allocation": "si", "criterion": "si",
-                     "question": "pruning"})
+        if not ref.empty and not unpruned.empty:
+            row = compare(_runs_of(ref), _runs_of(unpruned), a=cell_title("si", "si"),
+                          b=cell_title(UNPRUNED, UNPRUNED), what="against unpruned")
+            rows.append({**row, "budget": budget, "allocation": "si", "criterion": "si",
+                         "question": "pruning"})
     extra = ["budget", "allocation", "criterion", "question"]
     if not rows:
         return pd.DataFrame(columns=extra)
