@@ -35,7 +35,6 @@ from fractions import Fraction
 from typing import Iterable
 
 import numpy as np
-from scipy import stats as _scipy_stats
 
 LEVEL = 0.95  # the confidence of every interval the report reads
 
@@ -88,11 +87,19 @@ def pooled_exact_test(strata: Iterable[tuple[int, int]]) -> dict:
             "p_value": sign_test_p(only_a, only_b)}
 
 
+def _t_quantile(q: float, df: float) -> float:
+    """Student's t quantile (scipy's; imported here, not with the module: scipy.stats costs
+    most jobs, which never read an interval, a second of start-up)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(q, df))
+
+
 def _interval(kind: str, n: int, delta: float, se: float, df: float, level: float) -> dict:
     if n < 2 or not math.isfinite(se) or not math.isfinite(df) or df <= 0:
         return {"kind": kind, "n": n, "delta": delta, "lo": math.nan, "hi": math.nan,
                 "half_width": math.nan, "df": math.nan, "se": math.nan}
-    half = float(_scipy_stats.t.ppf(0.5 + level / 2, df)) * se
+    half = _t_quantile(0.5 + level / 2, df) * se
     return {"kind": kind, "n": n, "delta": delta, "lo": delta - half, "hi": delta + half,
             "half_width": half, "df": float(df), "se": float(se)}
 
@@ -153,7 +160,7 @@ def detectable(sd: float, n: int, level: float = LEVEL) -> float:
     NaN for n < 2."""
     if n < 2 or not math.isfinite(sd):
         return math.nan
-    return float(_scipy_stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return _t_quantile(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
 
 
 def mean_sd(values: Iterable[float]) -> tuple[float, float]:
