@@ -21,7 +21,6 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.utils.benchmark as benchmark
 
 from . import artifacts
 from .cost import macs_per_image, parameter_counts
@@ -66,7 +65,11 @@ def time_forward(model: torch.nn.Module, images: torch.Tensor, *, fmt: ForwardFo
             forward()
         if images.device.type == "cuda":
             torch.cuda.synchronize(images.device)
-        timer = benchmark.Timer(stmt="forward()", globals={"forward": forward},
+        # imported here: torch.utils.benchmark brings in cpp_extension, whose warning about a
+        # missing CUDA runtime would otherwise open the log of every job on a CPU machine
+        from torch.utils.benchmark import Timer
+
+        timer = Timer(stmt="forward()", globals={"forward": forward},
                                 num_threads=torch.get_num_threads())
         m = timer.blocked_autorange(min_run_time=min_run_time)
     return {"median": float(m.median), "iqr": float(m.iqr), "measurements": len(m.times)}
