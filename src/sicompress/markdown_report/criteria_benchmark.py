@@ -73,12 +73,12 @@ def _tally(verdicts: list[dict], name: str) -> dict:
 
 def _criteria_words(section: dict, allocation: str) -> str:
     """"every criterion" where every criterion the package has runs at `allocation`, else
-    their titles ("SI, BN scale and random")."""
+    their titles ("SI, BN scale and random"); "" where none does."""
     at = criteria_at(section, allocation)
     if set(at) == set(NAMES):
         return "every criterion"
     if not at:
-        return "no criterion (the network from scratch only)"
+        return ""
     titles = [criterion(n).title for n in at]
     return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
 
@@ -183,6 +183,7 @@ def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, all
             "scratch_epochs": scratch_epochs(section, cfg["train"]),
             "at_si": _criteria_words(section, "si"),
             "at_uniform": _criteria_words(section, "uniform"),
+            "global_title": criterion(section["global_criterion"]).title,
             "unpruned": unpruned_cell(cells),
             "network": e2e.get("network", "vgg16"), "width": e2e.get("width"),
             "last_epochs": LAST_EPOCHS,
