@@ -138,6 +138,14 @@ def test_cells_and_runs_of_a_config_section():
         ("si", "si"), ("si", "l1"), ("global", "bn_scale"), ("uniform", "scratch")]
     # without the uniform share, scratch takes SI's counts
     assert cells({**section, "allocations": ["si"]})[-1] == ("si", "scratch")
+    # SI's architecture from scratch too, in the order given; none without scratch
+    assert cells({**section, "scratch_allocations": ["uniform", "si"]})[-2:] == [
+        ("uniform", "scratch"), ("si", "scratch")]
+    assert len(runs({**section, "scratch_allocations": ["uniform", "si"]})) == 2 * 7 * 2 + 2
+    assert cells({**section, "scratch": False, "scratch_allocations": ["si"]})[-1] == (
+        "global", "bn_scale")
+    with pytest.raises(ValueError, match="scratch_allocations: global not among"):
+        cells({**section, "allocations": ["si", "uniform"], "scratch_allocations": ["global"]})
 
 
 def test_scratch_trains_as_long_as_e2e_and_its_fine_tune():

@@ -82,20 +82,33 @@ def criteria_at(section: Mapping, allocation: str) -> list[str]:
     return list(section["criteria"])
 
 
+def scratch_allocations(section: Mapping) -> list[str]:
+    """The allocations whose networks are trained from scratch: section["scratch_allocations"]
+    where given (each must be one of section["allocations"]), else the uniform share (the
+    first allocation where the uniform share is not run); [] where section["scratch"] is off."""
+    if not section["scratch"]:
+        return []
+    given = section.get("scratch_allocations")
+    if given is None:
+        return ["uniform" if "uniform" in section["allocations"] else section["allocations"][0]]
+    missing = [a for a in given if a not in section["allocations"]]
+    if missing:
+        raise ValueError(f"benchmark.scratch_allocations: {', '.join(missing)} not among "
+                         f"benchmark.allocations {list(section['allocations'])}")
+    return list(given)
+
+
 def cells(section: Mapping) -> list[tuple[str, str]]:
     """(allocation, criterion) of every cell config["benchmark"] makes, in the report's order:
     every criterion at each allocation but "global", BN scale's (the global criterion's) own
-    global threshold, and (scratch) the uniform-width network from scratch (at SI's counts
-    where the uniform share is not run)."""
+    global threshold, and (scratch) the networks from scratch (`scratch_allocations`)."""
     out = []
     for allocation in section["allocations"]:
         if allocation == "global":
             out.append(("global", section["global_criterion"]))
         else:
             out += [(allocation, name) for name in criteria_at(section, allocation)]
-    if section["scratch"]:
-        out.append(("uniform" if "uniform" in section["allocations"]
-                    else section["allocations"][0], SCRATCH))
+    out += [(allocation, SCRATCH) for allocation in scratch_allocations(section)]
     return out
 
 
@@ -388,7 +401,9 @@ def comparisons_table(table: pd.DataFrame) -> pd.DataFrame:
                           a=cell_title(allocation, name), b=cell_title("si", "si"),
                           what="against SI")
             rows.append({**row, "budget": budget, "allocation": allocation,
-                         "criterion": name, "question": "selection" if allocation == "si"
+                         "criterion": name,
+                         "question": "against SI" if name == SCRATCH
+                         else "selection" if allocation == "si"
                          else "allocation" if name == "si" else "against SI"})
         for name in sorted(set(b["criterion"]) - {"si", SCRATCH}):
             at_si, at_uniform = cell("si", name), cell("uniform", name)

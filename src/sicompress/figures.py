@@ -472,8 +472,8 @@ UNPRUNED_STYLE = dict(marker="*", ls="-", color="black")  # e2e fine-tuned, noth
 
 
 def _cell_style(allocation: str, name: str) -> dict:
-    if name == "scratch":
-        return dict(SCRATCH_STYLE)
+    if name == "scratch":  # a cross at the uniform share, a plus at SI's counts
+        return {**SCRATCH_STYLE, **({"marker": "P", "ls": "-"} if allocation == "si" else {})}
     if name == "unpruned":
         return dict(UNPRUNED_STYLE)
     return {**ALLOCATION_STYLES.get(allocation, dict(marker="D", ls="-")),
@@ -487,7 +487,7 @@ def plot_benchmark_frontier(cells: pd.DataFrame, path: str | Path, *, x: str, xl
     and x): per cell its mean over the repeats at each budget with the 95% interval as an
     error bar, joined across budgets; colour the criterion, marker and line the allocation
     (SI's counts solid circles, the uniform share dashed squares, the global threshold dotted
-    triangles; from scratch brown crosses). Cells of one budget share its size closely, so
+    triangles; from scratch brown crosses, pluses at SI's counts). Cells of one budget share its size closely, so
     they are spread sideways a little (by a share of the budget's size) to be told apart.
     e2e: {x: value, "test_acc": fraction}, drawn as a line and a marker for reference; the
     unpruned reference (allocation "unpruned": e2e fine-tuned alike) a black star at e2e's

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .. import artifacts
 from ..benchmark import (ALLOCATION_TITLES, BUDGET_OF, LAST_EPOCHS, SCRATCH, UNPRUNED, budget_name,
-                         cell_title, criteria_at, scratch_epochs)
+                         cell_title, criteria_at, scratch_allocations, scratch_epochs)
 from ..criteria import NAMES, criterion
 from . import reading
 from .cells import count, frame, num, p_value, pct, pp
@@ -181,6 +181,7 @@ def benchmark_context(*, table_csv, runs_csv, comparisons_csv, ranking_json, all
             "e2e_parameters": e2e_params, "ranking": ranking, "section": section,
             "schedule": schedule, "figures": figures,
             "scratch_epochs": scratch_epochs(section, cfg["train"]),
+            "scratch_at": scratch_allocations(section),  # allocation keys
             "at_si": _criteria_words(section, "si"),
             "at_uniform": _criteria_words(section, "uniform"),
             "global_title": criterion(section["global_criterion"]).title,
