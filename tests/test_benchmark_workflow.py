@@ -188,10 +188,12 @@ def test_a_macs_budget_reaches_the_allocations(bench_run, tmp_path):
     (["gpu-benchmark.yaml"],
      {"allocate_benchmark": 3, "choose_benchmark_channels": 51, "finetune_benchmark": 117,
       "train_benchmark_scratch": 9, "finetune_benchmark_unpruned": 3}),
-    # the CPU benchmark: 1 budget, 13 cells x 3 repeats, 3 from scratch
+    # the CPU benchmark: 1 budget; choices: 6 criteria at SI's counts (random's 3 draws: 8),
+    # SI, BN scale and random at the uniform share (5), the global threshold (1); 10 cells x 3
+    # repeats; from scratch at the uniform share and SI's counts, 2 x 3
     (["cpu-benchmark.yaml"],
-     {"allocate_benchmark": 1, "choose_benchmark_channels": 17, "finetune_benchmark": 39,
-      "train_benchmark_scratch": 3, "finetune_benchmark_unpruned": 3}),
+     {"allocate_benchmark": 1, "choose_benchmark_channels": 14, "finetune_benchmark": 30,
+      "train_benchmark_scratch": 6, "finetune_benchmark_unpruned": 3}),
     # its MACs control: SI and BN scale at SI's counts and the uniform share, no scratch
     (["cpu-benchmark.yaml", "cpu-benchmark-macs.yaml"],
      {"allocate_benchmark": 1, "choose_benchmark_channels": 4, "finetune_benchmark": 12,
